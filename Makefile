@@ -1,0 +1,43 @@
+# Two commands (README, Quickstart):
+#   make report   set up .venv if needed, then run the main job (the report on defaults)
+#   make check    set up .venv if needed, then lint and run the whole test suite
+# Only Python 3.11+ is needed; everything else is installed into local virtual envs.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: report check lint test test-py312 parity-env clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "ntkspec needs Python 3.11+"'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+report: $(STAMP)
+	$(VENV)/bin/ntkspec report
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+check: lint test test-py312
+
+# A quick pass on the newest Python (3.12+) and the newest JAX the registry serves for it,
+# when such an interpreter is on this machine (pyenv included); skipped with a message
+# otherwise.
+test-py312:
+	@bash tests/newest_python.sh
+
+# The neural-tangents 0.6.5 reference environment (also built on first use by the tests).
+parity-env:
+	$(PY) tests/parity/nt_env.py --build
+
+clean:
+	rm -rf $(VENV) .venv-nt .venv-py3* .pytest_cache .ruff_cache

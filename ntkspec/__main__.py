@@ -1,0 +1,5 @@
+"""``python -m ntkspec`` runs the console script."""
+
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,311 @@
+r"""Fourier-feature input mappings and their stationary profile.
+
+A Fourier mapping with frequencies :math:`B \in \mathbb{R}^{m \times d}` and amplitudes
+:math:`a \in \mathbb{R}^m` sends a point :math:`v \in \mathbb{R}^d` to
+
+.. math::
+
+    \gamma(v) = [a_1 \cos(2\pi b_1^\top v), \dots, a_m \cos(2\pi b_m^\top v),
+                 a_1 \sin(2\pi b_1^\top v), \dots, a_m \sin(2\pi b_m^\top v)]
+    \in \mathbb{R}^{2m}.
+
+Its Gram is stationary: :math:`\gamma(v_1)^\top\gamma(v_2) = \tau(v_1 - v_2)` with the
+profile :math:`\tau(\Delta) = \sum_j a_j^2 \cos(2\pi b_j^\top \Delta)`, and every point has
+the same squared norm :math:`S = \sum_j a_j^2`. For kernels the cancellation-free form is
+used: :math:`\sin^2(\theta/2) = (1 - \tau/S)/2 = \frac{1}{S}\sum_j a_j^2
+\sin^2(\pi b_j^\top\Delta)`, where :math:`\theta` is the angle between the two features.
+
+The constructors follow Tancik et al. (2020), section 5 and the official notebooks:
+``basic`` (B = I), ``positional`` (axis-aligned log-spaced frequencies, in the paper's form
+:math:`\sigma^{j/m}` or the official code's form :math:`2^{\mathrm{linspace}(0, S, m)} - 1`),
+``gaussian`` (:math:`B_{ij} \sim \mathcal N(0, \sigma^2)`) and the 1D ``power_law``
+(:math:`b_j = j`, :math:`a_j = j^{-p}`). ``identity`` is "no mapping": raw coordinates.
+
+References:
+    Tancik, Srinivasan, Mildenhall, Fridovich-Keil, Raghavan, Singhal, Ramamoorthi,
+    Barron & Ng, "Fourier Features Let Networks Learn High Frequency Functions in Low
+    Dimensional Domains", NeurIPS 2020, https://arxiv.org/abs/2006.10739.
+    Rahimi & Recht, "Random Features for Large-Scale Kernel Machines", NIPS 2007.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._numerics import x64_scope
+from ._validation import as_points, check_positive_int, check_real, is_traced
+
+__all__ = [
+    "FourierMapping",
+    "IdentityMapping",
+    "identity",
+    "basic",
+    "positional",
+    "gaussian",
+    "power_law",
+]
+
+
+def _concrete(x) -> bool:
+    return not is_traced(x) and isinstance(x, np.ndarray | jax.Array)
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True, eq=False)
+class FourierMapping:
+    r"""The Fourier-feature map :math:`\gamma(v) = [a\cos(2\pi vB^\top), a\sin(2\pi vB^\top)]`.
+
+    An immutable value and a JAX pytree (``B`` and ``a`` are its leaves, so kernels can be
+    differentiated with respect to them). Calling it maps points to features.
+
+    Attributes:
+        B: frequencies, shape (m, d), in cycles per unit length.
+        a: amplitudes, shape (m,).
+
+    Example:
+        >>> import numpy as np, ntkspec
+        >>> gamma = ntkspec.mappings.basic(1)
+        >>> gamma(np.array([[0.25]])).round(12).tolist()
+        [[0.0, 1.0]]
+    """
+
+    B: jax.Array | np.ndarray
+    a: jax.Array | np.ndarray
+
+    def __post_init__(self):
+        B, a = self.B, self.a
+        if isinstance(B, list | tuple):
+            B = np.asarray(B, dtype=np.float64)
+            object.__setattr__(self, "B", B)
+        if isinstance(a, list | tuple):
+            a = np.asarray(a, dtype=np.float64)
+            object.__setattr__(self, "a", a)
+        if not hasattr(B, "shape") or not hasattr(a, "shape"):
+            return  # pytree unflattening with placeholders
+        if B.ndim != 2 or B.shape[0] < 1 or B.shape[1] < 1:
+            raise ValueError(f"B must have shape (m, d) with m, d >= 1; got {B.shape}")
+        if a.shape != (B.shape[0],):
+            raise ValueError(
+                f"a must have shape (m,) = ({B.shape[0]},) to match B; got {a.shape}"
+            )
+        for name, arr in (("B", B), ("a", a)):
+            if _concrete(arr) and not np.all(np.isfinite(np.asarray(arr))):
+                raise ValueError(f"{name} must be finite; it contains NaN or inf")
+        if _concrete(a) and not np.any(np.asarray(a) != 0):
+            raise ValueError("a must have at least one non-zero amplitude")
+
+    @property
+    def dim(self) -> int:
+        """Input dimension d."""
+        return int(self.B.shape[1])
+
+    @property
+    def num_freqs(self) -> int:
+        """Number of frequencies m."""
+        return int(self.B.shape[0])
+
+    @property
+    def out_dim(self) -> int:
+        """Feature dimension 2m."""
+        return 2 * self.num_freqs
+
+    @property
+    def norm_sq(self):
+        r"""The squared feature norm :math:`S = \sum_j a_j^2`, the same for every point."""
+        return jnp.sum(jnp.asarray(self.a) ** 2) if is_traced(self.a) else float(
+            np.sum(np.asarray(self.a, dtype=np.float64) ** 2)
+        )
+
+    @property
+    def is_periodic(self) -> bool:
+        """True when every frequency is an integer, so the map is periodic on [0, 1)^d."""
+        if not _concrete(self.B):
+            return False
+        B = np.asarray(self.B, dtype=np.float64)
+        return bool(np.all(B == np.round(B)))
+
+    @property
+    def is_stationary(self) -> bool:
+        """Fourier mappings always give stationary kernels."""
+        return True
+
+    def __call__(self, v, *, dtype=np.float64):
+        """Map points ``v`` of shape (n, d) to features of shape (n, 2m) (float64)."""
+        v = as_points(v, "v", dim=self.dim, dim_name="mapping's input dimension")
+        with x64_scope(dtype):
+            B = jnp.asarray(self.B, dtype=dtype)
+            a = jnp.asarray(self.a, dtype=dtype)
+            phase = 2.0 * jnp.pi * (jnp.asarray(v, dtype=dtype) @ B.T)
+            return jnp.concatenate([a * jnp.cos(phase), a * jnp.sin(phase)], axis=-1)
+
+    def tau(self, delta, *, dtype=np.float64):
+        r"""The profile :math:`\tau(\Delta) = \sum_j a_j^2 \cos(2\pi b_j^\top\Delta)`.
+
+        Args:
+            delta: offsets, shape (n, d).
+
+        Returns:
+            Shape (n,), float64: :math:`\gamma(v + \Delta)^\top\gamma(v)` for any v.
+        """
+        delta = as_points(delta, "delta", dim=self.dim, dim_name="mapping's dimension")
+        with x64_scope(dtype):
+            B = jnp.asarray(self.B, dtype=dtype)
+            a2 = jnp.asarray(self.a, dtype=dtype) ** 2
+            return jnp.cos(2.0 * jnp.pi * (jnp.asarray(delta, dtype=dtype) @ B.T)) @ a2
+
+    def sin2_half_angle(self, delta, *, dtype=np.float64):
+        r"""Cancellation-free :math:`\sin^2(\theta/2) = (1 - \tau(\Delta)/S)/2`.
+
+        Computed as :math:`\frac1S\sum_j a_j^2 \sin^2(\pi b_j^\top\Delta)`: every term is
+        :math:`O(\Delta^2)`, so it is exactly 0 at :math:`\Delta = 0` and accurate near it.
+
+        Args:
+            delta: offsets, shape (n, d).
+
+        Returns:
+            Shape (n,), values in [0, 1].
+        """
+        delta = as_points(delta, "delta", dim=self.dim, dim_name="mapping's dimension")
+        with x64_scope(dtype):
+            B = jnp.asarray(self.B, dtype=dtype)
+            a2 = jnp.asarray(self.a, dtype=dtype) ** 2
+            s = jnp.sin(jnp.pi * (jnp.asarray(delta, dtype=dtype) @ B.T)) ** 2 @ a2
+            return s / jnp.sum(a2)
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class IdentityMapping:
+    """No mapping: raw coordinates (optionally shifted), as the paper's "no mapping" row.
+
+    The resulting kernel is *not* stationary; spectra and solvers use their dense or
+    matrix-free paths for it.
+
+    Attributes:
+        dim: input dimension, or None to accept any.
+        offset: subtracted from every coordinate (the paper's 1D code used 0.5).
+    """
+
+    dim: int | None = dataclasses.field(default=None, metadata=dict(static=True))
+    offset: float = dataclasses.field(default=0.0, metadata=dict(static=True))
+
+    def __post_init__(self):
+        if self.dim is not None:
+            check_positive_int(self.dim, "dim")
+        check_real(self.offset, "offset")
+
+    @property
+    def out_dim(self) -> int | None:
+        """Feature dimension (equal to ``dim``)."""
+        return self.dim
+
+    @property
+    def is_periodic(self) -> bool:
+        """Raw coordinates are not periodic."""
+        return False
+
+    @property
+    def is_stationary(self) -> bool:
+        """Raw coordinates do not give a stationary kernel."""
+        return False
+
+    def __call__(self, v, *, dtype=np.float64):
+        """Return ``v - offset`` as float64, shape (n, d)."""
+        v = as_points(v, "v", dim=self.dim, dim_name="mapping's input dimension")
+        with x64_scope(dtype):
+            return jnp.asarray(v, dtype=dtype) - self.offset
+
+
+def identity(dim: int | None = None, *, offset: float = 0.0) -> IdentityMapping:
+    """No mapping: the network sees the raw coordinates ``v - offset``."""
+    return IdentityMapping(dim, float(offset))
+
+
+def basic(dim: int) -> FourierMapping:
+    r"""The basic mapping :math:`[\cos 2\pi v, \sin 2\pi v]`: B = I_d, a = 1."""
+    dim = check_positive_int(dim, "dim")
+    return FourierMapping(np.eye(dim), np.ones(dim))
+
+
+def positional(
+    dim: int,
+    num_freqs: int,
+    sigma: float | None = None,
+    *,
+    scale: float | None = None,
+) -> FourierMapping:
+    r"""Axis-aligned positional encoding with ``num_freqs`` frequencies per axis, a = 1.
+
+    Give exactly one of:
+
+    * ``sigma`` (the paper's form): :math:`b = \sigma^{j/m}`, j = 0..m-1, on each axis;
+    * ``scale`` (the official code's "posenc_new", used for its Table 1):
+      :math:`b = 2^{\mathrm{linspace}(0, S, m)} - 1` on each axis (the first frequency is
+      0, a constant feature); S is about :math:`\log_2\sigma` (6 natural, 5 text images).
+
+    Returns:
+        A mapping with ``dim * num_freqs`` frequencies, axis 0's block first.
+    """
+    dim = check_positive_int(dim, "dim")
+    num_freqs = check_positive_int(num_freqs, "num_freqs")
+    if (sigma is None) == (scale is None):
+        raise ValueError("positional needs exactly one of sigma (paper) or scale (code)")
+    if sigma is not None:
+        check_real(sigma, "sigma", low=0.0, low_inclusive=False)
+        freqs = float(sigma) ** (np.arange(num_freqs) / num_freqs)
+    else:
+        check_real(scale, "scale", low=0.0)
+        freqs = 2.0 ** np.linspace(0.0, float(scale), num_freqs) - 1.0
+    B = np.kron(np.eye(dim), freqs[:, None])
+    return FourierMapping(B, np.ones(dim * num_freqs))
+
+
+def gaussian(key_or_seed, dim: int, num_freqs: int, sigma: float) -> FourierMapping:
+    r"""Random Fourier features: :math:`B_{ij} \sim \mathcal N(0, \sigma^2)`, a = 1.
+
+    Args:
+        key_or_seed: a ``jax.random`` key or an int seed. The draw is made in float64,
+            so the same seed gives the same B whatever the caller's JAX config.
+        dim: input dimension d.
+        num_freqs: number of frequencies m (the paper uses 256).
+        sigma: standard deviation of the frequencies (cycles per unit).
+    """
+    dim = check_positive_int(dim, "dim")
+    num_freqs = check_positive_int(num_freqs, "num_freqs")
+    check_real(sigma, "sigma", low=0.0, low_inclusive=False)
+    if isinstance(key_or_seed, numbers.Integral) and not isinstance(key_or_seed, bool):
+        key = jax.random.PRNGKey(int(key_or_seed))
+    elif isinstance(key_or_seed, jax.Array):
+        key = key_or_seed
+    else:
+        raise TypeError(
+            f"key_or_seed must be a jax.random key or an int; got {key_or_seed!r}"
+        )
+    with x64_scope(np.float64):
+        z = np.asarray(jax.random.normal(key, (num_freqs, dim), dtype=jnp.float64))
+    return FourierMapping(float(sigma) * z, np.ones(num_freqs))
+
+
+def power_law(num_freqs: int, p: float, *, normalize: bool = False) -> FourierMapping:
+    r"""The paper's 1D dense mapping: :math:`b_j = j`, :math:`a_j = j^{-p}`, j = 1..m.
+
+    ``p = inf`` keeps only :math:`b_1 = 1` (a = e_1, the basic mapping). With
+    ``normalize=True`` the amplitudes are divided by :math:`\|a\|_2` so that
+    :math:`\|\gamma(v)\| = 1`, as in the paper's 1D notebooks.
+    """
+    num_freqs = check_positive_int(num_freqs, "num_freqs")
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or math.isnan(p):
+        raise TypeError(f"p must be a real number or inf; got {p!r}")
+    if p < 0:
+        raise ValueError(f"p must be >= 0 (or inf); got {p}")
+    j = np.arange(1, num_freqs + 1, dtype=np.float64)
+    a = (j == 1).astype(np.float64) if math.isinf(p) else j ** (-float(p))
+    if normalize:
+        a = a / np.linalg.norm(a)
+    return FourierMapping(j[:, None], a)
