@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "profiles":
             if args.depth < 1:
                 raise _UsageError(f"--depth must be >= 1; got {args.depth}")
-            from .report import ntk_profiles
+            from .studies.profiles import ntk_profiles
 
             ntk_profiles(args.out, depth=args.depth, seed=args.seed, command=command)
             print(f"wrote {args.out}/ntk_profiles.png and ntk_profiles.json")
