@@ -1,4 +1,4 @@
-"""Private helpers for writing outputs atomically (temp file in the same folder, then rename).
+"""Private helpers for writing outputs atomically (temp file, then rename).
 
 An interrupted run therefore never leaves a half-written file under its final name.
 """
@@ -18,8 +18,9 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[str], None]) -> Path
     """Call ``writer(tmp_path)`` then rename the temp file to ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix + ".tmp",
-                               dir=path.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.stem}.", suffix=path.suffix + ".tmp", dir=path.parent
+    )
     os.close(fd)
     try:
         writer(tmp)

@@ -2,7 +2,8 @@
 
 ntkspec never changes JAX's global configuration. Public entry points that compute in
 float64 wrap their work in :func:`x64_scope`, a context manager around JAX's own scoped
-``enable_x64`` switch, which is part of the jit cache key, so a caller who runs in float32
+``enable_x64`` switch, which is part of the jit cache key, so a caller who runs in
+float32
 elsewhere is not affected.
 """
 
@@ -24,7 +25,8 @@ DENSE_CAP_ENV = "NTKSPEC_MAX_DENSE_BYTES"
 
 
 def _enable_x64_context(enabled: bool):
-    # jax >= 0.6 exposes the scoped switch as ``jax.enable_x64``; older releases kept it in
+    # jax >= 0.6 exposes the scoped switch as ``jax.enable_x64``; older releases kept
+    # it in
     # ``jax.experimental``.  Both are context managers over the same thread-local flag.
     ctx = getattr(jax, "enable_x64", None)
     if ctx is not None:
@@ -36,7 +38,7 @@ def _enable_x64_context(enabled: bool):
 
 @contextlib.contextmanager
 def x64_scope(dtype) -> Iterator[None]:
-    """Enable 64-bit types inside the block when ``dtype`` is float64; otherwise no-op."""
+    """Enable 64-bit types inside the block when ``dtype`` is float64."""
     if np.dtype(dtype) == np.float64:
         with _enable_x64_context(True):
             yield
@@ -56,7 +58,7 @@ def resolve_dtype(dtype) -> np.dtype:
 
 
 def dense_cap_bytes(max_bytes: int | float | None = None) -> float:
-    """The memory cap for one dense output: the argument, else the env var, else 4 GiB."""
+    """The cap for one dense output: the argument, else the env var, else 4 GiB."""
     if max_bytes is not None:
         if not isinstance(max_bytes, int | float) or isinstance(max_bytes, bool):
             raise TypeError(f"max_bytes must be a number of bytes; got {max_bytes!r}")
@@ -86,12 +88,13 @@ def check_dense_request(
     what: str,
     alternative: str,
 ) -> None:
-    """Refuse a dense array of ``shape`` whose size exceeds the cap, naming the way out."""
+    """Refuse a dense array of ``shape`` over the cap, naming the way out."""
     cap = dense_cap_bytes(max_bytes)
     need = float(np.prod([float(s) for s in shape])) * itemsize
     if need > cap:
         raise ValueError(
-            f"{what} of shape {tuple(shape)} would need {need / 2**30:.2f} GiB, over the "
+            f"{what} of shape {tuple(shape)} would need {need / 2**30:.2f} GiB, "
+            f"over the "
             f"dense memory cap of {cap / 2**30:.2f} GiB (argument max_bytes or env var "
             f"{DENSE_CAP_ENV}). {alternative}"
         )

@@ -1,6 +1,7 @@
 """Private argument checks run at the public boundary, in plain Python, before tracing.
 
-Each check raises ``TypeError`` for a wrong kind of argument and ``ValueError`` for a wrong
+Each check raises ``TypeError`` for a wrong kind of argument and ``ValueError`` for a
+wrong
 value, and names the argument, what is allowed and what was given.
 """
 
@@ -21,7 +22,7 @@ __all__ = [
 
 
 def is_traced(x) -> bool:
-    """True when ``x`` is a JAX tracer (inside jit/grad/vmap), so values cannot be read."""
+    """True when ``x`` is a JAX tracer (inside jit/grad/vmap): no values to read."""
     return isinstance(x, jax.core.Tracer)
 
 
@@ -33,14 +34,16 @@ def as_points(x, name: str, *, dim: int | None = None, dim_name: str = "dimensio
     if isinstance(x, list | tuple):
         x = np.asarray(x)
     if not hasattr(x, "shape") or not hasattr(x, "dtype"):
-        raise TypeError(f"{name} must be an array of shape (n, d); got {type(x).__name__}")
+        raise TypeError(
+            f"{name} must be an array of shape (n, d); got {type(x).__name__}"
+        )
     if x.ndim != 2:
         raise ValueError(f"{name} must have shape (n, d); got shape {tuple(x.shape)}")
     if x.shape[0] < 1 or x.shape[1] < 1:
-        raise ValueError(f"{name} must have n >= 1 rows and d >= 1 columns; got {x.shape}")
-    if not (
-        np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)
-    ):
+        raise ValueError(
+            f"{name} must have n >= 1 rows and d >= 1 columns; got {x.shape}"
+        )
+    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
         raise TypeError(f"{name} must hold real numbers; got dtype {x.dtype}")
     if dim is not None and x.shape[1] != dim:
         raise ValueError(

@@ -1,10 +1,12 @@
 r"""Infinite-width NNGP and NTK of ReLU MLPs (arc-cosine recursion), float64 by default.
 
 The architecture :class:`ReluMLP` with ``depth`` = L Dense layers is the network
-``stax.serial(*[Dense(width, W_std, b_std, p), Relu()] * (L - 1), Dense(1, W_std, b_std, p))``
+``stax.serial(*[Dense(width, W_std, b_std, p), Relu()] * (L - 1), Dense(1, W_std,
+b_std, p))``
 of neural-tangents, and :func:`nngp` / :func:`ntk` reproduce neural-tangents 0.6.5's
 ``kernel_fn`` exactly (up to float64 round-off). Write :math:`\sigma_w` = ``W_std``,
-:math:`\sigma_b` = ``b_std`` (None = no bias, counted as 0 in the NNGP), d = input width.
+:math:`\sigma_b` = ``b_std`` (None = no bias, counted as 0 in the NNGP), d = input
+width.
 
 Input layer: :math:`K^0 = x^\top x'/d`, :math:`v^0 = |x|^2/d`. Dense, both
 parameterizations: :math:`K \leftarrow \sigma_w^2 K + \sigma_b^2` and the same for the
@@ -40,8 +42,10 @@ from one matrix product; pairs whose :math:`w` is below ``1e-6`` are recomputed 
 feature difference :math:`|x - x'|^2` (stable), and the diagonal of a self-kernel is 0.
 A pair whose variances are 0 gets :math:`\theta = \pi/2`, neural-tangents' convention.
 
-For inputs of equal norm (every Fourier mapping), the whole kernel is one scalar function
-of the first-layer :math:`w` (:func:`profile`); it is evaluated by a Chebyshev fit of that
+For inputs of equal norm (every Fourier mapping), the whole kernel is one scalar
+function
+of the first-layer :math:`w` (:func:`profile`); it is evaluated by a Chebyshev fit of
+that
 function, built from the exact recursion for each architecture, verified on a dense test
 set to 1e-14 relative before it is used (otherwise the exact recursion runs).
 
@@ -53,7 +57,8 @@ Outputs are capped at 4 GiB by default (``max_bytes`` argument or the
 References:
     Cho & Saul, "Kernel Methods for Deep Learning", NIPS 2009.
     Jacot, Gabriel & Hongler, "Neural Tangent Kernel", NeurIPS 2018, arXiv:1806.07572.
-    Lee et al., "Deep Neural Networks as Gaussian Processes", ICLR 2018, arXiv:1711.00165.
+    Lee et al., "Deep Neural Networks as Gaussian Processes", ICLR 2018,
+    arXiv:1711.00165.
     Novak et al., "Neural Tangents: Fast and Easy Infinite Neural Networks in Python",
     ICLR 2020, arXiv:1912.02803.
 """
@@ -95,7 +100,7 @@ def _is_number(x) -> bool:
 )
 @dataclasses.dataclass(frozen=True)
 class ReluMLP:
-    """A ReLU MLP architecture: ``depth`` Dense layers, ``depth - 1`` ReLUs between them.
+    """A ReLU MLP: ``depth`` Dense layers with ``depth - 1`` ReLUs between them.
 
     An immutable value and a JAX pytree (``W_std`` and ``b_std`` are leaves, so kernels
     can be differentiated with respect to them).
@@ -144,8 +149,8 @@ class ReluMLP:
             and self.width is None
         ):
             raise ValueError(
-                "width is required for parameterization='standard' with depth >= 2: its "
-                "NTK grows with the declared hidden width (give e.g. width=256)"
+                "width is required for parameterization='standard' with depth >= 2: "
+                "its NTK grows with the declared hidden width (give e.g. width=256)"
             )
 
 
@@ -167,25 +172,50 @@ def _safe_sqrt_jvp(primals, tangents):
     return y, jnp.where(pos, dx / (2.0 * jnp.where(pos, y, 1.0)), 0.0)
 
 
+#: Below this, w = 1 - cos(angle) is round-off (the first layer snaps w < ~1e-14 to 0,
+#: deeper layers shrink w by O(1) factors): derivatives treat the pair as at angle 0.
+_W_TINY = 1e-20
+
+
+def _interior(w):
+    return (w > _W_TINY) & (w < 2.0 - _W_TINY)
+
+
 @jax.custom_jvp
 def _angle_from_w(w):
-    """theta = arccos(1 - w) = 2 arcsin(sqrt(w / 2)), stable near 0; w in [0, 2]."""
+    """Theta = arccos(1 - w) = 2 arcsin(sqrt(w / 2)), stable near 0; w in [0, 2]."""
     return 2.0 * jnp.arcsin(jnp.sqrt(jnp.clip(w, 0.0, 2.0) / 2.0))
 
 
 @_angle_from_w.defjvp
 def _angle_from_w_jvp(primals, tangents):
-    # d theta / d w = 1 / sin(theta) = 1 / sqrt(w (2 - w)); infinite at w = 0 and 2, where
-    # theta is at an end of [0, pi]. There we return 0: the symmetric (central) derivative
+    # d theta / d w = 1 / sin(theta) = 1 / sqrt(w (2 - w)); infinite at w = 0 and 2,
+    # where
+    # theta is at an end of [0, pi]. There we return 0: the symmetric (central)
+    # derivative
     # of the kernel's cusp, which is what central finite differences measure.
     (w,), (dw,) = primals, tangents
-    inner = (w > 0) & (w < 2)
+    inner = _interior(w)
     s = jnp.sqrt(jnp.where(inner, w * (2.0 - w), 1.0))
     return _angle_from_w(w), jnp.where(inner, dw / s, 0.0)
 
 
+@jax.custom_jvp
+def _sin_from_w(w):
+    """sin(theta) = sqrt(w (2 - w)) for theta = arccos(1 - w)."""
+    return jnp.sqrt(jnp.clip(w * (2.0 - w), 0.0, None))
+
+
+@_sin_from_w.defjvp
+def _sin_from_w_jvp(primals, tangents):
+    (w,), (dw,) = primals, tangents
+    inner = _interior(w)
+    s = jnp.sqrt(jnp.where(inner, w * (2.0 - w), 1.0))
+    return _sin_from_w(w), jnp.where(inner, (1.0 - w) * dw / s, 0.0)
+
+
 def _sin_minus_theta_cos(theta, sin_t, cos_t):
-    """sin(theta) - theta cos(theta), by its Taylor series below 0.5 (no cancellation)."""
+    """sin(theta) - theta cos(theta), by its Taylor series below 0.5 (no cancelling)."""
     t2 = theta * theta
     # sum_{k>=1} (-1)^(k+1) 2k theta^(2k+1) / (2k+1)!, Horner in theta^2, 9 terms.
     series = jnp.zeros_like(theta)
@@ -213,7 +243,8 @@ def _recursion(arch: ReluMLP, q1, q2, w_in, d: int, need_ntk: bool = True):
 
     Args:
         arch: the architecture.
-        q1, q2: input variances |x|^2/d, broadcastable against ``w_in``.
+        q1: input variances |x1|^2/d, broadcastable against ``w_in``.
+        q2: input variances |x2|^2/d, broadcastable against ``w_in``.
         w_in: 1 - cos(angle between inputs), in [0, 2].
         d: input width (used by the "standard" NTK).
         need_ntk: skip the NTK when only the NNGP is wanted.
@@ -240,7 +271,7 @@ def _recursion(arch: ReluMLP, q1, q2, w_in, d: int, need_ntk: bool = True):
         # ReLU
         theta = _angle_from_w(w)
         cos_t = 1.0 - w
-        sin_t = _safe_sqrt(w * (2.0 - w))
+        sin_t = _sin_from_w(w)
         w_relu = jnp.clip(w - _sin_minus_theta_cos(theta, sin_t, cos_t) / jnp.pi, 0, 2)
         v1, v2 = v1 / 2.0, v2 / 2.0
         k_relu = _safe_sqrt(v1 * v2) * (1.0 - w_relu)
@@ -286,12 +317,17 @@ def _w_from_z(z: np.ndarray, upper: bool) -> np.ndarray:
     return 2.0 * (1.0 - z * z) if upper else 2.0 * z * z
 
 
+@functools.partial(jax.jit, static_argnames=("d", "kernel"))
+def _exact_profile(arch, q, w, d, kernel):
+    nngp_, ntk_ = _recursion(arch, q, q, w, d, kernel == "ntk")
+    return ntk_ if kernel == "ntk" else nngp_
+
+
 def _exact_profile_np(arch, q, w, d, kernel):
     with x64_scope(np.float64):
-        nngp, ntk_ = _recursion(
-            arch, jnp.float64(q), jnp.float64(q), jnp.asarray(w), d, kernel == "ntk"
+        return np.asarray(
+            _exact_profile(arch, jnp.float64(q), jnp.asarray(w, jnp.float64), d, kernel)
         )
-        return np.asarray(ntk_ if kernel == "ntk" else nngp)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -310,11 +346,14 @@ def _fit_profile(arch, q: float, d: int, kernel: str, degree: int = 48):
         vals = _exact_profile_np(arch, q, _w_from_z(nodes, upper), d, kernel)
         coefs.append(_cheb_coefficients(vals))
     # Verify on a dense set of points (both halves) against the exact recursion.
-    test_w = np.concatenate([np.linspace(0.0, 2.0, 2001), 2.0 * np.random.default_rng(0)
-                             .random(2000)])
+    test_w = np.concatenate(
+        [np.linspace(0.0, 2.0, 2001), 2.0 * np.random.default_rng(0).random(2000)]
+    )
     exact = _exact_profile_np(arch, q, test_w, d, kernel)
     fit_vals = np.asarray(
-        _eval_chebyshev(jnp.asarray(coefs[0]), jnp.asarray(coefs[1]), jnp.asarray(test_w))
+        _eval_chebyshev(
+            jnp.asarray(coefs[0]), jnp.asarray(coefs[1]), jnp.asarray(test_w)
+        )
     )
     scale = np.max(np.abs(exact))
     err = float(np.max(np.abs(fit_vals - exact)) / scale) if scale > 0 else 0.0
@@ -342,8 +381,14 @@ _FIT_TOL = 5e-14
 def _profile_fit(arch: ReluMLP, q: float, d: int, kernel: str):
     """A verified Chebyshev fit, or None when the fit misses its tolerance."""
     key = (
-        arch.depth, float(arch.W_std), None if arch.b_std is None else float(arch.b_std),
-        arch.parameterization, arch.width, float(q), int(d), kernel,
+        arch.depth,
+        float(arch.W_std),
+        None if arch.b_std is None else float(arch.b_std),
+        arch.parameterization,
+        arch.width,
+        float(q),
+        int(d),
+        kernel,
     )
     # A small bounded memo of *Python-number* keys (no arrays): fitting costs ~10 ms.
     if key in _FIT_CACHE:
@@ -401,13 +446,16 @@ def profile(
             raise ValueError("sin2_half must be finite")
         if arr.size and (arr.min() < 0.0 or arr.max() > 1.0):
             raise ValueError(
-                f"sin2_half must lie in [0, 1]; got values in [{arr.min()}, {arr.max()}]"
+                "sin2_half must lie in [0, 1]; got values in "
+                f"[{arr.min()}, {arr.max()}]"
             )
     with x64_scope(dtype):
         w = 2.0 * jnp.asarray(sin2_half, dtype=dtype)
-        traced = is_traced(sin2_half) or any(
-            is_traced(x) for x in jax.tree_util.tree_leaves(arch)
-        ) or is_traced(input_var)
+        traced = (
+            is_traced(sin2_half)
+            or any(is_traced(x) for x in jax.tree_util.tree_leaves(arch))
+            or is_traced(input_var)
+        )
         if not traced and w.size > 4096:
             fit = _profile_fit(arch, float(input_var), input_dim, kernel)
             if fit is not None:
@@ -430,12 +478,16 @@ _eval_chebyshev_jit = jax.jit(_eval_chebyshev)
 
 
 def _first_layer_w(x1, x2, q1, q2, d, self_block_offset):
-    """w = 1 - cos(angle) from the matrix product, snapped to 0 on a self-diagonal."""
+    """W = 1 - cos(angle) from the matrix product, snapped to 0 on a self-diagonal."""
     gram = (x1 @ x2.T) / d
     denom = _safe_sqrt(q1[:, None] * q2[None, :])
     pos = denom > 0
     w = jnp.where(pos, 1.0 - gram / jnp.where(pos, denom, 1.0), 1.0)
-    w = jnp.clip(w, 0.0, 2.0)
+    # The product resolves w only to ~sqrt(d) eps absolute: below that the pair is at
+    # angle 0 as far as this data can tell. Snapping keeps traced evaluations (jit/grad,
+    # where the exact near-pair pass cannot run) and their gradients well defined there.
+    snap = 64.0 * jnp.finfo(w.dtype).eps * max(1.0, math.sqrt(d))
+    w = jnp.where(w < snap, 0.0, jnp.minimum(w, 2.0))
     if self_block_offset is not None:
         rows = jnp.arange(x1.shape[0])[:, None] + self_block_offset
         cols = jnp.arange(x2.shape[0])[None, :]
@@ -475,18 +527,26 @@ def _block_near(x1, x2, offset, self_kernel):
     return _near_mask(w, offset, self_kernel)
 
 
+@functools.partial(jax.jit, static_argnames=("get",))
 def _exact_pairs(arch, x1, x2, rows, cols, get):
-    """Kernel at selected pairs with w from the feature difference (no cancellation)."""
+    """Kernel at selected pairs, w from the unit-vector difference (no cancellation).
+
+    ``1 - cos(angle) = |a/|a| - b/|b||^2 / 2`` is accurate to round-off relative to
+    ``w``
+    itself, for duplicates and collinear pairs alike (where it is ~1e-32, not ~1e-16).
+    """
     a, b = x1[rows], x2[cols]
     d = a.shape[1]
-    na = jnp.sqrt(jnp.sum(a * a, axis=1))
-    nb = jnp.sqrt(jnp.sum(b * b, axis=1))
-    diff2 = jnp.sum((a - b) ** 2, axis=1)
-    # 1 - cos = (|a - b|^2 - (|a| - |b|)^2) / (2 |a||b|)
-    prod = na * nb
-    w = jnp.where(prod > 0, (diff2 - (na - nb) ** 2) / (2 * jnp.where(prod > 0, prod, 1)), 1)
+    na = jnp.sqrt(jnp.sum(a * a, axis=1, keepdims=True))
+    nb = jnp.sqrt(jnp.sum(b * b, axis=1, keepdims=True))
+    pos = (na > 0) & (nb > 0)
+    ua = a / jnp.where(pos, na, 1.0)
+    ub = b / jnp.where(pos, nb, 1.0)
+    w = jnp.where(pos[:, 0], 0.5 * jnp.sum((ua - ub) ** 2, axis=1), 1.0)
     w = jnp.clip(w, 0.0, 2.0)
-    nngp_, ntk_ = _recursion(arch, na**2 / d, nb**2 / d, w, d, get == "ntk")
+    nngp_, ntk_ = _recursion(
+        arch, na[:, 0] ** 2 / d, nb[:, 0] ** 2 / d, w, d, get == "ntk"
+    )
     return ntk_ if get == "ntk" else nngp_
 
 
@@ -514,7 +574,8 @@ def _kernel(arch, x1, x2, get, dtype, max_bytes, block_rows, progress):
         what=f"The dense {get.upper()} Gram",
         alternative=(
             "Use ntkspec.Grid points with ntkspec.spectrum / kernel_regression for the "
-            "structured (FFT/Toeplitz) path, or a matrix-free solver for scattered points."
+            "structured (FFT/Toeplitz) path, or a matrix-free solver for "
+            "scattered points."
         ),
     )
     if block_rows is None:
@@ -530,7 +591,11 @@ def _kernel(arch, x1, x2, get, dtype, max_bytes, block_rows, progress):
         fit = None
         if not traced:
             q1 = np.sum(np.asarray(x1, np.float64) ** 2, axis=1) / d
-            q2 = q1 if self_kernel else np.sum(np.asarray(x2, np.float64) ** 2, axis=1) / d
+            q2 = (
+                q1
+                if self_kernel
+                else np.sum(np.asarray(x2, np.float64) ** 2, axis=1) / d
+            )
             q0 = q1[0]
             equal = q0 > 0 and all(
                 np.max(np.abs(q - q0)) <= 1e-13 * q0 for q in (q1, q2)
@@ -550,14 +615,18 @@ def _kernel(arch, x1, x2, get, dtype, max_bytes, block_rows, progress):
             from tqdm.auto import tqdm
 
             # delay: the bar appears only when the work takes longer than a second.
-            bar = tqdm(total=n1, desc=f"{get} Gram", unit="rows", leave=False, delay=1.0)
+            bar = tqdm(
+                total=n1, desc=f"{get} Gram", unit="rows", leave=False, delay=1.0
+            )
         blocks = []
         for start in starts:
             stop = min(start + block_rows, n1)
             xb = x1j[start:stop]
             if stop - start < block_rows and len(starts) > 1:
                 # pad the last block so every block reuses one compiled function
-                xb = jnp.concatenate([xb, jnp.broadcast_to(xb[-1:], (block_rows - (stop - start), d))])
+                xb = jnp.concatenate(
+                    [xb, jnp.broadcast_to(xb[-1:], (block_rows - (stop - start), d))]
+                )
             out, n_near = _block(
                 arch, xb, x2j, start, get, self_kernel, fit is not None, coefs
             )
@@ -593,7 +662,8 @@ def nngp(
         x2: inputs, shape (n2, d); None means ``x1``.
         dtype: float64 (default; round-off parity with neural-tangents) or float32
             (faster, about 1e-6 relative off the diagonal).
-        max_bytes: cap on the output's size (default 4 GiB or ``NTKSPEC_MAX_DENSE_BYTES``).
+        max_bytes: cap on the output's size (default 4 GiB or
+        ``NTKSPEC_MAX_DENSE_BYTES``).
         block_rows: rows per block (default: blocks of about 2**21 entries).
         progress: show a tqdm bar (default: when there are more than 8 blocks).
 
@@ -617,7 +687,7 @@ def ntk(
     block_rows: int | None = None,
     progress: bool | None = None,
 ):
-    r"""The neural tangent kernel :math:`\Theta(x_1, x_2)` of the infinitely wide ``arch``.
+    r"""The neural tangent kernel :math:`\Theta(x_1, x_2)` of the infinite-width arch.
 
     Same arguments, return value and conventions as :func:`nngp` (neural-tangents'
     ``kernel_fn(x1, x2, 'ntk')``: the output axis is dropped, the kernel is per output).

@@ -10,14 +10,18 @@ A Fourier mapping with frequencies :math:`B \in \mathbb{R}^{m \times d}` and amp
     \in \mathbb{R}^{2m}.
 
 Its Gram is stationary: :math:`\gamma(v_1)^\top\gamma(v_2) = \tau(v_1 - v_2)` with the
-profile :math:`\tau(\Delta) = \sum_j a_j^2 \cos(2\pi b_j^\top \Delta)`, and every point has
-the same squared norm :math:`S = \sum_j a_j^2`. For kernels the cancellation-free form is
+profile :math:`\tau(\Delta) = \sum_j a_j^2 \cos(2\pi b_j^\top \Delta)`, and every point
+has
+the same squared norm :math:`S = \sum_j a_j^2`. For kernels the cancellation-free form
+is
 used: :math:`\sin^2(\theta/2) = (1 - \tau/S)/2 = \frac{1}{S}\sum_j a_j^2
 \sin^2(\pi b_j^\top\Delta)`, where :math:`\theta` is the angle between the two features.
 
 The constructors follow Tancik et al. (2020), section 5 and the official notebooks:
-``basic`` (B = I), ``positional`` (axis-aligned log-spaced frequencies, in the paper's form
-:math:`\sigma^{j/m}` or the official code's form :math:`2^{\mathrm{linspace}(0, S, m)} - 1`),
+``basic`` (B = I), ``positional`` (axis-aligned log-spaced frequencies, in the paper's
+form
+:math:`\sigma^{j/m}` or the official code's form :math:`2^{\mathrm{linspace}(0, S, m)}
+- 1`),
 ``gaussian`` (:math:`B_{ij} \sim \mathcal N(0, \sigma^2)`) and the 1D ``power_law``
 (:math:`b_j = j`, :math:`a_j = j^{-p}`). ``identity`` is "no mapping": raw coordinates.
 
@@ -59,9 +63,10 @@ def _concrete(x) -> bool:
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True, eq=False)
 class FourierMapping:
-    r"""The Fourier-feature map :math:`\gamma(v) = [a\cos(2\pi vB^\top), a\sin(2\pi vB^\top)]`.
+    r"""The Fourier-feature map :math:`\gamma(v) = [a\cos 2\pi Bv, a\sin 2\pi Bv]`.
 
-    An immutable value and a JAX pytree (``B`` and ``a`` are its leaves, so kernels can be
+    An immutable value and a JAX pytree (``B`` and ``a`` are its leaves, so kernels can
+    be
     differentiated with respect to them). Calling it maps points to features.
 
     Attributes:
@@ -117,14 +122,16 @@ class FourierMapping:
 
     @property
     def norm_sq(self):
-        r"""The squared feature norm :math:`S = \sum_j a_j^2`, the same for every point."""
-        return jnp.sum(jnp.asarray(self.a) ** 2) if is_traced(self.a) else float(
-            np.sum(np.asarray(self.a, dtype=np.float64) ** 2)
+        r"""The squared feature norm :math:`S = \sum_j a_j^2`, equal for every point."""
+        return (
+            jnp.sum(jnp.asarray(self.a) ** 2)
+            if is_traced(self.a)
+            else float(np.sum(np.asarray(self.a, dtype=np.float64) ** 2))
         )
 
     @property
     def is_periodic(self) -> bool:
-        """True when every frequency is an integer, so the map is periodic on [0, 1)^d."""
+        """True when every frequency is an integer: the map is periodic on [0, 1)^d."""
         if not _concrete(self.B):
             return False
         B = np.asarray(self.B, dtype=np.float64)
@@ -142,13 +149,16 @@ class FourierMapping:
             B = jnp.asarray(self.B, dtype=dtype)
             a = jnp.asarray(self.a, dtype=dtype)
             phase = 2.0 * jnp.pi * (jnp.asarray(v, dtype=dtype) @ B.T)
-            return jnp.concatenate([a * jnp.cos(phase), a * jnp.sin(phase)], axis=-1)
+            return jnp.concatenate(
+                [a[None, :] * jnp.cos(phase), a[None, :] * jnp.sin(phase)], axis=-1
+            )
 
     def tau(self, delta, *, dtype=np.float64):
         r"""The profile :math:`\tau(\Delta) = \sum_j a_j^2 \cos(2\pi b_j^\top\Delta)`.
 
         Args:
             delta: offsets, shape (n, d).
+            dtype: float64 (default) or float32.
 
         Returns:
             Shape (n,), float64: :math:`\gamma(v + \Delta)^\top\gamma(v)` for any v.
@@ -162,11 +172,14 @@ class FourierMapping:
     def sin2_half_angle(self, delta, *, dtype=np.float64):
         r"""Cancellation-free :math:`\sin^2(\theta/2) = (1 - \tau(\Delta)/S)/2`.
 
-        Computed as :math:`\frac1S\sum_j a_j^2 \sin^2(\pi b_j^\top\Delta)`: every term is
-        :math:`O(\Delta^2)`, so it is exactly 0 at :math:`\Delta = 0` and accurate near it.
+        Computed as :math:`\frac1S\sum_j a_j^2 \sin^2(\pi b_j^\top\Delta)`: every term
+        is
+        :math:`O(\Delta^2)`, so it is exactly 0 at :math:`\Delta = 0` and accurate near
+        it.
 
         Args:
             delta: offsets, shape (n, d).
+            dtype: float64 (default) or float32.
 
         Returns:
             Shape (n,), values in [0, 1].
@@ -182,7 +195,7 @@ class FourierMapping:
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class IdentityMapping:
-    """No mapping: raw coordinates (optionally shifted), as the paper's "no mapping" row.
+    """No mapping: raw coordinates (optionally shifted), the paper's "no mapping".
 
     The resulting kernel is *not* stationary; spectra and solvers use their dense or
     matrix-free paths for it.
@@ -246,8 +259,10 @@ def positional(
 
     * ``sigma`` (the paper's form): :math:`b = \sigma^{j/m}`, j = 0..m-1, on each axis;
     * ``scale`` (the official code's "posenc_new", used for its Table 1):
-      :math:`b = 2^{\mathrm{linspace}(0, S, m)} - 1` on each axis (the first frequency is
-      0, a constant feature); S is about :math:`\log_2\sigma` (6 natural, 5 text images).
+      :math:`b = 2^{\mathrm{linspace}(0, S, m)} - 1` on each axis (the first frequency
+      is
+      0, a constant feature); S is about :math:`\log_2\sigma` (6 natural, 5 text
+      images).
 
     Returns:
         A mapping with ``dim * num_freqs`` frequencies, axis 0's block first.
@@ -255,7 +270,9 @@ def positional(
     dim = check_positive_int(dim, "dim")
     num_freqs = check_positive_int(num_freqs, "num_freqs")
     if (sigma is None) == (scale is None):
-        raise ValueError("positional needs exactly one of sigma (paper) or scale (code)")
+        raise ValueError(
+            "positional needs exactly one of sigma (paper) or scale (code)"
+        )
     if sigma is not None:
         check_real(sigma, "sigma", low=0.0, low_inclusive=False)
         freqs = float(sigma) ** (np.arange(num_freqs) / num_freqs)

@@ -17,7 +17,8 @@ def provenance(command: str | None = None, seed: int | None = None) -> dict:
     from . import __version__
 
     dev = jax.devices()[0]
-    device = f"{dev.platform.upper()}: {getattr(dev, 'device_kind', '') or platform.processor() or platform.machine()}"
+    kind = getattr(dev, "device_kind", "") or platform.processor() or platform.machine()
+    device = f"{dev.platform.upper()}: {kind}"
     try:
         import os
 
@@ -34,6 +35,6 @@ def provenance(command: str | None = None, seed: int | None = None) -> dict:
         "platform": dev.platform,
         "cpu_cores": cores,
         "machine": platform.platform(),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "seed": seed,
     }

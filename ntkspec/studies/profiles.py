@@ -1,6 +1,7 @@
 """NTK of a 4-layer ReLU MLP against the coordinate offset for the paper's 2D mappings.
 
-Tancik et al. 2020, Fig. 2 style: the kernel of each mapping as a function of the offset,
+Tancik et al. 2020, Fig. 2 style: the kernel of each mapping as a function of the
+offset,
 with the plotted numbers as JSON beside the figure.
 """
 
@@ -20,10 +21,12 @@ __all__ = ["paper_mappings_2d", "stationary_ntk", "ntk_profiles", "run"]
 
 
 def paper_mappings_2d(seed: int = 0) -> dict:
-    """The paper's 2D mappings: none, basic, positional encoding, Gaussian sigma 1/10/100.
+    """The paper's 2D mappings: none, basic, positional, Gaussian sigma 1, 10, 100.
 
-    Positional encoding is the official code's form (128 frequencies per axis, scale 6, as
-    its Table 1 used on natural images); Gaussian mappings share one draw of 256 directions
+    Positional encoding is the official code's form (128 frequencies per axis, scale 6,
+    as
+    its Table 1 used on natural images); Gaussian mappings share one draw of 256
+    directions
     rescaled per sigma, as in the official notebook.
     """
     base = mappings.gaussian(seed, 2, 256, 1.0)
@@ -63,7 +66,8 @@ def ntk_profiles(
 ) -> dict:
     """Compute and plot the NTK against the offset along the first axis.
 
-    Stationary (Fourier) mappings use k(Delta) from the profile; "none" (raw coordinates,
+    Stationary (Fourier) mappings use k(Delta) from the profile; "none" (raw
+    coordinates,
     not stationary) uses k(v0 + Delta, v0) at the centre v0 = (0.5, 0.5). Each curve is
     also given normalised by its value at Delta = 0.
 
@@ -90,10 +94,13 @@ def ntk_profiles(
         "description": (
             "NTK of a ReLU MLP (depth Dense layers) against the coordinate offset "
             "Delta = (delta, 0) for the paper's 2D mappings; 'none' is evaluated at "
-            "k(v0 + Delta, v0), v0 = (0.5, 0.5), since raw coordinates are not stationary."
+            "k(v0 + Delta, v0), v0 = (0.5, 0.5), since raw coordinates are "
+            "not stationary."
         ),
         "architecture": {
-            "depth": depth, "W_std": arch.W_std, "b_std": arch.b_std,
+            "depth": depth,
+            "W_std": arch.W_std,
+            "b_std": arch.b_std,
             "parameterization": arch.parameterization,
         },
         "offsets": offsets.tolist(),
@@ -119,7 +126,9 @@ def _plot_profiles(data: dict, path: Path) -> None:
         style = "--" if not c["stationary"] else "-"
         axes[0].plot(offsets, c["ntk_normalised"], style, label=name, lw=1.2)
         axes[1].plot(offsets, c["ntk_normalised"], style, label=name, lw=1.2)
-    axes[0].set_title("NTK(Δ) / NTK(0), depth %d ReLU MLP" % data["architecture"]["depth"])
+    axes[0].set_title(
+        f"NTK(Δ) / NTK(0), depth {data['architecture']['depth']} ReLU MLP"
+    )
     axes[1].set_xlim(-0.05, 0.05)
     axes[1].set_title("zoom near Δ = 0")
     for ax in axes:
@@ -132,12 +141,18 @@ def _plot_profiles(data: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def run(out_dir: str | Path = "figures/profiles", *, quick: bool = False, seed: int = 0,
-        command: str | None = None) -> dict:
+def run(
+    out_dir: str | Path = "figures/profiles",
+    *,
+    quick: bool = False,
+    seed: int = 0,
+    command: str | None = None,
+) -> dict:
     """Write ``ntk_profiles.json`` and ``ntk_profiles.png`` into ``out_dir``."""
     out_dir = Path(out_dir)
-    data = ntk_profiles(out_dir, seed=seed, num_offsets=401 if quick else 1001,
-                        command=command)
+    data = ntk_profiles(
+        out_dir, seed=seed, num_offsets=401 if quick else 1001, command=command
+    )
     return {
         "json": str(out_dir / "ntk_profiles.json"),
         "png": str(out_dir / "ntk_profiles.png"),
