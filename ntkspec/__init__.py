@@ -2,11 +2,24 @@
 
 from importlib import metadata as _metadata
 
+from . import data as data
 from . import mappings as mappings
+from . import networks as networks
+from . import operators as operators
+from . import plotting as plotting
+from . import spectra as spectra
+from . import theory as theory
+from .dynamics import eigenmode_residuals as eigenmode_residuals
+from .dynamics import gd_dynamics as gd_dynamics
+from .grid import Grid as Grid
 from .kernels import ReluMLP as ReluMLP
 from .kernels import nngp as nngp
 from .kernels import ntk as ntk
 from .mappings import FourierMapping as FourierMapping
+from .regression import RegressionInfo as RegressionInfo
+from .regression import kernel_regression as kernel_regression
+from .spectra import grid_spectrum as grid_spectrum
+from .spectra import spectrum as spectrum
 
 try:
     __version__ = _metadata.version("ntkspec")
@@ -14,9 +27,22 @@ except _metadata.PackageNotFoundError:  # running from an uninstalled source tre
     __version__ = "0.0.0+unknown"
 
 __all__ = [
+    "Grid",
+    "grid_spectrum",
+    "operators",
+    "plotting",
+    "spectra",
+    "spectrum",
+    "RegressionInfo",
+    "data",
+    "eigenmode_residuals",
+    "gd_dynamics",
+    "kernel_regression",
+    "theory",
     "FourierMapping",
     "ReluMLP",
     "mappings",
+    "networks",
     "nngp",
     "ntk",
     "__version__",

@@ -465,8 +465,7 @@ def profile(
                     w,
                 )
         q = jnp.asarray(input_var, dtype=dtype)
-        nngp_, ntk_ = _recursion(arch, q, q, w, input_dim, kernel == "ntk")
-        return ntk_ if kernel == "ntk" else nngp_
+        return _exact_profile(arch, q, w, input_dim, kernel)
 
 
 _eval_chebyshev_jit = jax.jit(_eval_chebyshev)

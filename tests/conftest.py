@@ -31,3 +31,32 @@ def rng():
     import numpy as np
 
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def report_quick(tmp_path_factory):
+    """One `ntkspec report --quick` run for the session (test_report, test_browser).
+
+    Returns (out_dir, report.json as a dict, the finished process).
+    """
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path_factory.mktemp("report_quick")
+    repo = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(repo), JAX_PLATFORMS="cpu")
+    proc = subprocess.run(
+        [sys.executable, "-m", "ntkspec", "report", "--quick", "--out", str(out)],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    summary_path = out / "report" / "report.json"
+    assert summary_path.is_file(), (
+        f"report --quick wrote no report.json:\n{proc.stderr}"
+    )
+    return out, json.loads(summary_path.read_text()), proc

@@ -1,0 +1,1 @@
+"""Thin scripts that regenerate each figure, table and benchmark at full size."""

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The full validation on a lent GPU machine, as one prepared script (issue 5).
+#
+#   analysis/gpu_run.sh OUTDIR          # full size (~6 min on one H100)
+#   analysis/gpu_run.sh OUTDIR --tiny   # dry run of the same logic at tiny sizes (CPU ok)
+#
+# Runs from the source tree (PYTHONPATH=.) with the machine's Python (3.12, jax CUDA,
+# optax, numpy, scipy, scikit-image, matplotlib, tqdm, torch preinstalled); installs
+# nothing and needs no network. Writes everything under OUTDIR:
+#   device.txt              nvidia-smi, jax devices, versions
+#   bench/training.json     steps/s of the paper's image config: ntkspec vs plain JAX vs
+#                           PyTorch (same run, same GPU) + the six-network sweep time
+#   validation/             ntkspec validation at size "gpu": empirical-NTK convergence
+#                           (widths 64..8192), GD dynamics vs theory (widths to 8192),
+#                           Table 1 with networks at 512x512 / 2000 steps, sigma sweep,
+#                           figures, JSON and summary.md (device named in every file)
+#   *.log                   the console output of each part
+# and packs OUTDIR into OUTDIR.tar.gz (one file to copy back).
+set -uo pipefail
+OUT=${1:?usage: analysis/gpu_run.sh OUTDIR [--tiny]}
+MODE=${2:-}
+cd "$(dirname "$0")/.."
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"
+# JAX must not grab most of the GPU memory: the PyTorch loop runs beside it.
+export XLA_PYTHON_CLIENT_PREALLOCATE=false
+export TF_CPP_MIN_LOG_LEVEL=2
+PY=${PYTHON:-python3}
+
+if [ "$MODE" = "--tiny" ]; then
+  SIZE=tiny
+  BENCH=(--pixels 1024 --steps 1 --rounds 1 --sweep --sweep-steps 3)
+  T_BENCH=600; T_VAL=600
+else
+  SIZE=gpu
+  BENCH=(--sweep)
+  T_BENCH=120; T_VAL=420
+fi
+
+{
+  date -u
+  nvidia-smi 2>/dev/null || echo "no nvidia-smi"
+  "$PY" - <<'PY'
+import platform, jax, numpy, optax
+print("python", platform.python_version(), "jax", jax.__version__, "numpy",
+      numpy.__version__, "optax", optax.__version__)
+print("devices", jax.devices(), "backend", jax.default_backend())
+try:
+    import torch
+    print("torch", torch.__version__, "cuda", torch.cuda.is_available())
+except Exception as err:  # noqa: BLE001
+    print("torch unavailable:", err)
+PY
+} > "$OUT/device.txt" 2>&1
+cat "$OUT/device.txt"
+
+start=$(date +%s)
+status=0
+timeout "$T_BENCH" "$PY" -m analysis.bench_training "${BENCH[@]}" \
+  --out "$OUT/bench/training.json" 2>&1 | tee "$OUT/bench.log" || status=1
+echo "bench done after $(( $(date +%s) - start )) s (status $status)"
+timeout "$T_VAL" "$PY" -m analysis.fig_validation --size "$SIZE" \
+  --out "$OUT/validation" 2>&1 | tee "$OUT/validation.log" || status=1
+echo "all done after $(( $(date +%s) - start )) s (status $status)" | tee -a "$OUT/device.txt"
+# One archive beside OUTDIR, for machines that hand back only a few files per run.
+tar -czf "${OUT%/}.tar.gz" -C "$(dirname "$OUT")" "$(basename "$OUT")" || status=1
+exit $status

@@ -1,0 +1,1017 @@
+r"""Eigenvalues of NNGP/NTK Grams: dense, FFT (periodic grids), Lanczos (Toeplitz).
+
+The spectrum of the Gram :math:`K_{ij} = k(x_i, x_j)` on N points tells which functions
+a
+kernel regressor (or an infinitely wide network in the NTK regime) learns and how fast:
+the residual along eigenvector :math:`q_i` decays like :math:`e^{-\eta\lambda_i t}`
+(Jacot et al. 2018; Tancik et al. 2020, section 3). Conventions: eigenvalues are those
+of
+:math:`K` itself (the operator :math:`\frac1N K` has them divided by N), real,
+descending.
+
+Paths taken by :func:`spectrum`:
+
+* an (N, d) array of points: dense ``eigh`` in float64 (refused over the memory cap);
+* a :class:`~ntkspec.Grid` with a periodic Fourier mapping (integer frequencies): the
+Gram
+  is multilevel circulant, its eigenvectors are the Fourier modes and all N eigenvalues
+  are
+  the DFT of the kernel on the grid offsets,
+  :math:`\Lambda(m) = \sum_o k(o/n)\, e^{-2\pi i\, m^\top (o / n)}` (exact, O(N log N));
+* a Grid with a non-periodic Fourier mapping (Gaussian frequencies, positional encoding
+  with non-integer frequencies): multilevel Toeplitz; the top k eigenpairs come from a
+  block Lanczos iteration on the exact circulant-embedding matvec;
+* raw coordinates (no mapping) on a Grid: not stationary, dense.
+
+Related quantities: :func:`grid_spectrum` (eigenvalues with their integer frequencies),
+:func:`continuous_spectrum` (the integral operator on the torus),
+:func:`fourier_spectrum` (the paper's "NTK Fourier spectrum": the DFT of the kernel
+profile, not eigenvalues, for non-periodic mappings),
+:func:`circulant_approximate_spectrum` (T. Chan / Strang, approximate),
+:func:`radial_profile` and :func:`decay_exponent` (falloff with :math:`|m|`).
+
+References:
+    Jacot, Gabriel & Hongler, "Neural Tangent Kernel", NeurIPS 2018, arXiv:1806.07572.
+    Tancik et al., "Fourier Features Let Networks Learn High Frequency Functions in Low
+    Dimensional Domains", NeurIPS 2020, https://arxiv.org/abs/2006.10739.
+    Golub & Underwood, "The block Lanczos method for computing eigenvalues", 1977;
+    Golub & Van Loan, "Matrix Computations", 4th ed., section 10.3.
+    T. Chan, SIAM J. Sci. Stat. Comput. 9(4), 1988; Strang, Stud. Appl. Math. 74, 1986.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import numbers
+import time
+import warnings
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.linalg
+
+from ._numerics import check_dense_request, x64_scope
+from ._validation import as_points
+from .grid import Grid
+from .kernels import ReluMLP, nngp, ntk
+from .mappings import FourierMapping, IdentityMapping
+from .operators import (
+    GridKernelOperator,
+    _chan_column,
+    _check_arch,
+    _check_kernel,
+    _check_stationary_mapping,
+    _circulant_rows,
+    _strang_column,
+    _toeplitz_rows,
+    grid_operator,
+    kernel_on_offsets,
+)
+
+__all__ = [
+    "spectrum",
+    "grid_spectrum",
+    "GridSpectrum",
+    "fourier_spectrum",
+    "circulant_approximate_spectrum",
+    "continuous_spectrum",
+    "lanczos_eigenpairs",
+    "LanczosResult",
+    "radial_profile",
+    "RadialProfile",
+    "decay_exponent",
+    "DecayFit",
+]
+
+KernelName = Literal["ntk", "nngp"]
+
+
+# --------------------------------------------------------------------------------------
+# Result values.
+# --------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class GridSpectrum:
+    r"""Values indexed by integer frequency :math:`m \in \mathbb{Z}^d`.
+
+    Attributes:
+        values: array whose axis i is indexed like ``frequencies[i]``.
+        frequencies: per-axis integer frequencies (FFT order for grid spectra,
+            increasing for :func:`continuous_spectrum`).
+        kind: what the values are, e.g. "eigenvalues (exact, circulant)" or
+            "NTK Fourier spectrum (not eigenvalues)".
+        exact: True when the values are exact eigenvalues of the stated operator.
+        error_estimate: estimated max absolute error (continuous spectrum), else None.
+    """
+
+    values: np.ndarray
+    frequencies: tuple[np.ndarray, ...]
+    kind: str
+    exact: bool
+    error_estimate: float | None = None
+
+    def frequency_norms(self) -> np.ndarray:
+        r""":math:`|m|`, same shape as ``values``."""
+        mesh = np.meshgrid(*self.frequencies, indexing="ij")
+        return np.sqrt(sum(m.astype(np.float64) ** 2 for m in mesh))
+
+    def centred(self) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+        """(values, frequencies) reordered so frequencies increase along every axis."""
+        order = [np.argsort(f, kind="stable") for f in self.frequencies]
+        vals = self.values[np.ix_(*order)]
+        return vals, tuple(f[o] for f, o in zip(self.frequencies, order, strict=True))
+
+
+@dataclasses.dataclass(frozen=True)
+class RadialProfile:
+    r"""Values grouped in shells :math:`r - 1/2 < |m| \le r + 1/2`, r = 0, 1, 2, ...
+
+    Attributes:
+        radius: shell radii r (integers, as float), shape (R,), empty shells dropped.
+        mean: mean value per shell.
+        minimum: smallest value per shell.
+        maximum: largest value per shell.
+        count: number of frequencies per shell.
+    """
+
+    radius: np.ndarray
+    mean: np.ndarray
+    minimum: np.ndarray
+    maximum: np.ndarray
+    count: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class DecayFit:
+    r"""A power law :math:`\lambda \approx C\, r^{-\alpha}` fitted in log-log space.
+
+    Attributes:
+        exponent: :math:`\alpha` (positive for a decaying spectrum).
+        prefactor: :math:`C`.
+        fit_range: the (low, high) range of r used (inclusive).
+        num_points: number of points in the fit.
+        rms_log_residual: root-mean-square residual of :math:`\ln\lambda`.
+    """
+
+    exponent: float
+    prefactor: float
+    fit_range: tuple[float, float]
+    num_points: int
+    rms_log_residual: float
+
+
+@dataclasses.dataclass(frozen=True)
+class LanczosResult:
+    r"""Top eigenpairs from :func:`lanczos_eigenpairs`, with diagnostics.
+
+    Attributes:
+        eigenvalues: shape (k,), descending.
+        eigenvectors: shape (N, k) or None.
+        residuals: :math:`\|K v_i - \lambda_i v_i\|` estimates, shape (k,).
+        converged: all residuals <= tol * largest eigenvalue.
+        krylov_dim: dimension of the final Krylov basis.
+        matvecs: number of matrix-vector products.
+        seconds: wall time.
+    """
+
+    eigenvalues: np.ndarray
+    eigenvectors: np.ndarray | None
+    residuals: np.ndarray
+    converged: bool
+    krylov_dim: int
+    matvecs: int
+    seconds: float
+
+
+# --------------------------------------------------------------------------------------
+# Validation helpers.
+# --------------------------------------------------------------------------------------
+
+
+def _check_k(k, n: int):
+    if k is None:
+        return None
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+        raise TypeError(f"k must be None or an integer in [1, N = {n}]; got {k!r}")
+    if not 1 <= k <= n:
+        raise ValueError(f"k must be in [1, N = {n}] (number of points); got {k}")
+    return int(k)
+
+
+def _check_bool(value, name: str) -> bool:
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name} must be True or False; got {value!r}")
+    return bool(value)
+
+
+def _check_vectors_fit(n: int, k: int, max_bytes) -> None:
+    check_dense_request(
+        (n, k),
+        8,
+        max_bytes,
+        what="vectors=True: the eigenvector array",
+        alternative="Ask for fewer eigenvectors with k=, or vectors=False.",
+    )
+
+
+def _mapping_dim(mapping) -> int | None:
+    if isinstance(mapping, FourierMapping):
+        return mapping.dim
+    if isinstance(mapping, IdentityMapping):
+        return mapping.dim
+    return None
+
+
+def _check_mapping(mapping, d: int, where: str) -> None:
+    if not isinstance(mapping, FourierMapping | IdentityMapping):
+        raise TypeError(
+            "mapping must be a FourierMapping or IdentityMapping (ntkspec.mappings); "
+            f"got {type(mapping).__name__}"
+        )
+    md = _mapping_dim(mapping)
+    if md is not None and md != d:
+        raise ValueError(
+            f"mapping has input dimension {md} but {where} has dimension {d}; "
+            f"mapping.dim must equal the points' dimension"
+        )
+
+
+# --------------------------------------------------------------------------------------
+# Dense path.
+# --------------------------------------------------------------------------------------
+
+
+def _dense_eigh(arch, mapping, points, k, kernel, vectors, max_bytes, alternative):
+    n = points.shape[0]
+    check_dense_request(
+        (n, n),
+        8,
+        max_bytes,
+        what=f"spectrum: the dense {kernel.upper()} Gram",
+        alternative=alternative,
+    )
+    feats = mapping(points)
+    gram_fn = ntk if kernel == "ntk" else nngp
+    gram = np.asarray(gram_fn(arch, feats, max_bytes=max_bytes), dtype=np.float64)
+    subset = None if k is None or k == n else [n - k, n - 1]
+    if vectors:
+        w, v = scipy.linalg.eigh(gram, subset_by_index=subset, overwrite_a=True)
+        return w[::-1].copy(), v[:, ::-1].copy()
+    w = scipy.linalg.eigh(
+        gram, eigvals_only=True, subset_by_index=subset, overwrite_a=True
+    )
+    return w[::-1].copy(), None
+
+
+# --------------------------------------------------------------------------------------
+# Periodic path.
+# --------------------------------------------------------------------------------------
+
+
+def _fourier_modes(grid: Grid, lam: np.ndarray, k: int):
+    """Top-k real Fourier eigenvectors (cos/sin pairs), shape (N, k), + values."""
+    shape = grid.shape
+    n = grid.size
+    flat = np.arange(n)
+    idx = np.unravel_index(flat, shape)
+    conj = np.ravel_multi_index(
+        tuple((-i) % s for i, s in zip(idx, shape, strict=True)), shape
+    )
+    canonical = flat <= conj
+    self_conj = flat == conj
+    # One cos mode per canonical frequency, one sin mode per non-self-conjugate one.
+    cos_idx = flat[canonical]
+    sin_idx = flat[canonical & ~self_conj]
+    mode_idx = np.concatenate([cos_idx, sin_idx])
+    mode_sin = np.concatenate(
+        [np.zeros(cos_idx.size, bool), np.ones(sin_idx.size, bool)]
+    )
+    lam_flat = lam.reshape(-1)
+    order = np.argsort(-lam_flat[mode_idx], kind="stable")[:k]
+    sel, sel_sin = mode_idx[order], mode_sin[order]
+    pts_int = np.stack(np.unravel_index(flat, shape), axis=1)  # (N, d)
+    freqs = np.stack(
+        [
+            np.asarray(f)[i]
+            for f, i in zip(
+                grid.frequencies(), np.unravel_index(sel, shape), strict=True
+            )
+        ],
+        axis=1,
+    )  # (k, d)
+    inv_n = np.array([1.0 / s for s in shape])
+    # Phase 2 pi m.x with the product m o reduced modulo n exactly in integers.
+    prod = np.mod(pts_int[:, None, :] * freqs[None, :, :], np.array(shape))
+    phase = 2.0 * np.pi * (prod * inv_n).sum(axis=-1)  # (N, k)
+    sc = np.where(sel_sin[None, :], np.sin(phase), np.cos(phase))
+    norms = np.where(self_conj[sel], 1.0 / math.sqrt(n), math.sqrt(2.0 / n))
+    return lam_flat[sel].copy(), sc * norms[None, :]
+
+
+def _periodic_eigenvalues(op: GridKernelOperator) -> np.ndarray:
+    return np.asarray(op.eigenvalues_by_frequency(), dtype=np.float64)
+
+
+# --------------------------------------------------------------------------------------
+# Block Lanczos with full reorthogonalisation.
+# --------------------------------------------------------------------------------------
+# Choice: our own block Lanczos (this function), not scipy's eigsh (ARPACK) nor jax's
+# lobpcg_standard. ARPACK calls back into Python once per matvec and reorthogonalises
+# one
+# vector at a time: a gemv over the whole basis, memory-bound (on this 2-core CPU it
+# spends
+# most of its time there, not in the FFTs). LOBPCG needs a block at least as wide as k
+# and
+# three blocks of matvecs per iteration (300+ FFT matvecs per iteration for k = 100).
+# A block Lanczos turns every reorthogonalisation into a matrix-matrix product, and runs
+# the block's matvecs in one jitted call (lax.map over the rows: XLA's CPU FFT is faster
+# one vector at a time than batched). The basis grows, so the blocks run in a Python
+# loop
+# with the basis in NumPy (BLAS products on views, no copies; XLA's CPU dot and QR are
+# several times slower than OpenBLAS at these tall-skinny shapes); T is block
+# tridiagonal, so its top Ritz pairs come from a banded eigensolver each step.
+
+
+@functools.partial(jax.jit, static_argnames=("shape", "circulant"))
+def _block_matvec(symbol, rows, shape, circulant):
+    """K applied to each row of ``rows`` (c, N), one FFT matvec per row (lax.map)."""
+    fn = _circulant_rows if circulant else _toeplitz_rows
+    return jax.lax.map(lambda r: fn(symbol, r[None, :], shape)[0], rows)
+
+
+def _cgs(basis, w):
+    """One classical Gram-Schmidt pass of the rows of w against the rows of basis."""
+    h = basis @ w.T
+    w -= h.T @ basis
+    return w
+
+
+def _orthonormal_rows(w):
+    """Rows q with w = r^T q, q q^T = I (QR of w^T), by Cholesky QR twice.
+
+    Two Gram-matrix Cholesky passes are a few BLAS-3 calls (Householder QR of a tall
+    block is many small level-2 calls, slow on a busy CPU); when w is too
+    ill-conditioned for them (a breakdown), Householder QR is used instead.
+    """
+    b = w.shape[0]
+    q, r = w, np.eye(b)
+    try:
+        for _ in range(2):
+            low = np.linalg.cholesky(q @ q.T)
+            q = scipy.linalg.solve_triangular(low, q, lower=True)
+            r = low.T @ r
+        ok = np.all(np.isfinite(q)) and np.allclose(
+            q @ q.T, np.eye(b), rtol=0, atol=1e-13
+        )
+    except np.linalg.LinAlgError:
+        ok = False
+    if ok:
+        return q, r
+    q_t, r = np.linalg.qr(w.T)
+    return np.ascontiguousarray(q_t.T), r
+
+
+def _band_put_diag(band, a, j0):
+    """Store the diagonal block a at rows/cols j0.. of T (band in lower form)."""
+    b = a.shape[0]
+    for i in range(b):
+        band[i, j0 : j0 + b - i] = np.diagonal(a, -i)
+
+
+def _band_put_sub(band, r, j0):
+    """Store the subdiagonal block T[j0+b.., j0..] = r (upper triangular)."""
+    b = r.shape[0]
+    for p in range(b):
+        for q in range(p, b):
+            band[b + p - q, j0 + q] = r[p, q]
+
+
+def _banded_top(band, dim, k):
+    """Top-k eigenpairs (descending) of the symmetric band matrix band[:, :dim]."""
+    kk = min(k, dim)
+    theta, y = scipy.linalg.eig_banded(
+        band[:, :dim], lower=True, select="i", select_range=(dim - kk, dim - 1)
+    )
+    return theta[::-1], y[:, ::-1]
+
+
+def lanczos_eigenpairs(
+    operator: GridKernelOperator,
+    k: int,
+    *,
+    vectors: bool = False,
+    block_size: int | None = None,
+    tol: float = 1e-10,
+    max_dim: int | None = None,
+    seed: int = 0,
+    max_bytes: float | None = None,
+) -> LanczosResult:
+    r"""Top-k eigenpairs of a grid kernel operator by block Lanczos (exact matvecs).
+
+    Builds an orthonormal basis :math:`V` of the block Krylov space
+    :math:`\mathrm{span}\{Q_0, KQ_0, K^2Q_0, \dots\}` (random :math:`Q_0` with
+    ``block_size`` rows) by the block three-term recurrence
+    :math:`K Q_j = Q_{j-1} R_{j-1}^\top + Q_j A_j + Q_{j+1} R_j` with full
+    reorthogonalisation (classical Gram-Schmidt as matrix products, repeated when a
+    column loses more than half its norm), and takes
+    the Rayleigh-Ritz pairs of the block tridiagonal :math:`T = V^\top K V`. A Ritz pair
+    :math:`(\theta, Vy)` has residual :math:`\|K V y - \theta V y\| = \|R_j y_{\rm
+    last}\|`; the iteration stops when each of the top k has residual
+    :math:`\le` ``tol`` :math:`\cdot|\theta|` (ARPACK's criterion).
+
+    Args:
+        operator: a :class:`~ntkspec.operators.GridKernelOperator` (symmetric).
+        k: number of eigenpairs, 1 <= k <= N.
+        vectors: also return the Ritz vectors (N, k).
+        block_size: Lanczos block width (default 8, at most N).
+        tol: relative residual tolerance, in (0, 1).
+        max_dim: largest Krylov dimension (default ``min(N, max(6 k, 600))``); the basis
+            takes ``max_dim * N * 8`` bytes (checked against ``max_bytes``).
+        seed: seed of the random start block.
+        max_bytes: memory cap for the basis (default 4 GiB or
+        ``NTKSPEC_MAX_DENSE_BYTES``).
+
+    Returns:
+        A :class:`LanczosResult`. When the residuals miss ``tol`` at ``max_dim`` a
+        ``RuntimeWarning`` reports them and the best Ritz pairs are returned.
+    """
+    t0 = time.perf_counter()
+    if not isinstance(operator, GridKernelOperator):
+        raise TypeError(
+            f"operator must be a GridKernelOperator; got {type(operator).__name__}"
+        )
+    n = operator.grid.size
+    k = _check_k(k, n)
+    vectors = _check_bool(vectors, "vectors")
+    if block_size is None:
+        block_size = 8
+    if isinstance(block_size, bool) or not isinstance(block_size, numbers.Integral):
+        raise TypeError(f"block_size must be a positive integer; got {block_size!r}")
+    if block_size < 1:
+        raise ValueError(f"block_size must be >= 1; got {block_size}")
+    b = int(min(block_size, n))
+    if not (isinstance(tol, numbers.Real) and 0 < tol < 1):
+        raise ValueError(f"tol must be in (0, 1); got {tol!r}")
+    if max_dim is None:
+        max_dim = max(6 * k, 600)
+    if isinstance(max_dim, bool) or not isinstance(max_dim, numbers.Integral):
+        raise TypeError(f"max_dim must be an integer; got {max_dim!r}")
+    max_dim = max(min(int(max_dim), n), min(n, k + b))
+    steps = max(1, max_dim // b)
+    cap_rows = steps * b
+    check_dense_request(
+        (cap_rows, n),
+        8,
+        max_bytes,
+        what="lanczos_eigenpairs: the Krylov basis",
+        alternative="Lower k or max_dim.",
+    )
+    if vectors:
+        _check_vectors_fit(n, k, max_bytes)
+    rng = np.random.default_rng(seed)
+    shape, circulant = operator.grid.shape, operator.is_circulant
+    with x64_scope(np.float64):
+        symbol = jnp.asarray(operator.symbol, jnp.float64)
+
+        def apply(rows):
+            return np.array(_block_matvec(symbol, jnp.asarray(rows), shape, circulant))
+
+        basis = np.empty((cap_rows, n))
+        q_j, _ = _orthonormal_rows(rng.standard_normal((b, n)))
+        basis[:b] = q_j
+        band = np.zeros((b + 1, cap_rows))  # T in LAPACK lower band form
+        r_prev = None
+        theta = y = None
+        res = np.full(k, np.inf)
+        converged = False
+        matvecs = 0
+        scale = 0.0
+        for j in range(steps):
+            j0, dim = j * b, (j + 1) * b
+            w = apply(basis[j0:dim])
+            matvecs += b
+            if r_prev is not None:
+                w -= r_prev @ basis[j0 - b : j0]
+            a_j = w @ basis[j0:dim].T
+            a_j = 0.5 * (a_j + a_j.T)
+            w -= a_j @ basis[j0:dim]
+            # One CGS pass; a second one only where a column lost more than half of its
+            # norm to the first (Daniel-Gragg-Kaufman-Stewart criterion, "twice is
+            # enough").
+            before = np.linalg.norm(w, axis=1)
+            w = _cgs(basis[:dim], w)
+            if np.any(np.linalg.norm(w, axis=1) < 0.5 * before):
+                w = _cgs(basis[:dim], w)
+            q_next, r_j = _orthonormal_rows(w)
+            _band_put_diag(band, a_j, j0)
+            last = dim + b > cap_rows
+            scale = max(scale, float(np.max(np.abs(np.diag(a_j)))))
+            # Ritz pairs every other step once the basis can hold k of them (each check
+            # is a banded eigensolve; skipping one costs at most one extra block).
+            if (dim >= k and j % 2 == 1) or last or theta is None:
+                theta, y = _banded_top(band, dim, k)
+                scale = max(abs(theta[0]), np.finfo(float).tiny)
+                res = np.linalg.norm(r_j @ y[j0:dim], axis=0)
+                if dim >= k and np.all(res <= tol * np.maximum(np.abs(theta), 1e-300)):
+                    converged = True
+                    break
+            if last:
+                break
+            # Breakdown (rank-deficient block): continue with fresh orthogonal
+            # directions.
+            bad = np.abs(np.diag(r_j)) <= 1e-12 * scale
+            if np.any(bad):
+                fresh = rng.standard_normal((b, n))
+                fresh = _cgs(basis[:dim], _cgs(basis[:dim], fresh))
+                q_next = np.where(bad[:, None], fresh, q_next)
+                q_next = _cgs(basis[:dim], _cgs(basis[:dim], q_next))
+                q_next, _ = _orthonormal_rows(q_next)
+                r_j = np.where(bad[:, None], 0.0, r_j)
+            _band_put_sub(band, r_j, j0)
+            r_prev = r_j
+            basis[dim : dim + b] = q_next
+        dim = y.shape[0]
+        kk = min(k, theta.shape[0])
+        if not converged:
+            rel = float(np.max(res[:kk] / np.maximum(np.abs(theta[:kk]), 1e-300)))
+            warnings.warn(
+                f"lanczos_eigenpairs did not converge: Krylov dimension {dim} "
+                f"(max_dim {max_dim}), {matvecs} matvecs, largest relative residual "
+                f"{rel:.2e} > tol {tol:.1e}; raise max_dim",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        evecs = None
+        if vectors:
+            evecs = basis[:dim].T @ y[:, :kk]
+    return LanczosResult(
+        eigenvalues=theta[:kk].copy(),
+        eigenvectors=evecs,
+        residuals=res[:kk],
+        converged=converged,
+        krylov_dim=dim,
+        matvecs=matvecs,
+        seconds=time.perf_counter() - t0,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Public entry points.
+# --------------------------------------------------------------------------------------
+
+
+def spectrum(
+    arch: ReluMLP,
+    mapping,
+    x,
+    k: int | None = None,
+    kernel: KernelName = "ntk",
+    vectors: bool = False,
+    *,
+    method: str = "auto",
+    tol: float = 1e-10,
+    max_bytes: float | None = None,
+    seed: int = 0,
+):
+    r"""Eigenvalues (optionally eigenvectors) of the kernel Gram :math:`K` on points.
+
+    :math:`K_{ij} = k(\gamma(x_i), \gamma(x_j))` with :math:`\gamma` = ``mapping``;
+    eigenvalues of :math:`K` itself (those of the operator :math:`K/N` are divided by
+    N),
+    float64, descending. Paths (module docstring): dense ``eigh`` for arrays and for raw
+    coordinates; exact FFT for a :class:`~ntkspec.Grid` with a periodic mapping
+    (:math:`\Lambda(m) = \sum_o k(o/n) e^{-2\pi i m^\top o/n}`, eigenvectors the real
+    Fourier modes :math:`\sqrt{2/N}\cos(2\pi m^\top x)`, :math:`\sqrt{2/N}\sin(\cdot)`);
+    block Lanczos (:func:`lanczos_eigenpairs`) on the exact Toeplitz matvec for a Grid
+    with a non-periodic mapping when k is given (dense when k is None and it fits).
+
+    Args:
+        arch: a :class:`~ntkspec.ReluMLP`.
+        mapping: a Fourier mapping, or ``ntkspec.mappings.identity()`` (raw
+        coordinates).
+        x: points, an (N, d) array or a :class:`~ntkspec.Grid`.
+        k: number of top eigenvalues (1 <= k <= N); None for all N.
+        kernel: "ntk" or "nngp".
+        vectors: also return eigenvectors, shape (N, k) (N columns when k is None).
+        method: "auto", or force "dense" or "lanczos" (non-periodic grids).
+        tol: relative residual tolerance of the Lanczos path.
+        max_bytes: dense memory cap (default 4 GiB or ``NTKSPEC_MAX_DENSE_BYTES``).
+        seed: seed of the Lanczos start block.
+
+    Returns:
+        ``eigenvalues`` (float64 NumPy array, shape (k,) or (N,), descending), or the
+        pair
+        ``(eigenvalues, eigenvectors)`` when ``vectors=True``. Degenerate eigenvalues
+        (the :math:`\pm m` Fourier pairs) have an arbitrary basis of their eigenspace.
+
+    Raises:
+        TypeError, ValueError: bad arguments (each message names the argument); a dense
+            request over the memory cap (the message points to Grid / k); a non-periodic
+            Grid too large for dense with k=None (asks for k).
+
+    Example:
+        >>> import ntkspec
+        >>> lam = ntkspec.spectrum(ntkspec.ReluMLP(2), ntkspec.mappings.basic(1),
+        ...                        ntkspec.Grid((4,)))
+        >>> lam.round(6).tolist()
+        [2.63662, 2.0, 2.0, 1.36338]
+    """
+    _check_arch(arch)
+    _check_kernel(kernel)
+    vectors = _check_bool(vectors, "vectors")
+    if method not in ("auto", "dense", "lanczos"):
+        raise ValueError(f"method must be 'auto', 'dense' or 'lanczos'; got {method!r}")
+    if isinstance(x, Grid):
+        grid = x
+        n = grid.size
+        _check_mapping(mapping, grid.dim, "grid")
+        k = _check_k(k, n)
+        if vectors:
+            _check_vectors_fit(n, n if k is None else k, max_bytes)
+        if isinstance(mapping, IdentityMapping):
+            return _finish(
+                _dense_eigh(
+                    arch,
+                    mapping,
+                    grid.points(),
+                    k,
+                    kernel,
+                    vectors,
+                    max_bytes,
+                    "Raw coordinates give no stationary kernel, so there is no "
+                    "structured path: use a smaller grid, or a Fourier mapping.",
+                ),
+                vectors,
+            )
+        if mapping.is_periodic and method != "lanczos":
+            op = grid_operator(arch, mapping, grid, kernel=kernel)
+            lam = _periodic_eigenvalues(op)
+            kk = n if k is None else k
+            if vectors:
+                return _fourier_modes(grid, lam, kk)
+            values = np.sort(lam.reshape(-1))[::-1]
+            return values[:kk].copy()
+        use_dense = method == "dense" or (method == "auto" and k is None)
+        if use_dense:
+            return _finish(
+                _dense_eigh(
+                    arch,
+                    mapping,
+                    grid.points(),
+                    k,
+                    kernel,
+                    vectors,
+                    max_bytes,
+                    "This mapping is not periodic: ask for the top eigenvalues with k= "
+                    "(Lanczos on the exact FFT Toeplitz matvec), or see "
+                    "circulant_approximate_spectrum for an approximate full spectrum.",
+                ),
+                vectors,
+            )
+        if k is None:
+            raise ValueError("method='lanczos' needs k (the number of eigenvalues)")
+        op = grid_operator(arch, mapping, grid, kernel=kernel)
+        result = lanczos_eigenpairs(
+            op, k, vectors=vectors, tol=tol, seed=seed, max_bytes=max_bytes
+        )
+        if vectors:
+            return result.eigenvalues, result.eigenvectors
+        return result.eigenvalues
+    points = as_points(x, "x")
+    _check_mapping(mapping, points.shape[1], "x")
+    n = points.shape[0]
+    k = _check_k(k, n)
+    if method == "lanczos":
+        raise ValueError("method='lanczos' needs x to be a ntkspec.Grid")
+    if vectors:
+        _check_vectors_fit(n, n if k is None else k, max_bytes)
+    return _finish(
+        _dense_eigh(
+            arch,
+            mapping,
+            np.asarray(points, np.float64),
+            k,
+            kernel,
+            vectors,
+            max_bytes,
+            "Pass the points as a ntkspec.Grid with a Fourier mapping for the "
+            "structured "
+            "path (exact FFT for periodic mappings, Lanczos with k= otherwise).",
+        ),
+        vectors,
+    )
+
+
+def _finish(result, vectors):
+    values, vecs = result
+    return (values, vecs) if vectors else values
+
+
+def grid_spectrum(
+    arch: ReluMLP,
+    mapping: FourierMapping,
+    grid: Grid,
+    *,
+    kernel: KernelName = "ntk",
+) -> GridSpectrum:
+    r"""All N exact eigenvalues of a periodic kernel's Gram on a grid, by frequency.
+
+    :math:`\Lambda(m) = \sum_o k(o/n)\, e^{-2\pi i\, m^\top(o/n)}` for the integer
+    frequencies :math:`m` of ``grid.frequencies()`` (FFT order); the eigenvector of
+    :math:`\Lambda(m)` is the Fourier mode :math:`e^{2\pi i m^\top x}` on the grid.
+
+    Raises:
+        ValueError: the mapping is not periodic (its Gram is Toeplitz, not circulant):
+            use :func:`spectrum` with k (exact top eigenvalues),
+            :func:`fourier_spectrum` or :func:`circulant_approximate_spectrum`.
+    """
+    _check_arch(arch)
+    _check_kernel(kernel)
+    _check_stationary_mapping(mapping, grid)
+    if not mapping.is_periodic:
+        raise ValueError(
+            "grid_spectrum needs a periodic mapping (integer frequencies); for this "
+            "one "
+            "use spectrum(arch, mapping, grid, k=...) for exact top eigenvalues, or "
+            "fourier_spectrum / circulant_approximate_spectrum for frequency pictures"
+        )
+    op = grid_operator(arch, mapping, grid, kernel=kernel)
+    return GridSpectrum(
+        _periodic_eigenvalues(op),
+        grid.frequencies(),
+        "eigenvalues (exact, circulant Gram)",
+        True,
+    )
+
+
+def fourier_spectrum(
+    arch: ReluMLP,
+    mapping: FourierMapping,
+    grid: Grid,
+    *,
+    kernel: KernelName = "ntk",
+) -> GridSpectrum:
+    r"""The "NTK Fourier spectrum": :math:`|\mathrm{DFT}|` of the kernel on the grid.
+
+    :math:`F(m) = |\sum_{o} k(o/n)\, e^{-2\pi i\, m^\top(o/n)}|` with each :math:`o_i`
+    in
+    :math:`[-\lfloor n_i/2\rfloor, \lceil n_i/2\rceil)` (Tancik et al. 2020, Fig. 2d:
+    ``fftshift(|FFT|)`` of a kernel row). For a periodic mapping these are the exact
+    eigenvalues; otherwise they are **not eigenvalues** (it is Strang's circulant
+    approximation up to the absolute value); use :func:`spectrum` with k for those.
+    """
+    _check_arch(arch)
+    _check_kernel(kernel)
+    _check_stationary_mapping(mapping, grid)
+    if mapping.is_periodic:
+        col = kernel_on_offsets(arch, mapping, grid, kernel=kernel)
+        kind, exact = "eigenvalues (exact, circulant Gram)", True
+    else:
+        emb = kernel_on_offsets(arch, mapping, grid, kernel=kernel, embed=True)
+        with x64_scope(np.float64):
+            col = _strang_column(emb, grid.shape)
+        kind, exact = (
+            "NTK Fourier spectrum (|DFT| of the kernel, not eigenvalues)",
+            False,
+        )
+    with x64_scope(np.float64):
+        vals = np.asarray(jnp.abs(jnp.fft.fftn(col)), dtype=np.float64)
+    return GridSpectrum(vals, grid.frequencies(), kind, exact)
+
+
+def circulant_approximate_spectrum(
+    arch: ReluMLP,
+    mapping: FourierMapping,
+    grid: Grid,
+    *,
+    kernel: KernelName = "ntk",
+    method: str = "chan",
+) -> GridSpectrum:
+    r"""APPROXIMATE full spectrum of a Toeplitz Gram from a circulant approximation.
+
+    The eigenvalues of T. Chan's Frobenius-optimal circulant (``method="chan"``, first
+    column :math:`c_o = ((n-o)t_o + o\,t_{o-n})/n` per axis) or Strang's (``"strang"``,
+    :math:`t_o` wrapped at :math:`n/2`), by frequency. Exact for periodic mappings (the
+    Gram is then circulant). For non-periodic mappings these are **not** the Gram's
+    eigenvalues: a Gaussian-frequency kernel is almost periodic and does not decay, so
+    the
+    Szegő-type guarantees do not apply. Measured against dense ``eigvalsh`` (sorted
+    values, NTK depth 4, max error relative to the largest eigenvalue): 16 x 16 grid,
+    64 Gaussian frequencies, sigma 3: 5.6e-3 (T. Chan), 4.9e-3 (Strang); 12 x 20,
+    sigma 10: 7.7e-3, 5.3e-3; 1D n = 256, 16 frequencies, sigma 10: 1.6e-2, 2.6e-2
+    (``tests/test_spectra.py`` pins the first case between 1e-4 and 2e-2). Use
+    :func:`spectrum` with k for exact top eigenvalues.
+    """
+    _check_arch(arch)
+    _check_kernel(kernel)
+    _check_stationary_mapping(mapping, grid)
+    if method not in ("chan", "strang"):
+        raise ValueError(f"method must be 'chan' or 'strang'; got {method!r}")
+    if mapping.is_periodic:
+        return grid_spectrum(arch, mapping, grid, kernel=kernel)
+    emb = kernel_on_offsets(arch, mapping, grid, kernel=kernel, embed=True)
+    with x64_scope(np.float64):
+        fn = _chan_column if method == "chan" else _strang_column
+        vals = np.asarray(jnp.fft.fftn(fn(emb, grid.shape)).real, dtype=np.float64)
+    name = "T. Chan" if method == "chan" else "Strang"
+    return GridSpectrum(
+        vals,
+        grid.frequencies(),
+        f"APPROXIMATE eigenvalues ({name} circulant approximation of a Toeplitz Gram)",
+        False,
+    )
+
+
+def continuous_spectrum(
+    arch: ReluMLP,
+    mapping: FourierMapping,
+    max_freq: int,
+    *,
+    kernel: KernelName = "ntk",
+    rtol: float = 1e-9,
+    resolution: int | None = None,
+    max_resolution: int | None = None,
+) -> GridSpectrum:
+    r"""Eigenvalues of the kernel's integral operator on the torus, by frequency.
+
+    For a periodic mapping the operator :math:`(Tf)(x) = \int_{[0,1)^d} k(x - y)
+    f(y)\,dy`
+    has the Fourier modes as eigenfunctions with eigenvalues
+    :math:`c(m) = \int_{[0,1)^d} k(\Delta)\, e^{-2\pi i\, m^\top\Delta}\, d\Delta`,
+    independent of any sampling. A grid of :math:`n^d` points gives
+    :math:`\Lambda_n(m)/n^d = \sum_{l \in \mathbb{Z}^d} c(m + n l)` (Poisson summation),
+    whose aliasing error decays like :math:`n^{-(d+1)}` (the kernel's :math:`|\Delta|`
+    cusp at 0 makes :math:`c(m) \sim |m|^{-(d+1)}`). This function evaluates
+    :math:`\Lambda_n/n^d` at resolutions :math:`n, 2n, 4n`, removes the leading aliasing
+    term by Richardson extrapolation (order :math:`d + 1`), and doubles :math:`n` until
+    two successive extrapolations agree to ``rtol`` relative to :math:`c(0)`.
+
+    Args:
+        arch: the architecture.
+        mapping: a periodic Fourier mapping.
+        max_freq: largest :math:`|m_i|` reported, >= 0.
+        kernel: "ntk" or "nngp".
+        rtol: target accuracy relative to the largest value.
+        resolution: starting points per axis (default: enough for ``max_freq``).
+        max_resolution: largest points per axis tried (default 2**20 / 4096 / 256 for
+            d = 1 / 2 / 3).
+
+    Returns:
+        A :class:`GridSpectrum` of shape :math:`(2M+1)^d` with frequencies
+        :math:`-M..M` (increasing) per axis and ``error_estimate`` set. A
+        ``RuntimeWarning`` is raised when ``rtol`` is not reached.
+
+    Raises:
+        ValueError: the mapping is not periodic (the kernel does not live on the torus:
+            use :func:`spectrum` / :func:`grid_spectrum`-style grid eigenvalues
+            instead).
+    """
+    _check_arch(arch)
+    _check_kernel(kernel)
+    if not isinstance(mapping, FourierMapping):
+        raise TypeError(
+            "mapping must be a FourierMapping with integer frequencies; got "
+            f"{type(mapping).__name__}"
+        )
+    if not mapping.is_periodic:
+        raise ValueError(
+            "continuous_spectrum needs a periodic mapping (integer frequencies: a "
+            "kernel "
+            "on the torus); this mapping is not periodic: use spectrum(arch, mapping, "
+            "Grid(...), k=...) for the eigenvalues of the Gram on a grid (divide by N "
+            "for the operator)"
+        )
+    if isinstance(max_freq, bool) or not isinstance(max_freq, numbers.Integral):
+        raise TypeError(f"max_freq must be a non-negative integer; got {max_freq!r}")
+    if max_freq < 0:
+        raise ValueError(f"max_freq must be >= 0; got {max_freq}")
+    if not (isinstance(rtol, numbers.Real) and 0 < rtol < 1):
+        raise ValueError(f"rtol must be in (0, 1); got {rtol!r}")
+    d = mapping.dim
+    if max_resolution is None:
+        max_resolution = {1: 2**20, 2: 4096, 3: 256}[d]
+    minimum = {1: 1024, 2: 128, 3: 32}[d]
+    n = max(minimum, 8 * (max_freq + 1)) if resolution is None else int(resolution)
+    n = 2 ** math.ceil(math.log2(max(n, 2)))
+    order = d + 1
+    big_m = int(max_freq)
+
+    def level(nn: int) -> np.ndarray:
+        op = grid_operator(arch, mapping, Grid((nn,) * d), kernel=kernel)
+        lam = _periodic_eigenvalues(op) / float(nn) ** d
+        idx = np.arange(-big_m, big_m + 1) % nn
+        return lam[np.ix_(*([idx] * d))]
+
+    def richardson(coarse, fine):
+        return (2.0**order * fine - coarse) / (2.0**order - 1.0)
+
+    f0, f1 = level(n), level(2 * n)
+    prev = richardson(f0, f1)
+    err = np.inf
+    n *= 2
+    while True:
+        if 2 * n > max_resolution:
+            break
+        f2 = level(2 * n)
+        cur = richardson(f1, f2)
+        err = float(np.max(np.abs(cur - prev)))
+        prev, f1 = cur, f2
+        n *= 2
+        scale = float(np.max(np.abs(cur)))
+        if err <= rtol * scale:
+            break
+    scale = float(np.max(np.abs(prev)))
+    if not err <= rtol * scale:
+        warnings.warn(
+            f"continuous_spectrum: estimated error {err:.2e} above rtol * max "
+            f"= {rtol * scale:.2e} at resolution {n} (max_resolution {max_resolution})",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    freqs = tuple(np.arange(-big_m, big_m + 1) for _ in range(d))
+    return GridSpectrum(
+        prev,
+        freqs,
+        "eigenvalues of the integral operator on the torus (Fourier coefficients)",
+        True,
+        error_estimate=err,
+    )
+
+
+def radial_profile(spec: GridSpectrum) -> RadialProfile:
+    r"""Group a :class:`GridSpectrum` in integer shells of :math:`|m|` (2D/3D falloff).
+
+    Shell r holds the frequencies with :math:`r - 1/2 < |m| \le r + 1/2` (r = 0 holds
+    only :math:`m = 0`); empty shells are dropped.
+    """
+    if not isinstance(spec, GridSpectrum):
+        raise TypeError(f"spec must be a GridSpectrum; got {type(spec).__name__}")
+    norms = spec.frequency_norms().reshape(-1)
+    vals = np.asarray(spec.values, np.float64).reshape(-1)
+    shell = np.ceil(norms - 0.5 - 1e-12).astype(np.int64).clip(min=0)
+    count = np.bincount(shell)
+    total = np.bincount(shell, weights=vals)
+    keep = count > 0
+    radius = np.nonzero(keep)[0].astype(np.float64)
+    lo = np.full(count.size, np.inf)
+    hi = np.full(count.size, -np.inf)
+    np.minimum.at(lo, shell, vals)
+    np.maximum.at(hi, shell, vals)
+    return RadialProfile(
+        radius=radius,
+        mean=total[keep] / count[keep],
+        minimum=lo[keep],
+        maximum=hi[keep],
+        count=count[keep],
+    )
+
+
+def decay_exponent(
+    radius,
+    values,
+    *,
+    fit_range: tuple[float, float],
+) -> DecayFit:
+    r"""Fit :math:`\lambda \approx C r^{-\alpha}` by least squares on the logs.
+
+    Args:
+        radius: frequencies :math:`|m|` (or ranks), any shape.
+        values: positive values of the same shape (non-positive ones are skipped).
+        fit_range: (low, high): only points with low <= r <= high are used (state it
+            beside any reported exponent; the power law holds only asymptotically).
+
+    Returns:
+        A :class:`DecayFit`.
+
+    Raises:
+        ValueError: fewer than two usable points in ``fit_range``.
+    """
+    r = np.asarray(radius, np.float64).reshape(-1)
+    v = np.asarray(values, np.float64).reshape(-1)
+    if r.shape != v.shape:
+        raise ValueError(
+            f"radius and values must have the same size; got {r.size} and {v.size}"
+        )
+    lo, hi = (float(fit_range[0]), float(fit_range[1]))
+    if not 0 < lo < hi:
+        raise ValueError(
+            f"fit_range must be (low, high) with 0 < low < high; got {fit_range}"
+        )
+    use = (r >= lo) & (r <= hi) & (v > 0) & np.isfinite(v)
+    if use.sum() < 2:
+        raise ValueError(f"fit_range {fit_range} holds fewer than 2 positive values")
+    x, y = np.log(r[use]), np.log(v[use])
+    slope, intercept = np.polyfit(x, y, 1)
+    resid = y - (slope * x + intercept)
+    return DecayFit(
+        exponent=float(-slope),
+        prefactor=float(np.exp(intercept)),
+        fit_range=(lo, hi),
+        num_points=int(use.sum()),
+        rms_log_residual=float(np.sqrt(np.mean(resid**2))),
+    )

@@ -1,0 +1,496 @@
+r"""Tancik et al. (2020) Table 1, 2D image regression, with trained networks.
+
+The official notebook's setup: a 4-layer ReLU MLP of width 256 with a sigmoid RGB output
+and jax ``stax`` default initialisation, trained by full-batch Adam for 2000 steps on
+the pixels ``[::2, ::2]`` of each image (coordinates k/res in [0, 1)); learning rate
+1e-3, except 1e-2 for no mapping and the basic mapping on natural images. Mappings:
+none (raw coordinates), basic (B = I), positional encoding as the official code builds
+it (128 frequencies per axis, :math:`2^{\mathrm{linspace}(0, S, 128)} - 1`, S = 6
+natural / 5 text) and Gaussian (256 frequencies, :math:`\sigma` = 10 natural / 14
+text). PSNR
+:math:`-10\log_{10}\mathrm{MSE}` on the official held-out pixels ``[1::2, 1::2]`` and on
+all non-training pixels; mean +- std over images and seeds. Images come from
+:mod:`ntkspec.data` (stand-ins for DIV2K and the paper's text set, which are downloads).
+Beside them: the paper's own numbers (:data:`PAPER_TABLE1`) and, when its JSON exists,
+the NTK-regression PSNR of ``figures/regression``. Plus the sigma sweep of the Gaussian
+mapping on one natural image and reconstructed images.
+
+Reduced sizes (``size`` other than ``"gpu"``) train on a centre crop of each 512 x 512
+image (same pixel pitch, so the mapping scales keep their meaning; smaller field of
+view) for fewer steps and images; every output records the size.
+
+References:
+    Tancik et al., "Fourier Features Let Networks Learn High Frequency Functions in Low
+    Dimensional Domains", NeurIPS 2020, arXiv:2006.10739 (Table 1, Fig. 6).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from .. import data as datasets
+from .. import mappings
+from .._io import atomic_write, save_figure, write_json
+from ..kernels import ReluMLP
+from ..networks import mlp, train
+from ..provenance import provenance
+
+__all__ = ["PAPER_TABLE1", "SIZES", "paper_mappings", "table1", "sigma_sweep", "run"]
+
+#: Tancik et al. 2020, Table 1 (2D image regression, PSNR dB, mean +- std), as printed
+#: by the official notebook's "Paper Experiments" cell.
+PAPER_TABLE1 = {
+    "natural": {
+        "none": (19.32, 2.48),
+        "basic": (21.72, 2.72),
+        "positional": (24.95, 3.72),
+        "gaussian": (25.57, 4.19),
+    },
+    "text": {
+        "none": (18.40, 2.34),
+        "basic": (20.48, 1.96),
+        "positional": (27.57, 3.07),
+        "gaussian": (30.47, 2.11),
+    },
+}
+MAPPING_NAMES = ("none", "basic", "positional", "gaussian")
+#: Gaussian scale and positional-encoding scale per image set (the paper's best).
+SCALES = {
+    "natural": dict(sigma=10.0, pe_scale=6.0),
+    "text": dict(sigma=14.0, pe_scale=5.0),
+}
+SIGMAS = (1.0, 2.0, 4.0, 8.0, 10.0, 16.0, 32.0, 64.0)
+
+#: Sizes by run mode: ``crop`` is the side of the centre crop of the 512 x 512 images.
+SIZES = {
+    "tiny": dict(crop=16, steps=10, images=1, seeds=1, sigmas=(10.0,)),
+    "quick": dict(crop=32, steps=300, images=1, seeds=1, sigmas=(1.0, 4.0, 10.0, 32.0)),
+    "full": dict(
+        crop=64,
+        steps=1000,
+        images=2,
+        seeds=1,
+        sigmas=(1.0, 4.0, 10.0, 16.0, 32.0, 64.0),
+    ),
+    "gpu": dict(crop=512, steps=2000, images=3, seeds=1, sigmas=SIGMAS),
+}
+
+
+def paper_mappings(image_set: str, seed: int = 0) -> dict:
+    """The four Table-1 mappings for ``"natural"`` or ``"text"`` images."""
+    sc = SCALES[image_set]
+    return {
+        "none": mappings.identity(2),
+        "basic": mappings.basic(2),
+        "positional": mappings.positional(2, 128, scale=sc["pe_scale"]),
+        "gaussian": mappings.gaussian(seed, 2, 256, sc["sigma"]),
+    }
+
+
+def learning_rate(image_set: str, mapping_name: str) -> float:
+    """1e-2 for none/basic on natural images, 1e-3 otherwise (official notebook)."""
+    return (
+        1e-2 if image_set == "natural" and mapping_name in ("none", "basic") else 1e-3
+    )
+
+
+def _crop_grid(crop: int, res: int = datasets.IMAGE_RES) -> np.ndarray:
+    """Coordinates (k + offset)/res of the centre ``crop``^2 pixels, C-order."""
+    off = (res - crop) // 2
+    g = (off + np.arange(crop)) / res
+    return np.stack(np.meshgrid(g, g, indexing="ij"), axis=-1).reshape(-1, 2)
+
+
+def _load_images(image_set: str, crop: int, count: int) -> dict:
+    """``count`` images of the set, centre-cropped to ``crop`` px at full resolution.
+
+    A crop keeps the pixel pitch 1/512 of the paper's images, so the mappings' scales
+    (sigma = 10 cycles per unit, ...) mean what they mean at full size; only the field
+    of view shrinks.
+    """
+    res = datasets.IMAGE_RES
+    if image_set == "natural":
+        imgs = datasets.natural_images(res)
+    else:
+        imgs = datasets.text_images(res, num_rendered=max(0, count - 2))
+    off = (res - crop) // 2
+    return {
+        k: v[off : off + crop, off : off + crop] for k, v in list(imgs.items())[:count]
+    }
+
+
+def fit_image(image, mapping, lr: float, steps: int, seed: int):
+    """Train the paper's network on ``image[::2, ::2]``; return PSNRs and prediction.
+
+    ``image`` is a centre crop of a 512 x 512 image (or the whole image); its pixels sit
+    at the coordinates (k + offset)/512.
+    """
+    crop = image.shape[0]
+    grid = _crop_grid(crop)
+    y = image.reshape(-1, 3)
+    tr = datasets.train_indices((crop, crop))
+    net = mlp(
+        ReluMLP(4), mapping, 256, out_dim=3, output="sigmoid", initialization="stax"
+    )
+    params = net.init(jax.random.PRNGKey(seed))
+    result = train(
+        net,
+        params,
+        grid[tr],
+        y[tr],
+        steps=steps,
+        learning_rate=lr,
+        eval_every=steps,
+        progress=False,
+        record_outputs=True,
+        eval_sets={"all": (grid, y)},
+    )
+    pred = np.asarray(result.history.outputs["all"][-1], np.float64)
+    held = datasets.heldout_indices((crop, crop))
+    nontrain = datasets.nontrain_indices((crop, crop))
+    return dict(
+        psnr_heldout=datasets.psnr(pred[held], y[held]),
+        psnr_nontrain=datasets.psnr(pred[nontrain], y[nontrain]),
+        psnr_train=datasets.psnr(pred[tr], y[tr]),
+        seconds=result.history.seconds,
+        steps_per_second=float(steps / max(result.history.chunk_seconds.sum(), 1e-9)),
+    ), pred.reshape(crop, crop, 3)
+
+
+def _summary(values) -> dict:
+    v = np.asarray(values, float)
+    return dict(mean=float(v.mean()), std=float(v.std()), n=int(v.size))
+
+
+def table1(
+    *, crop, steps, images, seeds, seed=0, keep_images=1, image_sets=None
+) -> tuple[dict, dict]:
+    """Table 1 with networks: returns (results, reconstructions).
+
+    ``image_sets`` ("natural"/"text" -> name -> image) replaces the loading of
+    ``images`` centre crops of side ``crop`` per set.
+    """
+    results, recon = {}, {}
+    for image_set in ("natural", "text"):
+        if image_sets is not None:
+            imgs = image_sets[image_set]
+        else:
+            imgs = _load_images(image_set, crop, images)
+        maps = paper_mappings(image_set, seed)
+        rows = {}
+        for mname, mapping in maps.items():
+            lr = learning_rate(image_set, mname)
+            runs = []
+            for i, (iname, img) in enumerate(imgs.items()):
+                for s in range(seeds):
+                    metrics, pred = fit_image(img, mapping, lr, steps, 10 + seed + s)
+                    runs.append(dict(image=iname, seed=s, **metrics))
+                    if i < keep_images and s == 0:
+                        recon.setdefault(image_set, {"target": img})[mname] = pred
+            rows[mname] = dict(
+                learning_rate=lr,
+                heldout=_summary([r["psnr_heldout"] for r in runs]),
+                nontrain=_summary([r["psnr_nontrain"] for r in runs]),
+                train=_summary([r["psnr_train"] for r in runs]),
+                runs=runs,
+            )
+        results[image_set] = dict(images=list(imgs), mappings=rows)
+    return results, recon
+
+
+def sigma_sweep(*, crop, steps, sigmas, seed=0, image=None) -> dict:
+    """Held-out PSNR of the Gaussian mapping against sigma on one natural image.
+
+    ``image`` is a pair (name, image); default: the first natural image, cropped.
+    """
+    name, img = image or next(iter(_load_images("natural", crop, 1).items()))
+    base = mappings.gaussian(seed, 2, 256, 1.0)
+    out = []
+    for sigma in sigmas:
+        mapping = mappings.FourierMapping(
+            sigma * np.asarray(base.B), np.asarray(base.a)
+        )
+        metrics, _ = fit_image(img, mapping, 1e-3, steps, 10 + seed)
+        out.append(dict(sigma=float(sigma), **metrics))
+    return dict(image=name, runs=out)
+
+
+def _regression_psnr(root: Path) -> dict | None:
+    """NTK-regression PSNR by set and mapping from ``figures/regression/*.json``.
+
+    None when there is none. Accepts JSON whose top level (or its "table1" / "results"
+    entry) maps "natural" and "text" to mapping -> number or {"mean": ...} or
+    {"heldout": {"mean": ...}}.
+    """
+    folder = root / "figures" / "regression"
+    if not folder.is_dir():
+        return None
+    for path in sorted(folder.glob("*.json")):
+        try:
+            blob = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        for cand in (blob, blob.get("table1"), blob.get("results")):
+            if not isinstance(cand, dict) or not {"natural", "text"} <= set(cand):
+                continue
+            out = {}
+            for image_set in ("natural", "text"):
+                entry = cand[image_set]
+                entry = entry.get("mappings", entry) if isinstance(entry, dict) else {}
+                row = {}
+                for m in MAPPING_NAMES:
+                    val = _find_mean(entry, m)
+                    if val is not None:
+                        row[m] = val
+                out[image_set] = row
+            if any(out.values()):
+                return dict(source=str(path.relative_to(root)), psnr=out)
+    return None
+
+
+def _find_mean(entry: dict, name: str):
+    for key, val in entry.items():
+        if not str(key).lower().startswith(name[:5]):
+            continue
+        if isinstance(val, int | float):
+            return float(val)
+        if isinstance(val, dict):
+            for sub in ("heldout", "psnr", "psnr_heldout"):
+                if isinstance(val.get(sub), dict) and "mean" in val[sub]:
+                    return float(val[sub]["mean"])
+                if isinstance(val.get(sub), int | float):
+                    return float(val[sub])
+            if "mean" in val:
+                return float(val["mean"])
+    return None
+
+
+def _tables(data: dict) -> list[dict]:
+    """The tables in the report's shared JSON form."""
+    reg = data.get("ntk_regression")
+    rows = []
+    for image_set, block in data["table1"].items():
+        for m, row in block["mappings"].items():
+            r = None
+            if reg and m in reg["psnr"].get(image_set, {}):
+                r = reg["psnr"][image_set][m]
+            p = PAPER_TABLE1[image_set][m]
+            rows.append(
+                [
+                    image_set,
+                    m,
+                    {k: row["heldout"][k] for k in ("mean", "std")},
+                    {k: row["nontrain"][k] for k in ("mean", "std")},
+                    r,
+                    {"mean": p[0], "std": p[1]},
+                ]
+            )
+    sweep = data["sigma_sweep"]
+    return [
+        dict(
+            title="Table 1 with trained networks (PSNR dB)",
+            columns=[
+                "set",
+                "mapping",
+                "network, held-out [1::2,1::2]",
+                "network, all non-train",
+                "NTK regression",
+                "paper",
+            ],
+            rows=rows,
+            note=data["size_note"],
+        ),
+        dict(
+            title=f"Gaussian sigma sweep with networks ({sweep['image']})",
+            columns=["sigma", "held-out PSNR", "non-train PSNR", "train PSNR"],
+            rows=[
+                [r["sigma"], r["psnr_heldout"], r["psnr_nontrain"], r["psnr_train"]]
+                for r in sweep["runs"]
+            ],
+            note=data["size_note"],
+        ),
+    ]
+
+
+def _markdown_table(data: dict) -> str:
+    reg = data.get("ntk_regression")
+    lines = [
+        f"Table 1 with networks ({data['size_note']})",
+        "",
+        "| set | mapping | PSNR held-out [1::2,1::2] | PSNR all non-train | "
+        "NTK regression | paper |",
+        "|---|---|---|---|---|---|",
+    ]
+    for image_set, block in data["table1"].items():
+        for m, row in block["mappings"].items():
+            h, a = row["heldout"], row["nontrain"]
+            r = "–"
+            if reg and m in reg["psnr"].get(image_set, {}):
+                r = f"{reg['psnr'][image_set][m]:.2f}"
+            p = PAPER_TABLE1[image_set][m]
+            lines.append(
+                f"| {image_set} | {m} | {h['mean']:.2f} ± {h['std']:.2f} | "
+                f"{a['mean']:.2f} ± {a['std']:.2f} | {r} | {p[0]:.2f} ± {p[1]:.2f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _plot(data: dict, recon: dict, out_dir: Path, label: str) -> dict:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = {}
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for ax, image_set in zip(axes[:2], ("natural", "text"), strict=True):
+        rows = data["table1"][image_set]["mappings"]
+        x = np.arange(len(rows))
+        ax.bar(
+            x - 0.2,
+            [r["heldout"]["mean"] for r in rows.values()],
+            0.4,
+            yerr=[r["heldout"]["std"] for r in rows.values()],
+            label="network (ours)",
+        )
+        ax.bar(
+            x + 0.2,
+            [PAPER_TABLE1[image_set][m][0] for m in rows],
+            0.4,
+            yerr=[PAPER_TABLE1[image_set][m][1] for m in rows],
+            alpha=0.5,
+            label="paper (512², DIV2K/text)",
+        )
+        ax.set_xticks(x, list(rows))
+        ax.set_ylabel("held-out PSNR (dB)")
+        ax.set_title(f"{image_set} images")
+        ax.legend(fontsize=8)
+    sw = data["sigma_sweep"]
+    ax = axes[2]
+    ax.semilogx(
+        [r["sigma"] for r in sw["runs"]],
+        [r["psnr_heldout"] for r in sw["runs"]],
+        "o-",
+        label="held-out",
+    )
+    ax.semilogx(
+        [r["sigma"] for r in sw["runs"]],
+        [r["psnr_train"] for r in sw["runs"]],
+        "s--",
+        label="train pixels",
+    )
+    ax.set_xlabel("Gaussian σ")
+    ax.set_ylabel("PSNR (dB)")
+    ax.set_title(f"σ sweep ({sw['image']})")
+    ax.legend(fontsize=8)
+    fig.suptitle(label, fontsize=9)
+    fig.tight_layout()
+    paths["table1_png"] = str(out_dir / "table1_networks.png")
+    save_figure(fig, paths["table1_png"], dpi=100)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(
+        len(recon), 5, figsize=(15, 3.2 * len(recon)), squeeze=False
+    )
+    for row, (image_set, imgs) in enumerate(recon.items()):
+        for col, key in enumerate(["target", *MAPPING_NAMES]):
+            ax = axes[row, col]
+            if key in imgs:
+                ax.imshow(np.clip(imgs[key], 0, 1), interpolation="nearest")
+            ax.set_title(f"{image_set}: {key}", fontsize=9)
+            ax.axis("off")
+    fig.suptitle(label, fontsize=9)
+    fig.tight_layout()
+    paths["reconstructions_png"] = str(out_dir / "table1_reconstructions.png")
+    save_figure(fig, paths["reconstructions_png"], dpi=100)
+    plt.close(fig)
+    return paths
+
+
+def run(
+    out_dir: str | Path = "figures/validation",
+    *,
+    quick: bool = False,
+    seed: int = 0,
+    command: str | None = None,
+    size: str | None = None,
+) -> dict:
+    """Write ``table1_networks.json/.md/.png`` and reconstructions into ``out_dir``.
+
+    Args:
+        out_dir: output folder.
+        quick: reduced sizes (``size="quick"``).
+        seed: seed of the Gaussian mapping draw and initialisations (PRNGKey(10 + seed),
+            the official notebook's key for seed 0).
+        command: command line for the provenance.
+        size: ``"tiny"``, ``"quick"``, ``"full"`` (CPU-sized) or ``"gpu"`` (the paper's
+            512² images and 2000 steps).
+    """
+    size = size or ("quick" if quick else "full")
+    cfg = SIZES[size]
+    t0 = time.perf_counter()
+    sets = {k: _load_images(k, cfg["crop"], cfg["images"]) for k in ("natural", "text")}
+    results, recon = table1(
+        crop=cfg["crop"],
+        steps=cfg["steps"],
+        images=cfg["images"],
+        seeds=cfg["seeds"],
+        seed=seed,
+        image_sets=sets,
+    )
+    sweep = sigma_sweep(
+        crop=cfg["crop"],
+        steps=cfg["steps"],
+        sigmas=cfg["sigmas"],
+        seed=seed,
+        image=next(iter(sets["natural"].items())),
+    )
+    prov = provenance(command, seed)
+    reduced = size != "gpu"
+    note = (
+        f"REDUCED for {prov['device']}: centre {cfg['crop']}x{cfg['crop']} crops of "
+        "the 512x512 images (pixel pitch kept), "
+        f"{cfg['steps']} Adam steps, {cfg['images']} image(s) per set, {cfg['seeds']} "
+        "seed(s); not the paper's 512x512 / 2000 steps"
+        if reduced
+        else f"full size on {prov['device']}: 512x512 images, 2000 Adam steps"
+    )
+    data = dict(
+        description=(
+            "Tancik et al. Table 1 (2D image regression) with trained networks: 4x256 "
+            "ReLU MLP, sigmoid output, stax init, full-batch Adam, train on "
+            "[::2, ::2], PSNR on held-out [1::2, 1::2] and on all non-train pixels."
+        ),
+        size=size,
+        size_note=note,
+        reduced=note if reduced else None,
+        config=cfg,
+        image_source="ntkspec.data stand-ins (scikit-image / matplotlib), not DIV2K",
+        paper_table1={
+            k: {m: list(v) for m, v in d.items()} for k, d in PAPER_TABLE1.items()
+        },
+        ntk_regression=_regression_psnr(Path(__file__).resolve().parents[2]),
+        table1=results,
+        sigma_sweep=sweep,
+        seconds=round(time.perf_counter() - t0, 3),
+        provenance=prov,
+    )
+    data["tables"] = _tables(data)
+    out_dir = Path(out_dir)
+    write_json(out_dir / "table1_networks.json", data)
+    md = _markdown_table(data)
+    atomic_write(out_dir / "table1_networks.md", lambda tmp: Path(tmp).write_text(md))
+    label = f"{prov['device']} · size={size} · {note}"
+    paths = _plot(data, recon, out_dir, label)
+    return {
+        "json": str(out_dir / "table1_networks.json"),
+        "md": str(out_dir / "table1_networks.md"),
+        **paths,
+        "markdown": md,
+        "seconds": data["seconds"],
+    }

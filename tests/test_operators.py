@@ -1,0 +1,217 @@
+import jax
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import ntkspec
+from ntkspec import mappings
+from ntkspec.grid import Grid
+from ntkspec.kernels import ReluMLP
+from ntkspec.operators import (
+    circulant_matvec,
+    grid_operator,
+    kernel_on_offsets,
+    toeplitz_matvec,
+)
+
+ARCH = ReluMLP(4)
+# Relative to the largest entry of the compared product; the FFT and the three-matmul
+# offsets each add a few ulps times log N.
+RTOL_MATVEC = 1e-12
+
+
+def _integer_mapping(seed, dim, m, sigma):
+    B = np.round(np.asarray(mappings.gaussian(seed, dim, m, sigma).B))
+    return mappings.FourierMapping(B, np.ones(m))
+
+
+def _dense_gram(mapping, grid, kernel="ntk"):
+    feats = mapping(grid.points())
+    fn = ntkspec.ntk if kernel == "ntk" else ntkspec.nngp
+    return np.asarray(fn(ARCH, feats))
+
+
+CASES = [
+    ("periodic 1D", (256,), mappings.power_law(16, 1.0, normalize=True)),
+    ("gaussian 1D", (256,), mappings.gaussian(3, 1, 16, 10.0)),
+    ("periodic 16x16", (16, 16), _integer_mapping(0, 2, 64, 4.0)),
+    ("gaussian 16x16", (16, 16), mappings.gaussian(0, 2, 64, 3.0)),
+    ("periodic 12x20", (12, 20), _integer_mapping(1, 2, 64, 5.0)),
+    ("gaussian 12x20", (12, 20), mappings.gaussian(1, 2, 64, 10.0)),
+    ("positional 12x20", (12, 20), mappings.positional(2, 8, scale=3.0)),
+    ("gaussian 3D", (6, 5, 4), mappings.gaussian(2, 3, 32, 2.0)),
+    ("periodic 3D", (6, 5, 4), _integer_mapping(2, 3, 32, 3.0)),
+]
+
+
+@pytest.mark.parametrize("name, shape, mapping", CASES, ids=[c[0] for c in CASES])
+def test_matvec_matches_dense_gram(name, shape, mapping, rng):
+    grid = Grid(shape)
+    K = _dense_gram(mapping, grid)
+    op = grid_operator(ARCH, mapping, grid)
+    assert op.is_circulant == mapping.is_periodic
+    assert op.shape == (grid.size, grid.size)
+    v = rng.standard_normal((grid.size, 3))
+    expected = K @ v
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(
+        np.asarray(op.matvec(v)), expected, rtol=0, atol=RTOL_MATVEC * scale
+    )
+    np.testing.assert_allclose(
+        np.asarray(op.matvec(v[:, 0])), expected[:, 0], rtol=0, atol=RTOL_MATVEC * scale
+    )
+    np.testing.assert_allclose(float(op.diagonal_value), K[0, 0], rtol=1e-13)
+
+
+@pytest.mark.parametrize("shape", [(256,), (12, 20), (6, 5, 4)])
+def test_kernel_on_offsets_is_the_gram_column(shape):
+    grid = Grid(shape)
+    mapping = _integer_mapping(4, len(shape), 16, 3.0)
+    col = np.asarray(kernel_on_offsets(ARCH, mapping, grid))
+    K = _dense_gram(mapping, grid)
+    assert col.shape == shape
+    # Entry o is k(o / n) = K[o, 0]: the first column in C order.
+    np.testing.assert_allclose(col.reshape(-1), K[:, 0], rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize(
+    "shape, kernel", [((256,), "ntk"), ((12, 20), "ntk"), ((12, 20), "nngp")]
+)
+def test_embedding_entries(shape, kernel):
+    grid = Grid(shape)
+    mapping = mappings.gaussian(5, len(shape), 8, 4.0)
+    emb = np.asarray(kernel_on_offsets(ARCH, mapping, grid, kernel=kernel, embed=True))
+    assert emb.shape == tuple(2 * n for n in shape)
+    idx = np.indices(emb.shape).reshape(len(shape), -1).T  # (M, d)
+    n = np.array(shape)
+    delta = np.where(idx > n, idx - 2 * n, idx) / n
+    fn = ntkspec.ntk if kernel == "ntk" else ntkspec.nngp
+    ref = np.asarray(fn(ARCH, mapping(delta), mapping(np.zeros((1, len(shape))))))[:, 0]
+    ref = np.where(np.any(idx == n, axis=1), 0.0, ref)
+    np.testing.assert_allclose(emb.reshape(-1), ref, rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("shape", [(12, 20), (256,)])
+def test_eigenvalues_by_frequency_label_fourier_modes(shape):
+    grid = Grid(shape)
+    mapping = _integer_mapping(6, len(shape), 32, 4.0)
+    K = _dense_gram(mapping, grid)
+    lam = np.asarray(grid_operator(ARCH, mapping, grid).eigenvalues_by_frequency())
+    assert lam.shape == shape
+    # K exp(2 pi i m.x) = Lambda(m) exp(2 pi i m.x) for every frequency m.
+    freqs = np.meshgrid(*grid.frequencies(), indexing="ij")
+    m = np.stack([f.ravel() for f in freqs], axis=1)  # (N, d) in FFT order
+    modes = np.exp(2j * np.pi * grid.points() @ m.T)  # (N, N)
+    lhs = K @ modes
+    rhs = modes * lam.reshape(-1)[None, :]
+    np.testing.assert_allclose(lhs, rhs, rtol=0, atol=1e-11 * np.abs(lam).max())
+
+
+def _chan_reference(K, shape):
+    """Frobenius-optimal multilevel circulant: average K over pairs with equal wrapped
+    offset, then its eigenvalues (fftn of the first column)."""
+    idx = np.indices(shape).reshape(len(shape), -1).T
+    off = (idx[:, None, :] - idx[None, :, :]) % np.array(shape)
+    flat = np.ravel_multi_index(tuple(off.reshape(-1, len(shape)).T), shape)
+    sums = np.bincount(flat, weights=K.reshape(-1), minlength=int(np.prod(shape)))
+    counts = np.bincount(flat, minlength=int(np.prod(shape)))
+    col = (sums / counts).reshape(shape)
+    return np.fft.fftn(col).real
+
+
+@pytest.mark.parametrize("shape", [(256,), (12, 20)])
+def test_t_chan_preconditioner_matches_frobenius_projection(shape):
+    grid = Grid(shape)
+    mapping = mappings.gaussian(7, len(shape), 16, 5.0)
+    K = _dense_gram(mapping, grid)
+    op = grid_operator(ARCH, mapping, grid)
+    got = np.asarray(op.t_chan_preconditioner())
+    np.testing.assert_allclose(
+        got, _chan_reference(K, shape), rtol=0, atol=1e-11 * K[0, 0]
+    )
+    # For a circulant Gram it is the Gram's own spectrum.
+    per = _integer_mapping(7, len(shape), 16, 5.0)
+    opc = grid_operator(ARCH, per, grid)
+    np.testing.assert_allclose(
+        np.asarray(opc.t_chan_preconditioner()),
+        np.asarray(opc.eigenvalues_by_frequency()),
+        rtol=1e-13,
+        atol=1e-12,
+    )
+
+
+def test_pure_matvec_functions(rng):
+    grid = Grid((12, 20))
+    for mapping, fn in (
+        (_integer_mapping(8, 2, 8, 3.0), circulant_matvec),
+        (mappings.gaussian(8, 2, 8, 3.0), toeplitz_matvec),
+    ):
+        op = grid_operator(ARCH, mapping, grid)
+        K = _dense_gram(mapping, grid)
+        v = rng.standard_normal(grid.size)
+        with jax.enable_x64(True):
+            out = jax.jit(fn, static_argnums=2)(op.symbol, v, grid.shape)
+            # The operator itself is a pytree argument of a jitted function.
+            out2 = jax.jit(lambda o, x: o.matvec(x))(op, v)
+        np.testing.assert_allclose(
+            np.asarray(out2), np.asarray(out), rtol=1e-14, atol=0
+        )
+        np.testing.assert_allclose(
+            np.asarray(out), K @ v, rtol=0, atol=1e-12 * K[0, 0] * 48
+        )
+
+
+def test_float32_operator(rng):
+    grid = Grid((16, 16))
+    mapping = mappings.gaussian(0, 2, 32, 3.0)
+    op32 = grid_operator(ARCH, mapping, grid, dtype=np.float32)
+    assert op32.dtype == np.float32
+    K = _dense_gram(mapping, grid)
+    v = rng.standard_normal(grid.size).astype(np.float32)
+    out = np.asarray(op32.matvec(v))
+    assert out.dtype == np.float32
+    # float32 floor: about 1e-6 relative per entry, times sqrt(N) accumulation.
+    np.testing.assert_allclose(out, K @ v, rtol=0, atol=1e-5 * np.abs(K @ v).max())
+
+
+def test_errors_name_the_argument():
+    grid = Grid((8, 8))
+    with pytest.raises(ValueError, match="mapping.dim must equal grid.dim"):
+        grid_operator(ARCH, mappings.basic(1), grid)
+    with pytest.raises(TypeError, match="mapping must be a FourierMapping"):
+        grid_operator(ARCH, mappings.identity(2), grid)
+    with pytest.raises(ValueError, match="embed=False needs a periodic mapping"):
+        kernel_on_offsets(ARCH, mappings.gaussian(0, 2, 4, 1.0), grid)
+    with pytest.raises(TypeError, match="arch"):
+        grid_operator("relu", mappings.basic(2), grid)
+    with pytest.raises(TypeError, match="grid"):
+        grid_operator(ARCH, mappings.basic(2), (8, 8))
+    with pytest.raises(ValueError, match="kernel"):
+        kernel_on_offsets(ARCH, mappings.basic(2), grid, kernel="gp")
+    op = grid_operator(ARCH, mappings.gaussian(0, 2, 4, 1.0), grid)
+    with pytest.raises(ValueError, match="eigenvalues_by_frequency needs a circulant"):
+        op.eigenvalues_by_frequency()
+    with pytest.raises(ValueError, match=r"v must have shape \(64,\)"):
+        op.matvec(np.ones(10))
+
+
+@settings(max_examples=5)
+@given(
+    shape=st.sampled_from([(256,), (12, 20), (6, 5, 4)]),
+    seed=st.integers(0, 2**16),
+    periodic=st.booleans(),
+)
+def test_matvec_is_symmetric(shape, seed, periodic):
+    d = len(shape)
+    mapping = (
+        _integer_mapping(seed, d, 8, 3.0)
+        if periodic
+        else mappings.gaussian(seed, d, 8, 3.0)
+    )
+    op = grid_operator(ARCH, mapping, Grid(shape))
+    r = np.random.default_rng(seed)
+    u, v = r.standard_normal((2, op.shape[0]))
+    lhs = float(u @ np.asarray(op.matvec(v)))
+    rhs = float(v @ np.asarray(op.matvec(u)))
+    assert abs(lhs - rhs) <= 1e-12 * float(op.diagonal_value) * op.shape[0]
