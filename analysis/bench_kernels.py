@@ -273,7 +273,9 @@ def _cpu_model() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m analysis.bench_kernels", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--quick", action="store_true", help="N in {256, 1024}")
     parser.add_argument(
         "--out", default=str(REPO / "figures" / "bench" / "kernels.json")
@@ -294,8 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     from ntkspec.provenance import provenance
 
     sizes = tuple(args.sizes) if args.sizes else (QUICK_SIZES if args.quick else SIZES)
-    command = "python -m analysis.bench_kernels " + " ".join(
-        sys.argv[1:] if argv is None else argv
+    command = " ".join(
+        ["python -m analysis.bench_kernels", *(sys.argv[1:] if argv is None else argv)]
     )
     print(
         f"NTK Gram, ReluMLP({DEPTH}) W_std={W_STD:.4g} b_std={B_STD}, "

@@ -173,36 +173,26 @@ def _plain_jax_step(jax, jnp, optax, x_feat, y):
     return step, params, opt.init(params)
 
 
-def _time_plain(jax, step, params, state, steps, rounds):
-    params, state, loss = step(params, state)
-    loss.block_until_ready()
-    out = []
-    for _ in range(rounds):
+def _plain_timer(jax, step, params, state, steps):
+    """Warm up the plain step; return a function timing one round (s/step)."""
+    box = list(step(params, state)[:2])
+    jax.block_until_ready(box)
+
+    def one_round() -> float:
         t0 = time.perf_counter()
         for _ in range(steps):
-            params, state, loss = step(params, state)
+            box[0], box[1], loss = step(box[0], box[1])
         loss.block_until_ready()
-        out.append((time.perf_counter() - t0) / steps)
-    return out
+        return (time.perf_counter() - t0) / steps
+
+    return one_round
 
 
-def _time_ntkspec(net, params, x, y, steps, rounds, block_rows=None):
+def _ntkspec_timer(net, params, x, y, steps, block_rows=None):
+    """Warm up ntkspec's train (compiles a chunk of ``steps``); return a round timer."""
     from ntkspec.networks import train
 
-    # warm-up: compiles the chunk of `steps` steps (cached for the timed runs)
-    train(
-        net,
-        params,
-        x,
-        y,
-        steps=steps,
-        learning_rate=1e-3,
-        eval_every=steps,
-        progress=False,
-        block_rows=block_rows,
-    )
-    out = []
-    for _ in range(rounds):
+    def one_round() -> float:
         res = train(
             net,
             params,
@@ -214,8 +204,10 @@ def _time_ntkspec(net, params, x, y, steps, rounds, block_rows=None):
             progress=False,
             block_rows=block_rows,
         )
-        out.append(float(res.history.chunk_seconds[0]) / steps)
-    return out
+        return float(res.history.chunk_seconds[0]) / steps
+
+    one_round()  # warm-up: compilation is cached for the timed rounds
+    return one_round
 
 
 def _run_torch(python, x, y, mapping, device, steps, rounds, tf32=False):
@@ -322,7 +314,7 @@ def main(argv=None) -> int:
     device = jax.devices()[0].platform
     on_gpu = device == "gpu"
     steps = args.steps or (50 if on_gpu else (2 if args.quick else 3))
-    rounds = args.rounds or (3 if on_gpu else 2)
+    rounds = args.rounds or 3
     x, y, mapping = _data()
     if args.pixels:
         x, y = x[: args.pixels], y[: args.pixels]
@@ -339,30 +331,57 @@ def main(argv=None) -> int:
     results = {}
     print(f"device {device}; {n} pixels; {steps} timed steps x {rounds} rounds")
     rate = _matmul_rate(jax, jnp)
-    results["ntkspec"] = _time_ntkspec(net, params, x, y, steps, rounds)
+    # Every loop is warmed up first; then the rounds interleave the loops, so that all
+    # of them see the same machine load (this CPU is shared).
+    timers = {"ntkspec": _ntkspec_timer(net, params, x, y, steps)}
     if not on_gpu:
-        results["ntkspec_one_block"] = _time_ntkspec(
-            net, params, x, y, steps, rounds, block_rows=n
+        timers["ntkspec_one_block"] = _ntkspec_timer(
+            net, params, x, y, steps, block_rows=n
         )
     feats = jnp.asarray(mapping(x, dtype=np.float32))
     plain = _plain_jax_step(jax, jnp, optax, feats, jnp.asarray(y, jnp.float32))
-    results["plain_jax"] = _time_plain(jax, *plain, steps, rounds)
+    timers["plain_jax"] = _plain_timer(jax, *plain, steps)
     torch_info = None
     python = None if args.no_torch else _torch_python()
     if python is None:
         print("PyTorch not available (no .venv-torch and no torch here): skipped")
-    else:
+    elif not on_gpu:
+        torch_runs = []
+
+        def torch_round() -> float:
+            info = _run_torch(python, x, y, mapping, device, steps, 1)
+            torch_runs.append(info)
+            if "error" in info:
+                raise RuntimeError(info["error"])
+            return info["seconds_per_step"][0]
+
+        timers["pytorch"] = torch_round
+    results = {k: [] for k in timers}
+    rates = [rate]
+    for _ in range(rounds):
+        rates.append(_matmul_rate(jax, jnp, repeats=2))
+        for k, timer in list(timers.items()):
+            try:
+                results[k].append(timer())
+            except RuntimeError as err:
+                print(f"{k} failed:\n{err}")
+                del timers[k], results[k]
+    if python is not None and not on_gpu and torch_runs:
+        torch_info = {
+            k: v for k, v in torch_runs[-1].items() if k != "seconds_per_step"
+        }
+        torch_info["seconds_per_step"] = results.get("pytorch")
+    if python is not None and on_gpu:
         torch_info = _run_torch(python, x, y, mapping, device, steps, rounds)
         if "error" in torch_info:
             print("PyTorch run failed:\n" + torch_info["error"])
         else:
             results["pytorch"] = torch_info["seconds_per_step"]
-        if on_gpu:
-            tf32 = _run_torch(python, x, y, mapping, device, steps, rounds, tf32=True)
-            if "error" not in tf32:
-                results["pytorch_tf32"] = tf32["seconds_per_step"]
-    rate2 = _matmul_rate(jax, jnp)
-    rate = max(rate, rate2)
+        tf32 = _run_torch(python, x, y, mapping, device, steps, rounds, tf32=True)
+        if "error" not in tf32:
+            results["pytorch_tf32"] = tf32["seconds_per_step"]
+    rates.append(_matmul_rate(jax, jnp))
+    rate = max(rates)
     flops = step_flops(n)
     med = {k: float(np.median(v)) for k, v in results.items()}
     floor = flops["six_n_p"] / rate
@@ -426,6 +445,7 @@ def main(argv=None) -> int:
         median_seconds_per_step=med,
         table=table,
         matmul_gflops=rate / 1e9,
+        matmul_gflops_probes=[r / 1e9 for r in rates],
         step_flops=flops,
         floor_seconds_per_step=floor,
         pytorch=torch_info,
@@ -433,10 +453,12 @@ def main(argv=None) -> int:
         targets=targets,
         load_average=dict(before=load_before, after=os.getloadavg()),
         notes=(
-            "CPU runs share a 2-core machine: the load average is recorded; ratios are "
-            "from the same run. 'ntkspec' accumulates the exact full-batch gradient "
-            "over 1024-row blocks on CPU; 'ntkspec_one_block' does not. pytorch: "
-            "features recomputed each step as in the port; MSELoss mean; default init."
+            "CPU runs share a 2-core machine: the load average is recorded; the "
+            "rounds interleave the loops (each round times every loop), so ratios "
+            "compare like with like; medians over rounds. The matmul rate is probed "
+            "in every round and its best is used for the floor. 'ntkspec' "
+            "accumulates the exact full-batch gradient over 1024-row blocks on CPU; "
+            "'ntkspec_one_block' does not. pytorch: features recomputed each step as in the port; MSELoss mean; default init."
         ),
         provenance=provenance(
             " ".join(

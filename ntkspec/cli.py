@@ -183,7 +183,11 @@ def _parser() -> argparse.ArgumentParser:
         "  ntkspec report --device gpu --seed 1\n",
         formatter_class=fmt,
     )
-    r.add_argument("--out", default="figures", help="output folder (default: figures)")
+    r.add_argument(
+        "--out",
+        default="figures/report",
+        help="output folder; the page is OUT/index.html (default: figures/report)",
+    )
     r.add_argument(
         "--quick", action="store_true", help="smallest sizes: a smoke test (< 1 min)"
     )

@@ -394,7 +394,7 @@ def _profile_fit(arch: ReluMLP, q: float, d: int, kernel: str):
     if key in _FIT_CACHE:
         return _FIT_CACHE[key]
     fit = None
-    for degree in (48, 96):
+    for degree in (24, 32, 48, 96):
         cand = _fit_profile(arch, q, d, kernel, degree)
         if cand.max_rel_error <= _FIT_TOL:
             fit = cand

@@ -490,8 +490,9 @@ class GridKernelOperator:
 
         The circulant :math:`C` minimising :math:`\|C - K\|_F`; its first column is
         :math:`c_o = ((n-o) t_o + o\, t_{o-n})/n` per axis. Use :math:`C^{-1}` as a PCG
-        preconditioner: :math:`C^{-1} r` = ``irfftn(rfftn(r) / eig)``. For a circulant
-        :math:`K` it is :math:`K` itself.
+        preconditioner: with ``r`` reshaped to ``grid.shape``, :math:`C^{-1} r` =
+        ``ifftn(fftn(r) / eig).real`` (or ``irfftn(rfftn(r) / eig[..., : n_d // 2 + 1],
+        s=grid.shape)``). For a circulant :math:`K` it is :math:`K` itself.
         """
         with x64_scope(self.dtype):
             if self.is_circulant:

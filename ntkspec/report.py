@@ -6,11 +6,11 @@ into ``out/<key>/`` and returns what it wrote. The report runs them in turn (a s
 whose module is not installed is listed as "not available"; one that raises is listed as
 "failed" with its one-line error, and the others still run), then writes
 
-* ``out/report/index.html``: a self-contained page (inline CSS, no scripts, no network)
+* ``out/index.html``: a self-contained page (inline CSS, no scripts, no network)
   with every figure as an ``<img>`` referenced by relative path, every table of numbers
   the studies' JSON holds, what each study reduced to fit the report's time budget, and
   the provenance (command, versions, device, date, seed) beside each table;
-* ``out/report/report.json``: every file the run wrote, every study's status and every
+* ``out/report.json``: every file the run wrote, every study's status and every
   number the page shows, each with the JSON file and JSON pointer it was read from (the
   tests check the page against it).
 
@@ -91,6 +91,7 @@ STUDIES: tuple[Study, ...] = (
         "Table 1 by NTK regression (2D images)",
         "ntkspec.studies.regression_table",
         section="Kernel regression",
+        quick_options=(("size", "tiny"),),
     ),
     Study(
         "sigma_sweep",
@@ -273,9 +274,9 @@ def _run_studies(
             start = time.time() - 1.0  # mtime resolution on some filesystems
             t0 = time.perf_counter()
             try:
-                returned = fn(
-                    folder, quick=quick, seed=seed, command=command, **options
-                )
+                # Studies always run at their reduced ("quick") size here: the full
+                # sizes are the analysis/ scripts. --quick shrinks further via options.
+                returned = fn(folder, quick=True, seed=seed, command=command, **options)
             except Exception as err:  # a failing study is reported, the rest still run
                 record["status"] = "failed"
                 record["error"] = _one_line(err)
@@ -930,7 +931,7 @@ def _page_html(
 
 
 def run_report(
-    out: str | Path = "figures",
+    out: str | Path = "figures/report",
     *,
     quick: bool = False,
     seed: int = 0,
@@ -939,7 +940,7 @@ def run_report(
     studies: tuple[Study, ...] | None = None,
     progress: bool = True,
 ) -> dict:
-    """Run every study into ``out/<key>/`` and write the page ``out/report/index.html``.
+    """Run every study into ``out/<key>/`` and write the page ``out/index.html``.
 
     Args:
         out: output folder (created).
@@ -951,7 +952,7 @@ def run_report(
         progress: show a tqdm bar over the studies.
 
     Returns:
-        The content of ``out/report/report.json``: ``studies`` (status, seconds, files
+        The content of ``out/report.json``: ``studies`` (status, seconds, files
         of each), ``files`` (every file written, relative to ``out``), ``numbers``
         (every number the page shows, with its source JSON and pointer), ``page`` and
         ``provenance``.
@@ -962,7 +963,7 @@ def run_report(
     from .provenance import provenance
 
     out = Path(out)
-    page_dir = out / "report"
+    page_dir = out
     studies = STUDIES if studies is None else tuple(studies)
     t0 = time.perf_counter()
     with device_scope(device) as device_name:

@@ -55,7 +55,7 @@ def report_quick(tmp_path_factory):
         text=True,
         timeout=600,
     )
-    summary_path = out / "report" / "report.json"
+    summary_path = out / "report.json"
     assert summary_path.is_file(), (
         f"report --quick wrote no report.json:\n{proc.stderr}"
     )

@@ -365,7 +365,11 @@ def parity():
             pytest.fail(reason)
         pytest.skip(reason)
     t0 = time.perf_counter()
-    ours = _ntkspec_kernels()
+    try:
+        ours = _ntkspec_kernels()
+    except BaseException:
+        job.cancel()
+        raise
     seconds_ours = time.perf_counter() - t0
     return {"ours": ours, "nt": job.result(), "seconds_ours": seconds_ours}
 

@@ -79,7 +79,7 @@ def test_quick_report_runs_every_available_study(report_quick):
 def test_quick_report_wrote_every_file_it_lists(report_quick):
     out, summary, _ = report_quick
     files = summary["files"]
-    assert "report/index.html" in files and "report/report.json" in files
+    assert "index.html" in files and "report.json" in files
     assert len(files) == len(set(files))
     for rel in files:
         path = out / rel
@@ -178,7 +178,7 @@ def test_page_from_fake_studies(tmp_path, fake_studies):
     assert status["broken"]["error"] == "RuntimeError: deliberately broken"
     assert sorted(status["fake"]["files"]) == ["fake/fake.json", "fake/fake.png"]
 
-    index = out / "report" / "index.html"
+    index = out / "index.html"
     page = _parse(index)
     # 5 numbers in Table 1 (21.12, 21.72 ± 2.72, 25.5) and 2 in the second table
     assert len(summary["numbers"]) == 6
@@ -199,7 +199,7 @@ def test_page_from_fake_studies(tmp_path, fake_studies):
         "RuntimeError: deliberately broken",
     ):
         assert phrase in text, phrase
-    on_disk = json.loads((out / "report" / "report.json").read_text())
+    on_disk = json.loads((out / "report.json").read_text())
     assert on_disk == json.loads(json.dumps(summary))
 
 
@@ -283,7 +283,7 @@ def test_adapters_show_the_studies_own_json_formats(tmp_path, monkeypatch):
     assert summary["studies"][0]["status"] == "ok"
     # files written into sub-folders during the run are listed too
     assert "val/sub/dynamics_validation.json" in summary["files"]
-    page = _parse(out / "report" / "index.html")
+    page = _parse(out / "index.html")
     _check_numbers_against_sources(out, summary, page)
     by_source = {}
     for rec in summary["numbers"]:
@@ -301,5 +301,5 @@ def test_adapters_show_the_studies_own_json_formats(tmp_path, monkeypatch):
     assert dyn["/tasks/1d/gap_summary/test_output/mean_per_width/1"] == "0.1"
     # an unexpected format falls back to the top-level numbers
     assert by_source["val/sub/dynamics_validation.json"] == {"/gap": "0.125"}
-    text = (out / "report" / "index.html").read_text(encoding="utf-8")
+    text = (out / "index.html").read_text(encoding="utf-8")
     assert "REDUCED: 32x32 images" in text and "size preset &#x27;quick&#x27;" in text

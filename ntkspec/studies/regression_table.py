@@ -64,7 +64,9 @@ SCALES = {
     "text": dict(sigma=14.0, pe_scale=5.0),
 }
 #: (quick, full) settings; quick runs the reduced size for the "none" rows only.
+#: "tiny" is the smoke-test size of ``ntkspec report --quick``.
 SIZES = {
+    "tiny": dict(res=128, crop=32, images=1, rendered=1),
     True: dict(res=256, crop=64, images=2, rendered=1),
     False: dict(res=512, crop=128, images=None, rendered=4),
 }
@@ -179,9 +181,17 @@ def _reduced(arch, name, mapping, imgs: list[np.ndarray], res: int, crop: int) -
     }
 
 
-def table1(*, quick: bool = False, seed: int = 0, depth: int = 4) -> dict:
-    """Compute the Table 1 rows (both sizes) for the natural and text sets."""
-    size = SIZES[quick]
+def table1(
+    *, quick: bool = False, seed: int = 0, depth: int = 4, size: str | None = None
+) -> dict:
+    """Compute the Table 1 rows (both sizes) for the natural and text sets.
+
+    ``size="tiny"`` (smoke tests) overrides ``quick``.
+    """
+    if size is not None and size != "tiny":
+        raise ValueError(f"size must be None or 'tiny'; got {size!r}")
+    quick = quick or size == "tiny"
+    size = SIZES["tiny" if size == "tiny" else quick]
     arch = ReluMLP(depth)
     table, reduced, images = {}, {}, {}
     for image_set in ("natural", "text"):
@@ -309,11 +319,15 @@ def run(
     quick: bool = False,
     seed: int = 0,
     command: str | None = None,
+    size: str | None = None,
 ) -> dict:
-    """Write ``table1_ntk.json``, ``table1_ntk.md`` and ``table1_ntk.png``."""
+    """Write ``table1_ntk.json``, ``table1_ntk.md`` and ``table1_ntk.png``.
+
+    ``size="tiny"`` is the smoke-test size used by ``ntkspec report --quick``.
+    """
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
-    result = table1(quick=quick, seed=seed)
+    result = table1(quick=quick, seed=seed, size=size)
     result.update(
         description=(
             "Tancik et al. 2020 Table 1 (2D image regression) by infinite-width NTK "

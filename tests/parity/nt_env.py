@@ -216,6 +216,14 @@ class ReferenceJob:
         self._timeout = timeout
         self._proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self._err)
 
+    def cancel(self) -> None:
+        """Kill the subprocess (if still running) and remove its files."""
+        if self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+        self._err.close()
+        self._tmp.cleanup()
+
     def result(self) -> dict:
         """Wait for the subprocess and load its output.
 
