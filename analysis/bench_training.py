@@ -458,7 +458,8 @@ def main(argv=None) -> int:
             "compare like with like; medians over rounds. The matmul rate is probed "
             "in every round and its best is used for the floor. 'ntkspec' "
             "accumulates the exact full-batch gradient over 1024-row blocks on CPU; "
-            "'ntkspec_one_block' does not. pytorch: features recomputed each step as in the port; MSELoss mean; default init."
+            "'ntkspec_one_block' does not. pytorch: features recomputed each step as "
+            "in the port; MSELoss mean; default init."
         ),
         provenance=provenance(
             " ".join(

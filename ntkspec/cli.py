@@ -256,6 +256,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     v.add_argument("--out", default="figures/validation", help="output folder")
     v.add_argument("--quick", action="store_true", help="reduced CPU version")
+    v.add_argument(
+        "--size",
+        choices=("tiny", "quick", "full", "gpu"),
+        default=None,
+        help="tiny (smoke test), quick (= --quick, ~2 min CPU), full (~12 min CPU), "
+        "gpu (the full Table-1 sweep; minutes on one GPU). Default: gpu when JAX "
+        "sees a GPU, else full (quick with --quick)",
+    )
     v.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     _add_device_arg(v)
 
@@ -659,7 +667,7 @@ def _cmd_validate(args, command: str) -> int:
             "ntkspec.validation is not available in this installation of ntkspec"
         ) from None
     written = run_validation(
-        args.out, quick=args.quick, seed=args.seed, command=command
+        args.out, quick=args.quick, seed=args.seed, command=command, size=args.size
     )
     for name, info in written.items():
         if isinstance(info, dict):

@@ -549,6 +549,57 @@ def _exact_pairs(arch, x1, x2, rows, cols, get):
     return ntk_ if get == "ntk" else nngp_
 
 
+#: Tile side of the symmetric self-Gram path (2**20 entries per tile).
+_SYM_TILE = 1024
+
+
+def _symmetric_gram(arch, x, get, fit, coefs, progress):
+    """Self-Gram from the tiles on and above the diagonal, mirrored (half the work).
+
+    Every tile has the same (padded) shape, so one compiled function serves them all;
+    the result is exactly symmetric. Returns a NumPy array.
+    """
+    n, d = x.shape
+    t = _SYM_TILE
+    starts = list(range(0, n, t))
+    pad = len(starts) * t - n
+    xp = jnp.concatenate([x, jnp.broadcast_to(x[-1:], (pad, d))]) if pad else x
+    out = np.empty((n, n), dtype=np.dtype(x.dtype))
+    bar = None
+    if progress is None or progress:
+        from tqdm.auto import tqdm
+
+        total = len(starts) * (len(starts) + 1) // 2
+        bar = tqdm(
+            total=total, desc=f"{get} Gram", unit="tiles", leave=False, delay=1.0
+        )
+    for i, r0 in enumerate(starts):
+        xr = xp[r0 : r0 + t]
+        r1 = min(r0 + t, n)
+        for c0 in starts[i:]:
+            c1 = min(c0 + t, n)
+            diagonal = c0 == r0
+            xc = xp[c0 : c0 + t]
+            tile, n_near = _block(arch, xr, xc, 0, get, diagonal, fit, coefs)
+            tile = np.asarray(tile)[: r1 - r0, : c1 - c0]
+            if int(n_near) > 0:
+                near = np.asarray(_block_near(xr, xc, 0, diagonal))
+                rows, cols = np.nonzero(near[: r1 - r0, : c1 - c0])
+                if rows.size:
+                    tile = np.array(tile)
+                    tile[rows, cols] = np.asarray(
+                        _exact_pairs(arch, x, x, rows + r0, cols + c0, get)
+                    )
+            out[r0:r1, c0:c1] = tile
+            if not diagonal:
+                out[c0:c1, r0:r1] = tile.T
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
+    return out
+
+
 def _validate_arch(arch):
     if not isinstance(arch, ReluMLP):
         raise TypeError(f"arch must be a ntkspec.ReluMLP; got {type(arch).__name__}")
@@ -577,6 +628,7 @@ def _kernel(arch, x1, x2, get, dtype, max_bytes, block_rows, progress):
             "scattered points."
         ),
     )
+    user_block_rows = block_rows
     if block_rows is None:
         block_rows = max(1, min(n1, _BLOCK_ENTRIES // max(n2, 1)))
     else:
@@ -606,6 +658,9 @@ def _kernel(arch, x1, x2, get, dtype, max_bytes, block_rows, progress):
             if fit is not None
             else (jnp.zeros(1, dtype), jnp.zeros(1, dtype))
         )
+        if self_kernel and not traced and user_block_rows is None and n1 > _SYM_TILE:
+            out = _symmetric_gram(arch, x1j, get, fit is not None, coefs, progress)
+            return jnp.asarray(out)
         starts = list(range(0, n1, block_rows))
         bar = None
         if progress is None:
