@@ -549,8 +549,8 @@ def _exact_pairs(arch, x1, x2, rows, cols, get):
     return ntk_ if get == "ntk" else nngp_
 
 
-#: Tile side of the symmetric self-Gram path (2**20 entries per tile).
-_SYM_TILE = 1024
+#: Tile side of the symmetric self-Gram path (2**18 entries per tile).
+_SYM_TILE = 512
 
 
 def _symmetric_gram(arch, x, get, fit, coefs, progress):
