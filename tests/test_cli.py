@@ -327,8 +327,9 @@ def test_regress_real_library_matches_dense_solve(tmp_path, capsys, smooth_image
 def test_validate_calls_run_validation(tmp_path, capsys, monkeypatch):
     calls = []
 
-    def fake(out_dir, *, quick=False, seed=0, command=None):
+    def fake(out_dir, *, quick=False, seed=0, command=None, size=None):
         calls.append((Path(out_dir), quick, seed, command))
+        assert size is None
         return {"summary": str(Path(out_dir) / "summary.md")}
 
     try:

@@ -187,7 +187,7 @@ def test_page_from_fake_studies(tmp_path, fake_studies):
     assert shown == ["1.5e-12", "2.72", "21.12", "21.72", "25.5", "3"]
     pointers = {rec["pointer"] for rec in summary["numbers"]}
     assert "/tables/0/rows/0/2/mean" in pointers and "/table/rows/0/value" in pointers
-    assert page.images == ["../fake/fake.png"]
+    assert page.images == ["fake/fake.png"]
     assert (index.parent / page.images[0]).is_file()
     text = index.read_text(encoding="utf-8")
     for phrase in (

@@ -37,32 +37,10 @@ from ..grid import Grid
 from ..kernels import ReluMLP, ntk
 from ..provenance import provenance
 from ..regression import kernel_regression
+from ._paper import MAPPING_NAMES, PAPER_TABLE1, SCALES
 
 __all__ = ["PAPER_TABLE1", "MAPPING_NAMES", "set_mappings", "table1", "run"]
 
-#: Tancik et al. 2020, Table 1, 2D image regression, PSNR dB (mean, std) with trained
-#: 4 x 256 networks; source: the official notebook ``2d_image_regression``, "Paper
-#: Experiments" cell output, as recorded in the project's reference notes (paper.md s3).
-PAPER_TABLE1 = {
-    "natural": {
-        "none": (19.32, 2.48),
-        "basic": (21.72, 2.72),
-        "positional": (24.95, 3.72),
-        "gaussian": (25.57, 4.19),
-    },
-    "text": {
-        "none": (18.40, 2.34),
-        "basic": (20.48, 1.96),
-        "positional": (27.57, 3.07),
-        "gaussian": (30.47, 2.11),
-    },
-}
-MAPPING_NAMES = ("none", "basic", "positional", "gaussian")
-#: The paper's best scales per set: Gaussian sigma and positional-encoding scale S.
-SCALES = {
-    "natural": dict(sigma=10.0, pe_scale=6.0),
-    "text": dict(sigma=14.0, pe_scale=5.0),
-}
 #: (quick, full) settings; quick runs the reduced size for the "none" rows only.
 #: "tiny" is the smoke-test size of ``ntkspec report --quick``.
 SIZES = {

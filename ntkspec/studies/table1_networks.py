@@ -39,31 +39,10 @@ from .._io import atomic_write, save_figure, write_json
 from ..kernels import ReluMLP
 from ..networks import mlp, train
 from ..provenance import provenance
+from ._paper import MAPPING_NAMES, PAPER_TABLE1, SCALES
 
 __all__ = ["PAPER_TABLE1", "SIZES", "paper_mappings", "table1", "sigma_sweep", "run"]
 
-#: Tancik et al. 2020, Table 1 (2D image regression, PSNR dB, mean +- std), as printed
-#: by the official notebook's "Paper Experiments" cell.
-PAPER_TABLE1 = {
-    "natural": {
-        "none": (19.32, 2.48),
-        "basic": (21.72, 2.72),
-        "positional": (24.95, 3.72),
-        "gaussian": (25.57, 4.19),
-    },
-    "text": {
-        "none": (18.40, 2.34),
-        "basic": (20.48, 1.96),
-        "positional": (27.57, 3.07),
-        "gaussian": (30.47, 2.11),
-    },
-}
-MAPPING_NAMES = ("none", "basic", "positional", "gaussian")
-#: Gaussian scale and positional-encoding scale per image set (the paper's best).
-SCALES = {
-    "natural": dict(sigma=10.0, pe_scale=6.0),
-    "text": dict(sigma=14.0, pe_scale=5.0),
-}
 SIGMAS = (1.0, 2.0, 4.0, 8.0, 10.0, 16.0, 32.0, 64.0)
 
 #: Sizes by run mode: ``crop`` is the side of the centre crop of the 512 x 512 images.
