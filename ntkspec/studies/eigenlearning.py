@@ -21,9 +21,9 @@ import numpy as np
 import scipy.linalg
 
 from .. import data, mappings, theory
-from .._io import save_figure, write_json
+from .._io import save_figure
 from ..kernels import ReluMLP, ntk
-from ..provenance import provenance
+from ._output import write_study
 
 __all__ = ["eigenlearning_study", "run"]
 
@@ -109,22 +109,19 @@ def run(
 ) -> dict:
     """Write ``eigenlearning.json`` and ``eigenlearning.png``."""
     t0 = time.perf_counter()
-    out_dir = Path(out_dir)
     d = eigenlearning_study(quick=quick, seed=seed)
-    d.update(
+    return write_study(
+        out_dir,
+        "eigenlearning",
+        d,
+        _plot,
+        started=t0,
+        quick=quick,
+        seed=seed,
+        command=command,
         description=(
             "Predicted (eigenlearning, Simon et al. 2023) vs measured test MSE of "
             "depth-4 ReLU NTK regression on a 256-point periodic 1D grid, power-law "
             "mapping and target; mean over random training sets (error bars: s.e.m.)."
         ),
-        quick=quick,
-        seconds=round(time.perf_counter() - t0, 2),
-        provenance=provenance(command, seed),
     )
-    write_json(out_dir / "eigenlearning.json", d)
-    _plot(d, out_dir / "eigenlearning.png")
-    return {
-        "json": str(out_dir / "eigenlearning.json"),
-        "png": str(out_dir / "eigenlearning.png"),
-        "seconds": d["seconds"],
-    }

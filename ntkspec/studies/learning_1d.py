@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from .. import data, mappings
-from .._io import save_figure, write_json
+from .._io import save_figure
 from ..dynamics import gd_dynamics
 from ..kernels import ReluMLP
-from ..provenance import provenance
 from ..regression import kernel_regression
+from ._output import write_study
 
 __all__ = ["POWERS", "paper_arch", "learning_1d", "run"]
 
@@ -154,23 +154,20 @@ def run(
 ) -> dict:
     """Write ``learning_1d.json`` and ``learning_1d.png``."""
     t0 = time.perf_counter()
-    out_dir = Path(out_dir)
     d = learning_1d(quick=quick, seed=seed)
-    d.update(
+    return write_study(
+        out_dir,
+        "learning_1d",
+        d,
+        _plot,
+        started=t0,
+        quick=quick,
+        seed=seed,
+        command=command,
         description=(
             "1D power-law signals, train on every 8th of 256 points: infinite-width "
             "test MSE against the mapping power p, and gradient-flow train/test MSE "
             "against SGD iterations of the notebook's 0.5*sum loss (lr 1e-5)."
         ),
         architecture="ReluMLP(4, W_std=1, b_std=0, standard, width=1024)",
-        quick=quick,
-        seconds=round(time.perf_counter() - t0, 2),
-        provenance=provenance(command, seed),
     )
-    write_json(out_dir / "learning_1d.json", d)
-    _plot(d, out_dir / "learning_1d.png")
-    return {
-        "json": str(out_dir / "learning_1d.json"),
-        "png": str(out_dir / "learning_1d.png"),
-        "seconds": d["seconds"],
-    }

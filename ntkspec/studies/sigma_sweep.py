@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from .. import data, mappings
-from .._io import save_figure, write_json
+from .._io import save_figure
 from ..kernels import ReluMLP, ntk
-from ..provenance import provenance
 from ..regression import kernel_regression
+from ._output import write_study
 
 __all__ = ["sigma_sweep", "run"]
 
@@ -148,22 +148,19 @@ def run(
 ) -> dict:
     """Write ``sigma_sweep.json`` and ``sigma_sweep.png``."""
     t0 = time.perf_counter()
-    out_dir = Path(out_dir)
     d = sigma_sweep(quick=quick, seed=seed)
-    d.update(
+    return write_study(
+        out_dir,
+        "sigma_sweep",
+        d,
+        _plot,
+        started=t0,
+        quick=quick,
+        seed=seed,
+        command=command,
         description=(
             "Train / test PSNR of depth-4 ReLU NTK regression against the Gaussian "
             "Fourier-feature scale sigma, for ridge 0 and ridges relative to k(0); "
             "dotted verticals mark solves that missed rtol=1e-10 within max_iter."
         ),
-        quick=quick,
-        seconds=round(time.perf_counter() - t0, 2),
-        provenance=provenance(command, seed),
     )
-    write_json(out_dir / "sigma_sweep.json", d)
-    _plot(d, out_dir / "sigma_sweep.png")
-    return {
-        "json": str(out_dir / "sigma_sweep.json"),
-        "png": str(out_dir / "sigma_sweep.png"),
-        "seconds": d["seconds"],
-    }

@@ -1,0 +1,46 @@
+"""Shared tail of the studies' ``run``: stamp the data, write its JSON, plot from it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from .._io import write_json
+from ..provenance import provenance
+
+
+def write_study(
+    out_dir: str | Path,
+    name: str,
+    data: dict,
+    plot: Callable[[dict, Path], None],
+    *,
+    started: float,
+    quick: bool,
+    seed: int,
+    command: str | None,
+    **fields,
+) -> dict:
+    """Stamp ``data``, then write ``<name>.json`` and ``<name>.png`` into ``out_dir``.
+
+    ``fields``, ``quick``, ``seconds`` and the provenance are added to ``data``; the
+    figure is drawn from the data as written.
+
+    Returns:
+        ``{"json": path, "png": path, "seconds": s}``, what ``run`` returns.
+    """
+    out_dir = Path(out_dir)
+    data.update(
+        fields,
+        quick=quick,
+        seconds=round(time.perf_counter() - started, 2),
+        provenance=provenance(command, seed),
+    )
+    write_json(out_dir / f"{name}.json", data)
+    plot(data, out_dir / f"{name}.png")
+    return {
+        "json": str(out_dir / f"{name}.json"),
+        "png": str(out_dir / f"{name}.png"),
+        "seconds": data["seconds"],
+    }
