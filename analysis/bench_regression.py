@@ -23,30 +23,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import statistics
 import sys
-import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-
-def _peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def _timed(fn, repeats: int):
-    t0 = time.perf_counter()
-    out = fn()
-    first = time.perf_counter() - t0
-    warm = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        warm.append(time.perf_counter() - t0)
-    return out, first, (statistics.median(warm) if warm else first), warm
+from analysis._bench import peak_mib, timed
 
 
 def bench(quick: bool = False) -> dict:
@@ -66,15 +49,15 @@ def bench(quick: bool = False) -> dict:
         data.nontrain_indices(shape),
         data.train_indices(shape),
     )
-    rss0 = _peak_mib()
-    (pred, info), first, warm, runs = _timed(
+    rss0 = peak_mib()
+    (pred, info), first, warm, runs = timed(
         lambda: ntkspec.kernel_regression(
             arch, gauss, g_tr, y_tr, g_te, return_info=True
         ),
         repeats,
     )
     # share of the kernel evaluation (all offsets of the fine grid's embedding)
-    _, k_first, k_warm, _ = _timed(
+    _, k_first, k_warm, _ = timed(
         lambda: np.asarray(kernel_on_offsets(arch, gauss, g_te, embed=True)), repeats
     )
     paper = {
@@ -93,7 +76,7 @@ def bench(quick: bool = False) -> dict:
         "train_pixel_max_abs_error": float(np.max(np.abs(pred[tr] - y_te[tr]))),
         "psnr_heldout": data.psnr(pred[held], y_te[held]),
         "psnr_nontrain": data.psnr(pred[non], y_te[non]),
-        "peak_rss_mib": round(_peak_mib(), 1),
+        "peak_rss_mib": round(peak_mib(), 1),
         "peak_rss_mib_before": round(rss0, 1),
         "dense_gram_gib_would_need": round(8 * (res // 2) ** 4 / 2**30, 1),
     }
@@ -102,7 +85,7 @@ def bench(quick: bool = False) -> dict:
     small = data.natural_images(128)["astronaut"]
     s_tr, sy_tr, s_te, sy_te = data.image_task(small)
     s_held = data.heldout_indices((128, 128))
-    (p_struct, i_struct), sf, sw, _ = _timed(
+    (p_struct, i_struct), sf, sw, _ = timed(
         lambda: ntkspec.kernel_regression(
             arch, gauss, s_tr, sy_tr, s_te, return_info=True
         ),
@@ -110,7 +93,7 @@ def bench(quick: bool = False) -> dict:
     )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        (p_dense, i_dense), df, dw, _ = _timed(
+        (p_dense, i_dense), df, dw, _ = timed(
             lambda: ntkspec.kernel_regression(
                 arch,
                 gauss,

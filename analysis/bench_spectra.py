@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
-import statistics
 import sys
 import time
 import warnings
@@ -32,21 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def _peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def _timed(fn, repeats: int):
-    t0 = time.perf_counter()
-    out = fn()
-    first = time.perf_counter() - t0
-    warm = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        warm.append(time.perf_counter() - t0)
-    return out, first, (statistics.median(warm) if warm else first)
+from analysis._bench import peak_mib, timed
 
 
 def _mappings():
@@ -63,7 +47,7 @@ def _dense_vs_structured(arch, periodic, n: int, repeats: int) -> dict:
     import ntkspec
 
     grid = ntkspec.Grid((n, n))
-    lam, first, warm = _timed(lambda: ntkspec.spectrum(arch, periodic, grid), repeats)
+    lam, first, warm, _ = timed(lambda: ntkspec.spectrum(arch, periodic, grid), repeats)
     t0 = time.perf_counter()
     gram = np.asarray(ntkspec.ntk(arch, periodic(grid.points())))
     t_gram = time.perf_counter() - t0
@@ -80,7 +64,7 @@ def _dense_vs_structured(arch, periodic, n: int, repeats: int) -> dict:
         "speedup_vs_eigh": t_eigh / warm,
         "speedup_vs_gram_plus_eigh": (t_gram + t_eigh) / warm,
         "max_abs_diff_rel_to_largest": float(np.max(np.abs(lam - dense)) / dense[0]),
-        "peak_rss_mib_so_far": _peak_mib(),
+        "peak_rss_mib_so_far": peak_mib(),
     }
 
 
@@ -88,7 +72,7 @@ def _full_spectrum(arch, periodic, n: int, repeats: int) -> dict:
     import ntkspec
 
     grid = ntkspec.Grid((n, n))
-    lam, first, warm = _timed(lambda: ntkspec.spectrum(arch, periodic, grid), repeats)
+    lam, first, warm, _ = timed(lambda: ntkspec.spectrum(arch, periodic, grid), repeats)
     return {
         "grid": [n, n],
         "N": grid.size,
@@ -96,7 +80,7 @@ def _full_spectrum(arch, periodic, n: int, repeats: int) -> dict:
         "first_call_s": first,
         "trace_check_rel": float(abs(lam.sum() / (grid.size * lam.mean()) - 1.0)),
         "min_over_max": float(lam[-1] / lam[0]),
-        "peak_rss_mib_so_far": _peak_mib(),
+        "peak_rss_mib_so_far": peak_mib(),
     }
 
 
@@ -170,7 +154,7 @@ def _lanczos(arch, gauss, n: int, k: int, baseline: bool) -> dict:
         "ours_matvecs": info.matvecs,
         "ours_converged": info.converged,
         "operator_build_s": t_op,
-        "peak_rss_mib_so_far": _peak_mib(),
+        "peak_rss_mib_so_far": peak_mib(),
     }
     if baseline:
         w, count, t_base = _numpy_eigsh(np.asarray(op.symbol), n, k)
@@ -179,7 +163,7 @@ def _lanczos(arch, gauss, n: int, k: int, baseline: bool) -> dict:
             baseline_matvecs=count,
             speedup=t_base / t_ours,
             max_abs_diff_rel_to_largest=float(np.max(np.abs(w - lam)) / w[0]),
-            peak_rss_mib_so_far=_peak_mib(),
+            peak_rss_mib_so_far=peak_mib(),
         )
     return row
 
