@@ -8,7 +8,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: report check lint test test-py312 parity-env clean
+.PHONY: report check lint test test-py312 parity-env notebooks clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "ntkspec needs Python 3.11+"'
@@ -34,6 +34,11 @@ check: lint test test-py312
 # otherwise.
 test-py312:
 	@bash tests/newest_python.sh
+
+# Re-execute the walkthrough notebooks at full size in a Jupyter kernel and save the
+# .ipynb files with their outputs (the .py files are the sources; see execute.py).
+notebooks: $(STAMP)
+	$(PY) analysis/notebooks/execute.py
 
 # The neural-tangents 0.6.5 reference environment (also built on first use by the tests).
 parity-env:

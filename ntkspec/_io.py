@@ -11,7 +11,14 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["atomic_write", "write_json", "save_figure"]
+__all__ = [
+    "atomic_write",
+    "write_json",
+    "save_figure",
+    "agg_figure",
+    "agg_subplots",
+    "readable",
+]
 
 
 def atomic_write(path: str | os.PathLike, writer: Callable[[str], None]) -> Path:
@@ -51,3 +58,37 @@ def save_figure(fig, path: str | os.PathLike, **kwargs) -> Path:
     """Save a matplotlib figure atomically (format from the suffix)."""
     fmt = Path(path).suffix.lstrip(".") or "png"
     return atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, **kwargs))
+
+
+def agg_figure(**figure_kw):
+    """A matplotlib ``Figure`` on its own Agg canvas, outside pyplot.
+
+    Library code draws files this way so that the caller's pyplot backend (inline
+    plots in a notebook, say) is left alone: no ``matplotlib.use``, no pyplot state,
+    nothing to close.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(**figure_kw)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def agg_subplots(nrows: int = 1, ncols: int = 1, *, figsize=None, **subplots_kw):
+    """``(fig, axes)`` as ``pyplot.subplots`` gives them, on an Agg canvas."""
+    fig = agg_figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols, **subplots_kw)
+
+
+def readable(fig, *, fontsize: float = 11.0) -> None:
+    """Raise tick, label, legend and title sizes of ``fig`` to read at page width."""
+    for ax in fig.axes:
+        ax.tick_params(labelsize=fontsize - 1)
+        ax.xaxis.label.set_size(fontsize)
+        ax.yaxis.label.set_size(fontsize)
+        ax.title.set_size(fontsize + 0.5)
+        legend = ax.get_legend()
+        if legend is not None:
+            for text in legend.get_texts():
+                text.set_fontsize(max(text.get_fontsize(), fontsize - 2))

@@ -482,22 +482,16 @@ def _cmd_spectrum(args, command: str) -> int:
 
 
 def _plot_spectrum(lam, radial, path: Path, *, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from . import plotting
-    from ._io import save_figure
+    from ._io import agg_subplots, save_figure
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, axes = agg_subplots(1, 2, figsize=(10, 3.8))
     plotting.eigenvalue_spectrum(lam, axes[0], marker=".")
     axes[0].set_title(f"eigenvalues by rank ({title})", fontsize=10)
     plotting.radial_spectrum(radial, lam, axes[1], logx=False)
     axes[1].set_title("eigenvalue against |frequency| of its eigenvector", fontsize=10)
     fig.tight_layout()
     save_figure(fig, path, dpi=110)
-    plt.close(fig)
 
 
 def _load_image(path_str: str, key: str | None):
@@ -724,6 +718,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except _Unavailable as err:
         print(f"{prog}: {err}", file=sys.stderr)
+        return 1
+    except ImportError as err:
+        # One of ntkspec's own modules is missing or broken: never "not available".
+        print(f"{prog}: broken installation: {err}", file=sys.stderr)
         return 1
     except (ValueError, TypeError) as err:
         # The library validates its arguments at the boundary with these, naming the

@@ -189,9 +189,6 @@ def rendered_text_image(
     Returns:
         (res, res, 3) float64 in [0, 1].
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

@@ -2,12 +2,15 @@
 
 Each study in :data:`STUDIES` is a module with ``run(out_dir, *, quick, seed, command)``
 that writes its numbers as JSON (with a ``"provenance"`` entry) and its figures as PNG
-into ``out/<key>/`` and returns what it wrote. The report runs them in turn (a study
-whose module is not installed is listed as "not available"; one that raises is listed as
-"failed" with its one-line error, and the others still run), then writes
+into ``out/<key>/`` and returns what it wrote. The report first imports every study
+(a study module of ntkspec's own that fails to import stops the report with
+:class:`StudyImportError`: a broken installation is never "not available"), then runs
+them in turn (one that raises is listed as "failed" with its one-line error, and the
+others still run), then writes
 
 * ``out/index.html``: a self-contained page (inline CSS, no scripts, no network)
-  with every figure as an ``<img>`` referenced by relative path, every table of numbers
+  with every figure embedded in an ``<img>`` as a ``data:`` URI (its file named in
+  ``data-source``), every table of numbers
   the studies' JSON holds, what each study reduced to fit the report's time budget, and
   the provenance (command, versions, device, date, seed) beside each table;
 * ``out/report.json``: every file the run wrote, every study's status and every
@@ -41,7 +44,14 @@ from typing import NamedTuple
 
 from ._io import atomic_write, write_json
 
-__all__ = ["Study", "STUDIES", "run_report", "device_scope", "tables_of"]
+__all__ = [
+    "Study",
+    "StudyImportError",
+    "STUDIES",
+    "run_report",
+    "device_scope",
+    "tables_of",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,16 +185,29 @@ def _describe(dev) -> str:
 # --------------------------------------------------------------------------------------
 
 
+class StudyImportError(ImportError):
+    """One of ntkspec's own study modules failed to import: the installation is broken.
+
+    Unlike a missing capability outside the package (a GPU, say), this is never shown
+    as "not available": the report stops before running anything.
+    """
+
+
 def _entry_point(study: Study):
-    """The study's function, or None when its module (or function) is not there."""
+    """The study's function; raises :class:`StudyImportError` when it cannot load."""
     try:
-        spec = importlib.util.find_spec(study.module)
-    except ModuleNotFoundError:
-        spec = None
-    if spec is None:
-        return None
-    module = importlib.import_module(study.module)
-    return getattr(module, study.function, None)
+        module = importlib.import_module(study.module)
+    except ImportError as err:
+        raise StudyImportError(
+            f"report study {study.key!r}: cannot import {study.module} "
+            f"({_one_line(err)}); reinstall ntkspec"
+        ) from err
+    fn = getattr(module, study.function, None)
+    if fn is None:
+        raise StudyImportError(
+            f"report study {study.key!r}: {study.module} has no {study.function!r}"
+        )
+    return fn
 
 
 def _paths_in(value) -> list[Path]:
@@ -250,8 +273,9 @@ def _run_studies(
     from tqdm.auto import tqdm
 
     results = []
+    entry_points = [_entry_point(study) for study in studies]  # all, before any runs
     bar = tqdm(studies, desc="ntkspec report", unit="study", disable=not progress)
-    for study in bar:
+    for study, fn in zip(bar, entry_points, strict=True):
         bar.set_postfix_str(study.key)
         record = {
             "key": study.key,
@@ -264,7 +288,6 @@ def _run_studies(
             "options": {},
             "files": [],
         }
-        fn = _entry_point(study)
         if fn is not None:
             folder = out / study.key
             options = _accepted(
@@ -820,6 +843,18 @@ def _json_html(path: Path, out: Path, numbers_: _Numbers, key: str, several: boo
     return "\n".join(parts), _reduced_of(data)
 
 
+_MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
+_MIME[".svg"] = "image/svg+xml"
+
+
+def _data_uri(path: Path) -> str:
+    """The figure's bytes as a ``data:`` URI, so the page stands alone."""
+    import base64
+
+    payload = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f"data:{_MIME[path.suffix.lower()]};base64,{payload}"
+
+
 def _study_html(record: dict, out: Path, page_dir: Path, numbers_: _Numbers) -> str:
     status = record["status"]
     badge = {"ok": "ok", "failed": "failed"}.get(status, "na")
@@ -863,7 +898,8 @@ def _study_html(record: dict, out: Path, page_dir: Path, numbers_: _Numbers) -> 
         if path.suffix.lower() in _FIGURE_SUFFIXES:
             rel = _rel(path, page_dir)
             body.append(
-                f'<figure><img src="{html.escape(rel)}" alt="{html.escape(path.stem)}">'
+                f'<figure><img src="{_data_uri(path)}" alt="{html.escape(path.stem)}"'
+                f' data-source="{html.escape(rel)}">'
                 f"<figcaption>{html.escape(_rel(path, out))}</figcaption></figure>"
             )
     return "\n".join([*head, *body, "</section>"])

@@ -5,6 +5,7 @@ The real `ntkspec report --quick` run is the session fixture `report_quick`
 reductions, failures) are also checked on made-up studies written into tmp_path.
 """
 
+import base64
 import json
 import textwrap
 from html.parser import HTMLParser
@@ -22,13 +23,15 @@ class _PageParser(HTMLParser):
 
     def __init__(self):
         super().__init__()
-        self.images, self.tables, self.numbers = [], [], {}
+        self.images, self.embedded, self.tables, self.numbers = [], [], [], {}
         self._number_id = None
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
         if tag == "img":
-            self.images.append(attrs["src"])
+            assert attrs["src"].startswith("data:image/"), "figures must be embedded"
+            self.images.append(attrs["data-source"])
+            self.embedded.append(attrs["src"])
         elif tag == "table":
             self.tables.append(0)
         elif tag == "tr":
@@ -72,7 +75,7 @@ def test_quick_report_runs_every_available_study(report_quick):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert set(statuses) == {s.key for s in report.STUDIES}
     assert statuses["profiles"] == "ok"
-    assert set(statuses.values()) <= {"ok", "not available"}, statuses
+    assert set(statuses.values()) == {"ok"}, statuses
     assert summary["quick"] is True and summary["seed"] == 0
 
 
@@ -106,6 +109,9 @@ def test_quick_report_page_images_are_the_studies_figures(report_quick):
     pngs = {rel for rel in summary["files"] if rel.endswith(".png")}
     shown = {(index.parent / src).resolve() for src in page.images}
     assert shown == {(out / rel).resolve() for rel in pngs}
+    for src, data_uri in zip(page.images, page.embedded, strict=True):
+        payload = base64.b64decode(data_uri.split(",", 1)[1])
+        assert payload == (index.parent / src).read_bytes()
     assert all(rows >= 2 for rows in page.tables)  # header + at least one row
     text = index.read_text(encoding="utf-8")
     assert "--quick" in text and "seed" in text and "command" in text.lower()
@@ -161,9 +167,7 @@ def fake_studies(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(pkg))
     return (
         Study("fake", "A fake study", "ntkspec_fake_study", section="Fakes"),
-        Study("missing", "Not there", "ntkspec_no_such_module_xyz", section="Fakes"),
         Study("broken", "Raises", "ntkspec_fake_study", function="broken"),
-        Study("nofunc", "No function", "ntkspec_fake_study", function="nope"),
     )
 
 
@@ -172,8 +176,6 @@ def test_page_from_fake_studies(tmp_path, fake_studies):
     summary = run_report(out, studies=fake_studies, progress=False, command="test")
     status = {rec["key"]: rec for rec in summary["studies"]}
     assert status["fake"]["status"] == "ok"
-    assert status["missing"]["status"] == "not available"
-    assert status["nofunc"]["status"] == "not available"
     assert status["broken"]["status"] == "failed"
     assert status["broken"]["error"] == "RuntimeError: deliberately broken"
     assert sorted(status["fake"]["files"]) == ["fake/fake.json", "fake/fake.png"]
@@ -195,12 +197,28 @@ def test_page_from_fake_studies(tmp_path, fake_studies):
         "no-mapping row at 64 x 64",
         "A made-up study.",
         "paper: Tancik et al. 2020",
-        "not available",
         "RuntimeError: deliberately broken",
     ):
         assert phrase in text, phrase
     on_disk = json.loads((out / "report.json").read_text())
     assert on_disk == json.loads(json.dumps(summary))
+
+
+@pytest.mark.parametrize(
+    "study, fragment",
+    [
+        (Study("missing", "Not there", "ntkspec_no_such_module_xyz"), "cannot import"),
+        (Study("nofunc", "No function", "ntkspec_fake_study", function="nope"), "nope"),
+    ],
+)
+def test_a_study_that_cannot_load_stops_the_report(
+    tmp_path, fake_studies, study, fragment
+):
+    out = tmp_path / "out"
+    with pytest.raises(report.StudyImportError, match=fragment):
+        run_report(out, studies=(*fake_studies, study), progress=False)
+    assert not (out / "fake").exists()  # nothing ran
+    assert not (out / "index.html").exists()
 
 
 def test_tables_of_ignores_malformed_entries():

@@ -294,13 +294,10 @@ def validate_task(task: dict, *, widths, seeds, steps, eval_every, depth, seed=0
 
 
 def _plot(data: dict, path: Path, label: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from .._io import agg_subplots
 
     names = list(data["tasks"])
-    fig, axes = plt.subplots(
+    fig, axes = agg_subplots(
         len(names), 3, figsize=(15, 4.2 * len(names)), squeeze=False
     )
     for row, name in enumerate(names):
@@ -375,7 +372,6 @@ def _plot(data: dict, path: Path, label: str) -> None:
     fig.suptitle(label, fontsize=9)
     fig.tight_layout()
     save_figure(fig, path, dpi=100)
-    plt.close(fig)
 
 
 def run(

@@ -73,12 +73,9 @@ def eigenlearning_study(*, quick: bool = False, seed: int = 0, depth: int = 4) -
 
 
 def _plot(d: dict, path: Path) -> None:
-    import matplotlib
+    from .._io import agg_subplots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = agg_subplots(figsize=(7, 4.5))
     for k, (label, c) in enumerate(d["curves"].items()):
         ax.loglog(c["n"], c["predicted_test_mse"], "-", color=f"C{k}", label=label)
         ax.errorbar(
@@ -97,7 +94,6 @@ def _plot(d: dict, path: Path) -> None:
     ax.legend(fontsize=7)
     fig.tight_layout()
     save_figure(fig, path, dpi=110)
-    plt.close(fig)
 
 
 def run(

@@ -94,12 +94,9 @@ def learning_1d(*, quick: bool = False, seed: int = 0) -> dict:
 
 
 def _plot(d: dict, path: Path) -> None:
-    import matplotlib
+    from .._io import agg_subplots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 5, figsize=(22, 4))
+    fig, axes = agg_subplots(1, 5, figsize=(22, 4))
     names = list(d["mappings"])
     ps = [n for n in names if n.startswith("p=")]
     xs = np.arange(len(ps))
@@ -142,7 +139,6 @@ def _plot(d: dict, path: Path) -> None:
         ax.grid(alpha=0.3)
     fig.tight_layout()
     save_figure(fig, path, dpi=100)
-    plt.close(fig)
 
 
 def run(

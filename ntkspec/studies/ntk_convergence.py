@@ -121,14 +121,11 @@ def ntk_convergence(
 
 
 def _plot(data: dict, path: Path, label: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from .._io import agg_subplots
 
     widths = np.asarray(data["widths"], float)
     errs = np.asarray(data["errors"])
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = agg_subplots(1, 2, figsize=(11, 4))
     ax = axes[0]
     for j in range(errs.shape[1]):
         ax.loglog(widths, errs[:, j], "o", color="C0", alpha=0.4, ms=4)
@@ -160,7 +157,6 @@ def _plot(data: dict, path: Path, label: str) -> None:
     fig.suptitle(label, fontsize=9)
     fig.tight_layout()
     save_figure(fig, path, dpi=110)
-    plt.close(fig)
 
 
 def run(

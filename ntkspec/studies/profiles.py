@@ -115,13 +115,10 @@ def ntk_profiles(
 
 
 def _plot_profiles(data: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from .._io import agg_subplots
 
     offsets = np.asarray(data["offsets"])
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = agg_subplots(1, 2, figsize=(11, 4))
     for name, c in data["curves"].items():
         style = "--" if not c["stationary"] else "-"
         axes[0].plot(offsets, c["ntk_normalised"], style, label=name, lw=1.2)
@@ -138,7 +135,6 @@ def _plot_profiles(data: dict, path: Path) -> None:
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     save_figure(fig, path, dpi=110)
-    plt.close(fig)
 
 
 def run(

@@ -213,12 +213,9 @@ def table1(
 
 
 def _plot(data_: dict, path: Path) -> None:
-    import matplotlib
+    from .._io import agg_subplots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True)
+    fig, axes = agg_subplots(1, 2, figsize=(12, 4.2), sharey=True)
     xs = np.arange(len(MAPPING_NAMES))
     width = 0.27
     for ax, image_set in zip(axes, ("natural", "text"), strict=True):
@@ -261,7 +258,6 @@ def _plot(data_: dict, path: Path) -> None:
     axes[0].legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     save_figure(fig, path, dpi=110)
-    plt.close(fig)
 
 
 def _markdown(data_: dict) -> str:

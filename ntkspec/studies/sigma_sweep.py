@@ -93,12 +93,9 @@ def sigma_sweep(*, quick: bool = False, seed: int = 0, depth: int = 4) -> dict:
 
 
 def _plot(d: dict, path: Path) -> None:
-    import matplotlib
+    from .._io import agg_subplots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = agg_subplots(1, 2, figsize=(11, 4))
     for k, (rel, rows) in enumerate(d["curves"].items()):
         s = [r["sigma"] for r in rows]
         color = f"C{k}"
@@ -136,7 +133,6 @@ def _plot(d: dict, path: Path) -> None:
     fig.suptitle(f"NTK regression on {d['image']} ({d['size']}), depth-4 ReLU NTK")
     fig.tight_layout()
     save_figure(fig, path, dpi=110)
-    plt.close(fig)
 
 
 def run(

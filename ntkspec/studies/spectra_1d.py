@@ -149,12 +149,11 @@ def spectra_1d(
 def _plot(data: dict, path: Path) -> None:
     import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from .._io import agg_subplots
 
     offsets = np.asarray(data["offsets"])
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.4))
-    colors = plt.cm.viridis(np.linspace(0, 0.9, len(POWERS)))
+    fig, axes = agg_subplots(1, 3, figsize=(16, 4.4))
+    colors = matplotlib.colormaps["viridis"](np.linspace(0, 0.9, len(POWERS)))
     names = [_label(p) for p in POWERS]
     for name, color in zip(names, colors, strict=True):
         c = data["curves"][name]
@@ -200,7 +199,6 @@ def _plot(data: dict, path: Path) -> None:
     axes[0].legend(fontsize=7)
     fig.tight_layout()
     save_figure(fig, path, dpi=110)
-    plt.close(fig)
 
 
 def run(

@@ -190,13 +190,12 @@ def _save_images(path: Path, images: dict) -> None:
 def _plot(data: dict, images: dict, path: Path) -> None:
     import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from .._io import agg_figure
 
     names = list(images)
-    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    palette = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     color = {n: palette[i % len(palette)] for i, n in enumerate(data["results"])}
-    fig = plt.figure(figsize=(4.0 * len(names), 8.2))
+    fig = agg_figure(figsize=(4.0 * len(names), 8.2))
     gs = fig.add_gridspec(2, len(names))
     for i, name in enumerate(names):
         ax = fig.add_subplot(gs[0, i])
@@ -261,7 +260,6 @@ def _plot(data: dict, images: dict, path: Path) -> None:
     ax.legend(fontsize=7)
     fig.tight_layout()
     save_figure(fig, path, dpi=100)
-    plt.close(fig)
 
 
 def run(

@@ -320,13 +320,10 @@ def _markdown_table(data: dict) -> str:
 
 
 def _plot(data: dict, recon: dict, out_dir: Path, label: str) -> dict:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from .._io import agg_subplots
 
     paths = {}
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    fig, axes = agg_subplots(1, 3, figsize=(15, 4))
     for ax, image_set in zip(axes[:2], ("natural", "text"), strict=True):
         rows = data["table1"][image_set]["mappings"]
         x = np.arange(len(rows))
@@ -371,9 +368,8 @@ def _plot(data: dict, recon: dict, out_dir: Path, label: str) -> dict:
     fig.tight_layout()
     paths["table1_png"] = str(out_dir / "table1_networks.png")
     save_figure(fig, paths["table1_png"], dpi=100)
-    plt.close(fig)
 
-    fig, axes = plt.subplots(
+    fig, axes = agg_subplots(
         len(recon), 5, figsize=(15, 3.2 * len(recon)), squeeze=False
     )
     for row, (image_set, imgs) in enumerate(recon.items()):
@@ -387,7 +383,6 @@ def _plot(data: dict, recon: dict, out_dir: Path, label: str) -> dict:
     fig.tight_layout()
     paths["reconstructions_png"] = str(out_dir / "table1_reconstructions.png")
     save_figure(fig, paths["reconstructions_png"], dpi=100)
-    plt.close(fig)
     return paths
 
 
