@@ -75,9 +75,11 @@ def agg_figure(**figure_kw):
     return fig
 
 
-def agg_subplots(nrows: int = 1, ncols: int = 1, *, figsize=None, **subplots_kw):
+def agg_subplots(
+    nrows: int = 1, ncols: int = 1, *, figsize=None, layout=None, **subplots_kw
+):
     """``(fig, axes)`` as ``pyplot.subplots`` gives them, on an Agg canvas."""
-    fig = agg_figure(figsize=figsize)
+    fig = agg_figure(figsize=figsize, layout=layout)
     return fig, fig.subplots(nrows, ncols, **subplots_kw)
 
 

@@ -111,7 +111,7 @@ def _add_mapping_args(p: argparse.ArgumentParser, *, default: str) -> None:
         "[cos 2πv, sin 2πv]; positional = log-spaced axis frequencies; gaussian = "
         "random B ~ N(0, σ²); power-law = 1D b_j = j, a_j = j^-p",
     )
-    g.add_argument("--sigma", type=float, default=10.0, help="gaussian: σ (default 10)")
+    g.add_argument("--sigma", type=float, default=None, help="gaussian: σ (default 10)")
     g.add_argument(
         "--num-freqs",
         type=int,
@@ -122,16 +122,16 @@ def _add_mapping_args(p: argparse.ArgumentParser, *, default: str) -> None:
     g.add_argument(
         "--scale",
         type=float,
-        default=6.0,
+        default=None,
         help="positional: scale S, frequencies 2^linspace(0, S, m) - 1 (default 6)",
     )
     g.add_argument(
-        "--p", type=float, default=1.0, help="power-law: exponent (default 1)"
+        "--p", type=float, default=None, help="power-law: exponent (default 1)"
     )
     g.add_argument(
         "--seed",
         type=int,
-        default=0,
+        default=None,
         help="gaussian: seed of the draw of B (default 0)",
     )
     a = p.add_argument_group("architecture (infinitely wide ReLU MLP)")
@@ -176,8 +176,8 @@ def _parser() -> argparse.ArgumentParser:
         description=_wrap(
             "Run every study (spectra, NTK regression Table 1 and sigma sweep, 1D "
             "study, theory vs networks) at report size, about 5 minutes on a 2-core "
-            "CPU, then write OUT/report/index.html (figures, tables beside the paper's "
-            "numbers, provenance) and OUT/report/report.json (every file and number)."
+            "CPU, then write OUT/index.html (figures, tables beside the paper's "
+            "numbers, provenance) and OUT/report.json (every file and number)."
         ),
         epilog="examples:\n  ntkspec report\n  ntkspec report --quick --out /tmp/r\n"
         "  ntkspec report --device gpu --seed 1\n",
@@ -294,10 +294,38 @@ def _check_finite_positive(value: float, flag: str, *, allow_zero: bool = False)
         raise _UsageError(f"{flag} must be a finite number {need}; got {value:g}")
 
 
+#: Mapping options: the mappings each applies to, and its default there.
+_MAPPING_OPTIONS = {
+    "sigma": (("gaussian",), 10.0),
+    "seed": (("gaussian",), 0),
+    "scale": (("positional",), 6.0),
+    "p": (("power-law",), 1.0),
+    "num_freqs": (("gaussian", "positional", "power-law"), None),
+}
+
+
+def _resolve_mapping_options(args) -> None:
+    """Refuse options the chosen mapping ignores, then fill in the defaults."""
+    if getattr(args, "_mapping_options_resolved", False):
+        return
+    for option, (applies_to, default) in _MAPPING_OPTIONS.items():
+        value = getattr(args, option, None)
+        if value is not None and args.mapping not in applies_to:
+            flag = "--" + option.replace("_", "-")
+            raise _UsageError(
+                f"{flag} applies to --mapping {' or '.join(applies_to)}, "
+                f"not to --mapping {args.mapping}"
+            )
+        if value is None:
+            setattr(args, option, default)
+    args._mapping_options_resolved = True
+
+
 def _mapping_from_args(args, dim: int):
     """Build the mapping named on the command line for inputs of dimension ``dim``."""
     from . import mappings
 
+    _resolve_mapping_options(args)
     name = args.mapping
     if args.depth < 1:
         raise _UsageError(f"--depth must be >= 1; got {args.depth}")
@@ -329,6 +357,7 @@ def _mapping_from_args(args, dim: int):
 
 
 def _mapping_settings(args) -> dict:
+    _resolve_mapping_options(args)
     out = {"mapping": args.mapping, "depth": args.depth, "kernel": args.kernel}
     if args.mapping == "gaussian":
         out |= {

@@ -333,10 +333,32 @@ class Ref(NamedTuple):
 
 
 class PlusMinus(NamedTuple):
-    """A table cell ``mean ± std`` from two JSON pointers."""
+    """A table cell ``mean ± std (n = k)`` from JSON pointers.
+
+    ``count`` points at the list of values averaged (or their number): a single run
+    shows ``mean (n = 1)`` with no ``± 0``. The std is shown to the mean's decimals.
+    """
 
     mean: Ref
-    std: Ref
+    std: Ref | None
+    count: Ref | None = None
+
+
+#: Page labels for identifiers that studies use as row keys or JSON keys.
+_LABELS = {
+    "none_bias": "none, with bias (b_std = 0.1)",
+    "heldout": "held-out [1::2, 1::2]",
+    "nontrain": "all non-train",
+    "positional": "positional encoding",
+    "gaussian": "Gaussian",
+    "basic": "basic",
+    "none": "none (raw coordinates)",
+}
+
+
+def label(name: str) -> str:
+    """How the page names an identifier: known names spelled out, else spaced."""
+    return _LABELS.get(name, name.replace("_", " "))
 
 
 def tables_of(data: dict) -> list[tuple[str, dict]]:
@@ -420,9 +442,15 @@ def _table1_networks(data: dict) -> list[dict]:
                 [
                     image_set,
                     m,
-                    PlusMinus(Ref(base + "/heldout/mean"), Ref(base + "/heldout/std")),
                     PlusMinus(
-                        Ref(base + "/nontrain/mean"), Ref(base + "/nontrain/std")
+                        Ref(base + "/heldout/mean"),
+                        Ref(base + "/heldout/std"),
+                        Ref(base + "/heldout/n"),
+                    ),
+                    PlusMinus(
+                        Ref(base + "/nontrain/mean"),
+                        Ref(base + "/nontrain/std"),
+                        Ref(base + "/nontrain/n"),
                     ),
                     ntk,
                     PlusMinus(Ref(paper + "/0"), Ref(paper + "/1"))
@@ -520,9 +548,15 @@ def _table1_ntk(data: dict) -> list[dict]:
                 row = [
                     image_set,
                     m,
-                    PlusMinus(Ref(base + "/heldout/mean"), Ref(base + "/heldout/std")),
                     PlusMinus(
-                        Ref(base + "/nontrain/mean"), Ref(base + "/nontrain/std")
+                        Ref(base + "/heldout/mean"),
+                        Ref(base + "/heldout/std"),
+                        Ref(base + "/heldout/per_image"),
+                    ),
+                    PlusMinus(
+                        Ref(base + "/nontrain/mean"),
+                        Ref(base + "/nontrain/std"),
+                        Ref(base + "/nontrain/per_image"),
                     ),
                 ]
                 if with_paper:
@@ -662,8 +696,12 @@ def resolve_pointer(data, pointer: str):
     return node
 
 
-def format_number(value) -> str:
-    """How the page shows a number: integers exactly, reals to 4 significant digits."""
+def format_number(value, decimals: int | None = None) -> str:
+    """How the page shows a number: integers exactly, reals to 4 significant digits.
+
+    ``decimals`` fixes the digits after the point instead (a std shown beside its
+    mean).
+    """
     if isinstance(value, numbers.Integral):
         return str(int(value))
     v = float(value)
@@ -671,7 +709,16 @@ def format_number(value) -> str:
         return "NaN"
     if math.isinf(v):
         return "∞" if v > 0 else "−∞"
+    if decimals is not None:
+        return f"{v:.{decimals}f}"
     return f"{v:.4g}"
+
+
+def _decimals(shown: str) -> int | None:
+    """Digits after the point of a number as shown, None in exponent notation."""
+    if "e" in shown or not shown.replace(".", "", 1).lstrip("-").isdigit():
+        return None
+    return len(shown.split(".")[1]) if "." in shown else 0
 
 
 def _reduced_of(data: dict) -> list[str]:
@@ -742,8 +789,10 @@ class _Numbers:
     def __init__(self):
         self.records: list[dict] = []
 
-    def span(self, value, *, source: str, pointer: str, table: str) -> str:
-        shown = format_number(value)
+    def span(
+        self, value, *, source: str, pointer: str, table: str, decimals=None
+    ) -> str:
+        shown = format_number(value, decimals)
         nid = f"n{len(self.records)}"
         self.records.append(
             {
@@ -753,29 +802,66 @@ class _Numbers:
                 "pointer": pointer,
                 "value": value,
                 "shown": shown,
+                "decimals": decimals,
             }
         )
         return f'<span class="num" data-number-id="{nid}">{html.escape(shown)}</span>'
 
 
-def _cell_html(cell, data, numbers_: _Numbers, *, source: str, table: str) -> str:
+def _std_decimals(mean, std) -> int | None:
+    """Decimals for a std beside its mean: the mean's, or more to keep one digit."""
+    dec = _decimals(format_number(mean))
+    if dec is None or not _is_number(std) or not math.isfinite(float(std)):
+        return dec
+    if float(std) == 0.0:
+        return dec
+    return max(dec, -math.floor(math.log10(abs(float(std)))))
+
+
+def _resolve_or_none(data, ref: Ref | None):
+    if ref is None:
+        return None
+    try:
+        return resolve_pointer(data, ref.pointer)
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+
+
+def _cell_html(
+    cell, data, numbers_: _Numbers, *, source: str, table: str, decimals=None
+) -> str:
     if cell is None:
         return "–"
     if isinstance(cell, Ref):
-        try:
-            value = resolve_pointer(data, cell.pointer)
-        except (KeyError, IndexError, TypeError, ValueError):
+        value = _resolve_or_none(data, cell)
+        if value is None:
             return "–"
         if not _is_number(value):
-            return html.escape(str(value))
-        return numbers_.span(value, source=source, pointer=cell.pointer, table=table)
+            return html.escape(label(str(value)))
+        return numbers_.span(
+            value, source=source, pointer=cell.pointer, table=table, decimals=decimals
+        )
     if isinstance(cell, PlusMinus):
+        mean = _resolve_or_none(data, cell.mean)
+        if not _is_number(mean) or not math.isfinite(float(mean)):
+            return "–"
         text = _cell_html(cell.mean, data, numbers_, source=source, table=table)
-        if cell.std is not None:
-            std = _cell_html(cell.std, data, numbers_, source=source, table=table)
+        count = _resolve_or_none(data, cell.count)
+        n = len(count) if isinstance(count, list) else count
+        if cell.std is not None and n != 1:
+            std = _cell_html(
+                cell.std,
+                data,
+                numbers_,
+                source=source,
+                table=table,
+                decimals=_std_decimals(mean, _resolve_or_none(data, cell.std)),
+            )
             text += f" ± {std}"
+        if isinstance(n, int):
+            text += f" (n = {n})"
         return text
-    return html.escape(str(cell))
+    return html.escape(label(cell) if isinstance(cell, str) else str(cell))
 
 
 def _table_html(table: dict, data, numbers_: _Numbers, *, source: str, table_id: str):

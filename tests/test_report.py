@@ -61,7 +61,8 @@ def _check_numbers_against_sources(out: Path, summary: dict, page: _PageParser):
         source = json.loads((out / rec["source"]).read_text())
         value = resolve_pointer(source, rec["pointer"])
         assert value == rec["value"], rec
-        assert format_number(value) == rec["shown"] == page.numbers[rec["id"]], rec
+        shown = format_number(value, rec["decimals"])
+        assert shown == rec["shown"] == page.numbers[rec["id"]], rec
 
 
 # --------------------------------------------------------------------------------------

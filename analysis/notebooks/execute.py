@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         notebook = execute(name, quick=args.quick, workdir=figures, figures=figures)
         if not args.no_write:
             target = HERE / f"{name}.ipynb"
-            tmp = target.with_suffix(".ipynb.tmp")
+            tmp = target.with_name(f".{name}.tmp.ipynb")
             jupytext.write(notebook, tmp, fmt="ipynb")
             os.replace(tmp, target)
         print(f"{name}: executed in {time.perf_counter() - t0:.1f} s", file=sys.stderr)

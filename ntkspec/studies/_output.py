@@ -44,3 +44,19 @@ def write_study(
         "png": str(out_dir / f"{name}.png"),
         "seconds": data["seconds"],
     }
+
+
+def format_stat(stat: dict | None, digits: int = 2) -> str:
+    """``mean ± std (n = k)`` for a ``{"mean", "std", "per_image" | "n"}`` entry.
+
+    One run shows ``mean (n = 1)`` (no ``± 0``); a missing or non-finite entry "–".
+    """
+    import math
+
+    if not stat or not math.isfinite(float(stat.get("mean", math.nan))):
+        return "–"
+    n = stat.get("n", len(stat.get("per_image", [])) or None)
+    text = f"{stat['mean']:.{digits}f}"
+    if n != 1 and stat.get("std") is not None:
+        text += f" ± {stat['std']:.{digits}f}"
+    return text + (f" (n = {n})" if n else "")

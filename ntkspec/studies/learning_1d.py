@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import data, mappings
-from .._io import save_figure
+from .._io import readable, save_figure
 from ..dynamics import gd_dynamics
 from ..kernels import ReluMLP
 from ..regression import kernel_regression
@@ -137,6 +137,7 @@ def _plot(d: dict, path: Path) -> None:
     for ax in axes[1:]:
         ax.set_xlabel("SGD iteration (lr 1e-5, 0.5 sum loss)")
         ax.grid(alpha=0.3)
+    readable(fig, fontsize=12)
     fig.tight_layout()
     save_figure(fig, path, dpi=100)
 

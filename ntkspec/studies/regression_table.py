@@ -37,6 +37,7 @@ from ..grid import Grid
 from ..kernels import ReluMLP, ntk
 from ..provenance import provenance
 from ..regression import kernel_regression
+from ._output import format_stat
 from ._paper import MAPPING_NAMES, PAPER_TABLE1, SCALES
 
 __all__ = ["PAPER_TABLE1", "MAPPING_NAMES", "set_mappings", "table1", "run"]
@@ -269,18 +270,16 @@ def _markdown(data_: dict) -> str:
     for image_set in ("natural", "text"):
         for m in MAPPING_NAMES:
             r = data_["table1"][image_set]["mappings"][m]
-            nan = {"heldout": {"mean": np.nan, "std": np.nan}}
-            red = data_["reduced"][image_set]["mappings"].get(m, nan)["heldout"]
+            red = data_["reduced"][image_set]["mappings"].get(m, {}).get("heldout")
             if m == "none":
                 rb = data_["reduced"][image_set]["mappings"]["none_bias"]["heldout"]
                 lines.append(
-                    f"| {image_set} | none, b_std=0.1 | – | – | {rb['mean']:.2f} ± "
-                    f"{rb['std']:.2f} | | cholesky (reduced crop) |"
+                    f"| {image_set} | none, b_std=0.1 | – | – | {format_stat(rb)} "
+                    "| | cholesky (reduced crop) |"
                 )
             lines.append(
-                f"| {image_set} | {m} | {r['heldout']['mean']:.2f} ± "
-                f"{r['heldout']['std']:.2f} | {r['nontrain']['mean']:.2f} ± "
-                f"{r['nontrain']['std']:.2f} | {red['mean']:.2f} ± {red['std']:.2f} | "
+                f"| {image_set} | {m} | {format_stat(r['heldout'])} | "
+                f"{format_stat(r['nontrain'])} | {format_stat(red)} | "
                 f"{r['paper']['mean']:.2f} ± {r['paper']['std']:.2f} | "
                 f"{r['solver']} ({r['size']}) |"
             )
@@ -313,6 +312,17 @@ def run(
         seconds=round(time.perf_counter() - t0, 2),
         provenance=provenance(command, seed),
     )
+    if quick or size == "tiny":
+        sizes, full = result["sizes"], SIZES[False]
+        result["reduced_for_report"] = [
+            f"images at {sizes['res']} x {sizes['res']} pixels (paper and full run: "
+            f"{full['res']}); train {sizes['res'] // 2}^2 -> predict {sizes['res']}^2",
+            f"{sizes['images']} image(s) per set (full run: every bundled image); "
+            "PSNR at this size is not comparable with the paper's 512^2 numbers "
+            "(run `python -m analysis fig_table1_ntk` for the full size)",
+            f"no-mapping row on a centre crop of {sizes['crop']} x {sizes['crop']} "
+            f"(full run: {full['crop']})",
+        ]
     write_json(out_dir / "table1_ntk.json", result)
     (out_dir / "table1_ntk.md").write_text(_markdown(result))
     _plot(result, out_dir / "table1_ntk.png")

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import mappings
-from .._io import save_figure, write_json
+from .._io import readable, save_figure, write_json
 from ..grid import Grid
 from ..kernels import ReluMLP, ntk
 from ..operators import kernel_on_offsets
@@ -197,6 +197,7 @@ def _plot(data: dict, path: Path) -> None:
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=7)
     axes[0].legend(fontsize=7)
+    readable(fig, fontsize=12)
     fig.tight_layout()
     save_figure(fig, path, dpi=110)
 

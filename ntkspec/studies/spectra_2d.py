@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import save_figure, write_json
+from .._io import readable, save_figure, write_json
 from ..grid import Grid
 from ..kernels import ReluMLP
 from ..operators import grid_operator
@@ -258,6 +258,7 @@ def _plot(data: dict, images: dict, path: Path) -> None:
     )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
+    readable(fig, fontsize=12)
     fig.tight_layout()
     save_figure(fig, path, dpi=100)
 

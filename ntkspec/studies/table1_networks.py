@@ -39,6 +39,7 @@ from .._io import atomic_write, save_figure, write_json
 from ..kernels import ReluMLP
 from ..networks import mlp, train
 from ..provenance import provenance
+from ._output import format_stat
 from ._paper import MAPPING_NAMES, PAPER_TABLE1, SCALES
 
 __all__ = ["PAPER_TABLE1", "SIZES", "paper_mappings", "table1", "sigma_sweep", "run"]
@@ -313,8 +314,8 @@ def _markdown_table(data: dict) -> str:
                 r = f"{reg['psnr'][image_set][m]:.2f}"
             p = PAPER_TABLE1[image_set][m]
             lines.append(
-                f"| {image_set} | {m} | {h['mean']:.2f} ± {h['std']:.2f} | "
-                f"{a['mean']:.2f} ± {a['std']:.2f} | {r} | {p[0]:.2f} ± {p[1]:.2f} |"
+                f"| {image_set} | {m} | {format_stat(h)} | {format_stat(a)} | {r} | "
+                f"{p[0]:.2f} ± {p[1]:.2f} |"
             )
     return "\n".join(lines) + "\n"
 
@@ -323,7 +324,7 @@ def _plot(data: dict, recon: dict, out_dir: Path, label: str) -> dict:
     from .._io import agg_subplots
 
     paths = {}
-    fig, axes = agg_subplots(1, 3, figsize=(15, 4))
+    fig, axes = agg_subplots(1, 3, figsize=(16, 4.8), layout="constrained")
     for ax, image_set in zip(axes[:2], ("natural", "text"), strict=True):
         rows = data["table1"][image_set]["mappings"]
         x = np.arange(len(rows))
@@ -345,7 +346,8 @@ def _plot(data: dict, recon: dict, out_dir: Path, label: str) -> dict:
         ax.set_xticks(x, list(rows))
         ax.set_ylabel("held-out PSNR (dB)")
         ax.set_title(f"{image_set} images")
-        ax.legend(fontsize=8)
+        ax.set_ylim(0, 1.25 * ax.get_ylim()[1])  # headroom: the legend sits above bars
+        ax.legend(fontsize=9, loc="upper left", ncol=2)
     sw = data["sigma_sweep"]
     ax = axes[2]
     ax.semilogx(
@@ -363,24 +365,26 @@ def _plot(data: dict, recon: dict, out_dir: Path, label: str) -> dict:
     ax.set_xlabel("Gaussian σ")
     ax.set_ylabel("PSNR (dB)")
     ax.set_title(f"σ sweep ({sw['image']})")
-    ax.legend(fontsize=8)
-    fig.suptitle(label, fontsize=9)
-    fig.tight_layout()
+    ax.legend(fontsize=9, loc="best")
+    fig.suptitle(label, fontsize=10)
     paths["table1_png"] = str(out_dir / "table1_networks.png")
     save_figure(fig, paths["table1_png"], dpi=100)
 
     fig, axes = agg_subplots(
-        len(recon), 5, figsize=(15, 3.2 * len(recon)), squeeze=False
+        len(recon),
+        5,
+        figsize=(15, 3.4 * len(recon) + 0.4),
+        squeeze=False,
+        layout="constrained",
     )
     for row, (image_set, imgs) in enumerate(recon.items()):
         for col, key in enumerate(["target", *MAPPING_NAMES]):
             ax = axes[row, col]
             if key in imgs:
                 ax.imshow(np.clip(imgs[key], 0, 1), interpolation="nearest")
-            ax.set_title(f"{image_set}: {key}", fontsize=9)
+            ax.set_title(f"{image_set}: {key}", fontsize=10)
             ax.axis("off")
-    fig.suptitle(label, fontsize=9)
-    fig.tight_layout()
+    fig.suptitle(label, fontsize=10)
     paths["reconstructions_png"] = str(out_dir / "table1_reconstructions.png")
     save_figure(fig, paths["reconstructions_png"], dpi=100)
     return paths
