@@ -4,6 +4,7 @@ from importlib import metadata as _metadata
 
 from . import data as data
 from . import mappings as mappings
+from . import measurements as measurements
 from . import networks as networks
 from . import operators as operators
 from . import plotting as plotting
@@ -42,6 +43,7 @@ __all__ = [
     "FourierMapping",
     "ReluMLP",
     "mappings",
+    "measurements",
     "networks",
     "nngp",
     "ntk",
