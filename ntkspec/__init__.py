@@ -7,6 +7,7 @@ from . import mappings as mappings
 from . import measurements as measurements
 from . import networks as networks
 from . import operators as operators
+from . import phantoms as phantoms
 from . import plotting as plotting
 from . import spectra as spectra
 from . import theory as theory
@@ -44,6 +45,7 @@ __all__ = [
     "ReluMLP",
     "mappings",
     "measurements",
+    "phantoms",
     "networks",
     "nngp",
     "ntk",
