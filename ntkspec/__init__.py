@@ -9,6 +9,7 @@ from . import networks as networks
 from . import operators as operators
 from . import phantoms as phantoms
 from . import plotting as plotting
+from . import shapes as shapes
 from . import spectra as spectra
 from . import theory as theory
 from .dynamics import eigenmode_residuals as eigenmode_residuals
@@ -46,6 +47,7 @@ __all__ = [
     "mappings",
     "measurements",
     "phantoms",
+    "shapes",
     "networks",
     "nngp",
     "ntk",
