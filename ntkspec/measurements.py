@@ -723,7 +723,10 @@ def ct_projections(
     matrix is built once with ``scipy.sparse`` (duplicates summed; at most
     ``num_angles * H * W`` non-zeros) and held as CSR arrays. Coordinates are
     computed in float64 (the notebook used float32, so a handful of exact rounding
-    ties may resolve differently).
+    ties may resolve differently). Up to interpolation (nearest instead of linear) it
+    is ``skimage.transform.radon(f, theta=-degrees(theta), circle=True).T / H`` for
+    images that vanish outside the inscribed circle (about 1 % apart, relative, for
+    features 6 pixels wide; the gap shrinks like pixel / feature width).
 
     Args:
         grid_shape: (H, W), the image's rows and columns (an int n means (n, n)).

@@ -171,6 +171,31 @@ def test_ct_matches_jax_map_coordinates():
     np.testing.assert_allclose(got, ref, **TOL64)
 
 
+def test_ct_agrees_with_skimage_radon_to_interpolation_error():
+    """radon(f, theta=-degrees).T / H is the same projection with linear interpolation.
+
+    Nearest-neighbour lookup moves samples by up to half a pixel, so the gap shrinks
+    like (pixel / feature width): 5 %, 2.7 %, 1 % relative for blob widths 2, 3, 6.
+    """
+    from skimage.transform import radon
+
+    n = 64
+    i, j = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    inside = (i - n // 2) ** 2 + (j - n // 2) ** 2 < (n // 2 - 1) ** 2
+    thetas = np.linspace(0.0, np.pi, 21)[:-1]
+    A = M.ct_projections((n, n), num_angles=20)
+    errors = []
+    for width in (2.0, 6.0):
+        blob = np.exp(-((i - 24) ** 2 + (j - 38) ** 2) / (2 * width**2))
+        blob2 = 0.5 * np.exp(-((i - 36) ** 2 + (j - 26) ** 2) / (2 * width**2))
+        img = (blob + blob2) * inside
+        ours = np.asarray(A.forward(jnp.asarray(img.reshape(-1)))).reshape(20, n)
+        ref = radon(img, theta=-np.rad2deg(thetas), circle=True).T / n
+        errors.append(np.linalg.norm(ours - ref) / np.linalg.norm(ref))
+    assert errors[1] < 0.015 and errors[0] < 0.07
+    assert errors[1] < errors[0] / 3
+
+
 def test_ct_angle_zero_is_column_mean_and_sparsity():
     h, w = 8, 6
     img = np.random.default_rng(7).random((h, w))
