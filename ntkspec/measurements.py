@@ -137,7 +137,7 @@ def _check_finite_matrix(values, name: str) -> None:
 @functools.partial(
     jax.tree_util.register_dataclass, data_fields=["matrix"], meta_fields=[]
 )
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class DenseMeasurement:
     r"""A measurement held as a dense matrix, :math:`A` of shape (M, N).
 
@@ -170,72 +170,76 @@ class DenseMeasurement:
         return self.matrix.T.astype(y.dtype) @ y
 
 
-def _host_csr_callback(dims: tuple[int, int], core_ndim: int):
-    """A NumPy function applying the CSR matrix given as arrays, for pure_callback.
+class _HostCSR:
+    """Host ``scipy.sparse`` CSR matrices of A and A^T for the ``"host"`` products.
 
-    Under ``vmap`` (``vmap_method="expand_dims"``) the operand carries leading batch
-    axes and the matrix arrays a leading axis of size 1; both are handled here.
+    A static pytree field: compared and hashed by identity, so a jitted function is
+    compiled once per measurement value and never copies the matrix into the
+    callback (passing the CSR arrays as callback operands costs a copy of all nnz
+    entries per product). The arrays are views of the value's leaves (no second copy
+    on CPU).
     """
-    import scipy.sparse
 
-    m, n = dims
+    __slots__ = ("a", "at")
 
-    def apply(data, indices, indptr, v):
-        data, indices, indptr = (np.asarray(a) for a in (data, indices, indptr))
-        if data.ndim > 1 and math.prod(data.shape[:-1]) != 1:
-            raise ValueError(
-                "a host sparse measurement cannot be vmapped over its matrix; use "
-                "method='bcsr'"
-            )
-        mat = scipy.sparse.csr_array(
-            (data.reshape(-1), indices.reshape(-1), indptr.reshape(-1)), shape=(m, n)
-        )
+    def __init__(self, a, at):
+        self.a = a
+        self.at = at
+
+    def __repr__(self) -> str:
+        return f"_HostCSR(shape={self.a.shape}, nnz={self.a.nnz})"
+
+
+def _host_callback(mat, core_ndim: int):
+    """A NumPy function ``v -> mat @ v`` for pure_callback (vmap: leading axes)."""
+    m, n = mat.shape
+
+    def apply(v):
         v = np.asarray(v)
         batch = v.shape[: v.ndim - core_ndim]
         core = v.shape[v.ndim - core_ndim :]
         flat = v.reshape((-1, *core))  # (B, n) or (B, n, c)
         cols = np.moveaxis(flat, 0, -1).reshape(n, -1)
-        out = np.asarray(mat @ cols).reshape((m, *core[1:], flat.shape[0]))
-        out = np.moveaxis(out, -1, 0).reshape((*batch, m, *core[1:]))
-        return out.astype(v.dtype, copy=False)
+        out = np.asarray(mat @ cols.astype(np.float64, copy=False))
+        out = np.moveaxis(out.reshape((m, *core[1:], flat.shape[0])), -1, 0)
+        return out.reshape((*batch, m, *core[1:])).astype(v.dtype, copy=False)
 
     return apply
 
 
-def _host_matvec(data, indices, indptr, v, dims: tuple[int, int]):
-    out = jax.ShapeDtypeStruct((dims[0], *v.shape[1:]), v.dtype)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _host_apply(host: _HostCSR, transpose: bool, v):
+    # A v (or A^T v) by scipy on the host; reverse mode applies the other one.
+    mat = host.at if transpose else host.a
+    out = jax.ShapeDtypeStruct((mat.shape[0], *v.shape[1:]), v.dtype)
     return jax.pure_callback(
-        _host_csr_callback(dims, v.ndim),
-        out,
-        data.astype(v.dtype),
-        indices,
-        indptr,
-        v,
-        vmap_method="expand_dims",
+        _host_callback(mat, v.ndim), out, v, vmap_method="expand_dims"
     )
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(7,))
-def _host_linear(data, indices, indptr, t_data, t_indices, t_indptr, v, dims):
-    # A v through scipy on the host; reverse mode applies A^T the same way.
-    return _host_matvec(data, indices, indptr, v, dims)
+def _host_apply_fwd(host, transpose, v):
+    return _host_apply(host, transpose, v), None
 
 
-def _host_linear_fwd(data, indices, indptr, t_data, t_indices, t_indptr, v, dims):
-    out = _host_linear(data, indices, indptr, t_data, t_indices, t_indptr, v, dims)
-    return out, (data, indices, indptr, t_data, t_indices, t_indptr)
+def _host_apply_bwd(host, transpose, _, g):
+    return (_host_apply(host, not transpose, g),)
 
 
-def _host_linear_bwd(dims, res, g):
-    data, indices, indptr, t_data, t_indices, t_indptr = res
-    # Cotangents flow to v only (the matrix is a constant of the measurement).
-    back = _host_linear(
-        t_data, t_indices, t_indptr, data, indices, indptr, g, dims[::-1]
+_host_apply.defvjp(_host_apply_fwd, _host_apply_bwd)
+
+
+def _host_matrices(data, indices, indptr, t_data, t_indices, t_indptr, dims):
+    import scipy.sparse
+
+    def csr(d, i, p, shape):
+        return scipy.sparse.csr_array(
+            (np.asarray(d), np.asarray(i), np.asarray(p)), shape=shape
+        )
+
+    return _HostCSR(
+        csr(data, indices, indptr, dims), csr(t_data, t_indices, t_indptr, dims[::-1])
     )
-    return (None, None, None, None, None, None, back)
 
-
-_host_linear.defvjp(_host_linear_fwd, _host_linear_bwd)
 
 _SPARSE_METHODS = ("host", "bcsr")
 
@@ -243,9 +247,9 @@ _SPARSE_METHODS = ("host", "bcsr")
 @functools.partial(
     jax.tree_util.register_dataclass,
     data_fields=["data", "indices", "indptr", "t_data", "t_indices", "t_indptr"],
-    meta_fields=["dims", "method"],
+    meta_fields=["dims", "method", "host"],
 )
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class SparseMeasurement:
     r"""A sparse measurement: CSR arrays of :math:`A` and of :math:`A^\top`.
 
@@ -258,10 +262,13 @@ class SparseMeasurement:
     * ``"bcsr"``: ``jax.experimental.sparse.BCSR`` products compiled by XLA (the
       default on GPU/TPU, where host round trips would dominate).
 
-    Measured on the project CPU (2 shared cores, load about 6) for the 512^2 CT
-    operator (20 angles, nnz 4.43e6, float64, jitted, median of 7): ``"host"`` 0.007 s
-    per forward or adjoint product; a BCOO product 0.16-0.17 s, a padded-ELL gather
-    0.06-0.07 s. Hence ``"host"`` on CPU.
+    Measured on the project CPU (2 cores shared, load about 10) for the 512^2 CT
+    operator (20 angles, nnz 4.43e6, float64, jitted, interleaved runs, median of 9):
+    ``"host"`` 21 ms forward / 15 ms adjoint, the same as eager scipy (30 / 13 ms);
+    ``"bcsr"`` 115 / 92 ms; a ``BCOO`` product 213 / 200 ms. Hence ``"host"`` on CPU.
+    The host matrices are closed over by the callback (a static field compared by
+    identity), so each product copies only x and Ax; a pytree map over the leaves
+    does not change them (use ``"bcsr"`` for that).
 
     Attributes:
         data, indices, indptr: CSR arrays of :math:`A` (float64, int32, int32).
@@ -286,12 +293,29 @@ class SparseMeasurement:
     t_indptr: jax.Array
     dims: tuple[int, int]
     method: str = "host"
+    host: _HostCSR | None = dataclasses.field(default=None, repr=False)
 
     def __post_init__(self):
         if self.method not in _SPARSE_METHODS:
             raise ValueError(
                 f"method must be one of {_SPARSE_METHODS}; got {self.method!r}"
             )
+        if self.method == "host" and self.host is None:
+            if any(is_traced(a) for a in (self.data, self.t_data)):
+                raise ValueError(
+                    "a host SparseMeasurement needs its host matrices; build it with "
+                    "as_measurement or ct_projections outside jit"
+                )
+            host = _host_matrices(
+                self.data,
+                self.indices,
+                self.indptr,
+                self.t_data,
+                self.t_indices,
+                self.t_indptr,
+                self.dims,
+            )
+            object.__setattr__(self, "host", host)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -305,11 +329,9 @@ class SparseMeasurement:
 
     def with_method(self, method: str) -> SparseMeasurement:
         """The same matrix applied by ``method`` (``"host"`` or ``"bcsr"``)."""
-        return dataclasses.replace(self, method=method)
+        return dataclasses.replace(self, method=method, host=None)
 
-    def _apply(self, data, indices, indptr, t, v, dims):
-        if self.method == "host":
-            return _host_linear(data, indices, indptr, *t, v, dims)
+    def _bcsr(self, data, indices, indptr, v, dims):
         from jax.experimental import sparse as jsparse
 
         mat = jsparse.BCSR((data.astype(v.dtype), indices, indptr), shape=dims)
@@ -318,15 +340,17 @@ class SparseMeasurement:
     def forward(self, x):
         """:math:`A x` for x of shape (N,) or (N, c); returns (M,) or (M, c)."""
         x = _check_operand(x, self.dims[1], "x", "N")
-        t = (self.t_data, self.t_indices, self.t_indptr)
-        return self._apply(self.data, self.indices, self.indptr, t, x, self.dims)
+        if self.method == "host":
+            return _host_apply(self.host, False, x)
+        return self._bcsr(self.data, self.indices, self.indptr, x, self.dims)
 
     def adjoint(self, y):
         r""":math:`A^\top y` for y of shape (M,) or (M, c); returns (N,) or (N, c)."""
         y = _check_operand(y, self.dims[0], "y", "M")
-        a = (self.data, self.indices, self.indptr)
-        return self._apply(
-            self.t_data, self.t_indices, self.t_indptr, a, y, self.dims[::-1]
+        if self.method == "host":
+            return _host_apply(self.host, True, y)
+        return self._bcsr(
+            self.t_data, self.t_indices, self.t_indptr, y, self.dims[::-1]
         )
 
     def to_scipy(self):
@@ -395,7 +419,7 @@ class FunctionMeasurement:
     data_fields=["indices"],
     meta_fields=["grid_shape"],
 )
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class KSpaceMask:
     r"""Kept coefficients of the orthonormal DFT on a grid, as real measurements.
 
