@@ -582,9 +582,7 @@ def as_measurement(
 
     if isinstance(forward, _MEASUREMENT_TYPES):
         return forward
-    if isinstance(forward, tuple | list) and not (
-        len(forward) > 0 and isinstance(forward[0], numbers.Number)
-    ):
+    if isinstance(forward, tuple | list) and any(callable(f) for f in forward):
         if len(forward) != 2 or not all(callable(f) for f in forward):
             raise TypeError(
                 "forward given as a sequence must be a pair (A, AT) of callables "

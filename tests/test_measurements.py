@@ -98,6 +98,12 @@ def test_matches_dense_matrix_and_channels(operators, name):
     )
 
 
+def test_nested_lists_are_a_dense_matrix():
+    A = M.as_measurement([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
+    assert isinstance(A, M.DenseMeasurement) and A.shape == (3, 2)
+    np.testing.assert_allclose(np.asarray(A.forward(jnp.ones(2))), [3.0, 7.0, 11.0])
+
+
 def test_dense_and_sparse_equal_their_input():
     rng = np.random.default_rng(4)
     dense = rng.standard_normal((5, 8))
@@ -352,6 +358,8 @@ def test_as_measurement_bad_input():
         M.as_measurement(lambda x: x)
     with pytest.raises(TypeError, match="pair"):
         M.as_measurement((lambda x: x, 3), shape=(2, 2))
+    with pytest.raises(TypeError, match="pair"):
+        M.as_measurement([lambda x: x], shape=(2, 2))
     with pytest.raises(ValueError, match="shape must be given"):
         M.as_measurement((lambda x: x, lambda y: y))
     with pytest.raises(ValueError, match=r"forward\[0\] \(A\) must map shape"):
