@@ -190,19 +190,33 @@ class _HostCSR:
         return f"_HostCSR(shape={self.a.shape}, nnz={self.a.nnz})"
 
 
-def _host_callback(mat, core_ndim: int):
-    """A NumPy function ``v -> mat @ v`` for pure_callback (vmap: leading axes)."""
-    m, n = mat.shape
+def _host_callback(mat, core_ndim: int, dtype):
+    """A NumPy function ``bits(v) -> bits(mat @ v)`` for pure_callback.
 
-    def apply(v):
-        v = np.asarray(v)
+    Operands and results travel as raw ``uint32`` words (float64 values as pairs in a
+    trailing axis). JAX converts callback operands with ``device_put`` on the thread
+    that runs the callback; XLA's CPU runtime may run it on a worker thread, where the
+    caller's scoped x64 setting does not hold, so a float64 operand would arrive
+    truncated to float32 (observed inside a jitted CG loop with FFTs at 128^2). Words
+    are not converted. Under ``vmap`` the operand carries leading batch axes.
+    """
+    m, n = mat.shape
+    dtype = np.dtype(dtype)
+    wide = dtype.itemsize == 8
+
+    def apply(bits):
+        v = np.ascontiguousarray(np.asarray(bits)).view(dtype)
+        if wide:
+            v = v[..., 0]
         batch = v.shape[: v.ndim - core_ndim]
         core = v.shape[v.ndim - core_ndim :]
         flat = v.reshape((-1, *core))  # (B, n) or (B, n, c)
         cols = np.moveaxis(flat, 0, -1).reshape(n, -1)
         out = np.asarray(mat @ cols.astype(np.float64, copy=False))
         out = np.moveaxis(out.reshape((m, *core[1:], flat.shape[0])), -1, 0)
-        return out.reshape((*batch, m, *core[1:])).astype(v.dtype, copy=False)
+        out = np.ascontiguousarray(out.reshape((*batch, m, *core[1:])), dtype=dtype)
+        words = out.view(np.uint32)
+        return words.reshape((*out.shape, 2)) if wide else words
 
     return apply
 
@@ -211,10 +225,14 @@ def _host_callback(mat, core_ndim: int):
 def _host_apply(host: _HostCSR, transpose: bool, v):
     # A v (or A^T v) by scipy on the host; reverse mode applies the other one.
     mat = host.at if transpose else host.a
-    out = jax.ShapeDtypeStruct((mat.shape[0], *v.shape[1:]), v.dtype)
-    return jax.pure_callback(
-        _host_callback(mat, v.ndim), out, v, vmap_method="expand_dims"
+    wide = jnp.dtype(v.dtype).itemsize == 8
+    shape = (mat.shape[0], *v.shape[1:]) + ((2,) if wide else ())
+    out = jax.ShapeDtypeStruct(shape, jnp.uint32)
+    bits = jax.lax.bitcast_convert_type(v, jnp.uint32)
+    words = jax.pure_callback(
+        _host_callback(mat, v.ndim, v.dtype), out, bits, vmap_method="expand_dims"
     )
+    return jax.lax.bitcast_convert_type(words, v.dtype)
 
 
 def _host_apply_fwd(host, transpose, v):

@@ -320,6 +320,40 @@ def test_forward_in_a_while_loop(operators):
     )
 
 
+@pytest.mark.slow
+def test_host_products_keep_float64_on_worker_threads():
+    """A jitted loop with FFTs at 128^2: XLA may run the callback on a worker thread.
+
+    There the caller's scoped x64 flag does not hold; before the products passed raw
+    words, the operand arrived as float32 (a dtype error, or silent truncation): this
+    loop failed that way in 2 of 2 runs; 400 iterations make the thread switch likely.
+    """
+    n, iters = 128, 400
+    A = M.ct_projections((n, n), num_angles=20)
+    S = A.to_scipy()
+    x0 = np.random.default_rng(16).random(n * n)
+
+    def smooth(z, fft):
+        pad = (2 * n, 2 * n)
+        return fft.irfft2(fft.rfft2(z.reshape(n, n), s=pad) * 0.5, s=pad)[:n, :n]
+
+    @jax.jit
+    def loop(op, v):
+        def body(c):
+            i, u = c
+            w = smooth(op.adjoint(op.forward(u)), jnp.fft).reshape(-1)
+            return i + 1, w / jnp.linalg.norm(w)
+
+        return jax.lax.while_loop(lambda c: c[0] < iters, body, (0, v))[1]
+
+    got = np.asarray(loop(A, jnp.asarray(x0)))
+    u = x0
+    for _ in range(iters):
+        w = smooth(S.T @ (S @ u), np.fft).reshape(-1)
+        u = w / np.linalg.norm(w)
+    np.testing.assert_allclose(got, u, rtol=1e-10, atol=1e-12 * np.abs(u).max())
+
+
 def test_pytree_leaves_and_static_fields(operators):
     assert len(jax.tree_util.tree_leaves(operators["dense"])) == 1
     assert len(jax.tree_util.tree_leaves(operators["sparse-host"])) == 6
