@@ -441,3 +441,74 @@ def test_constructor_bad_input():
         M.mri_kspace((2, 2, 2, 2))
     with pytest.raises(ValueError, match="method must be one of"):
         M.ct_projections((4, 4), method="dense")
+
+
+# --------------------------------------------------------------------------------------
+# k-space with a circulant: the exact block-diagonal solve.
+# --------------------------------------------------------------------------------------
+
+
+def _even_circulant(shape, seed, zero=False):
+    """A real symmetric PSD circulant on the grid: dense C and its eigenvalues."""
+    rng = np.random.default_rng(seed)
+    n = math.prod(shape)
+    neg = np.ix_(*(np.mod(-np.arange(m), m) for m in shape))
+    lam = rng.random(shape) + 0.1
+    if zero:  # one zero eigenvalue pair, to exercise the pseudo-inverse
+        lam.reshape(-1)[1] = 0.0
+    lam = np.minimum(lam, lam[neg])  # even under k -> -k (FFT order)
+    eye = np.eye(n).reshape(*shape, n)
+    f = np.fft.fftn(eye, axes=range(len(shape)), norm="ortho").reshape(n, n)
+    c = (f.conj().T @ np.diag(lam.reshape(-1)) @ f).real
+    return c, lam
+
+
+@pytest.mark.parametrize("shape", [(16,), (6, 5), (4, 4, 6)])
+@pytest.mark.parametrize("ridge", [1e-3, 0.0])
+def test_kspace_solve_circulant_matches_dense(shape, ridge):
+    n = math.prod(shape)
+    A = M.mri_kspace(shape, num_samples=3 * n, seed=1)
+    a = np.asarray(jax.jit(jax.vmap(A.forward, in_axes=1, out_axes=1))(jnp.eye(n)))
+    c, lam = _even_circulant(shape, 0, zero=True)
+    np.testing.assert_allclose(c, c.T, atol=1e-12)
+    g = a @ c @ a.T
+    rng = np.random.default_rng(2)
+    if ridge > 0:
+        y = rng.standard_normal((a.shape[0], 2))
+        ref = np.linalg.solve(g + ridge * np.eye(len(g)), y)
+    else:  # consistent data, minimum-norm solution
+        y = a @ rng.standard_normal((n, 2))
+        ref = np.linalg.pinv(g, rcond=1e-10, hermitian=True) @ y
+    got = np.asarray(A.solve_circulant(jnp.asarray(lam), jnp.asarray(y), ridge=ridge))
+    np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-9 * np.abs(ref).max())
+    # With C positive definite, C A^T alpha reproduces consistent data at ridge 0.
+    if ridge == 0:
+        c, lam_pos = _even_circulant(shape, 0)
+        alpha = np.asarray(A.solve_circulant(jnp.asarray(lam_pos), jnp.asarray(y)))
+        np.testing.assert_allclose(a @ (c @ (a.T @ alpha)), y, rtol=1e-9, atol=1e-9)
+    jitted = jax.jit(lambda op, lm, v, r: op.solve_circulant(lm, v, ridge=r))
+    np.testing.assert_allclose(
+        np.asarray(jitted(A, jnp.asarray(lam), jnp.asarray(y), ridge)),
+        got,
+        rtol=1e-12,
+        atol=1e-14 * np.abs(got).max(),
+    )
+    one = A.solve_circulant(
+        jnp.asarray(lam.reshape(-1)), jnp.asarray(y[:, 0]), ridge=ridge
+    )
+    np.testing.assert_allclose(np.asarray(one), got[:, 0], rtol=1e-12, atol=1e-14)
+
+
+def test_kspace_solve_circulant_bad_input():
+    A = M.mri_kspace((4, 4), num_samples=20, seed=0)
+    y = jnp.zeros(A.shape[0])
+    with pytest.raises(
+        ValueError, match=r"eigenvalues must have shape \(4, 4\) or \(16,\)"
+    ):
+        A.solve_circulant(jnp.ones(15), y)
+    with pytest.raises(TypeError, match="eigenvalues must be real"):
+        A.solve_circulant(jnp.ones(16, jnp.complex128), y)
+    with pytest.raises(ValueError, match="ridge must be >= 0"):
+        A.solve_circulant(jnp.ones(16), y, ridge=-1.0)
+    with pytest.raises(ValueError, match="y must have shape"):
+        A.solve_circulant(jnp.ones(16), jnp.zeros(3))
