@@ -207,3 +207,27 @@ def test_inverse_regression_3d_kspace(mri_problem):
     )
     ref = dense_inverse_reference(gram, a, y, ridge)
     np.testing.assert_allclose(got, ref, rtol=1e-8, atol=1e-8 * np.abs(ref).max())
+
+
+@needs_inverse
+def test_inverse_regression_reproduces_consistent_measurements_at_ridge_zero(
+    ct_problem,
+):
+    grid, mapping, _, op, a, f_true = ct_problem
+    y = a @ f_true[:, 0]
+    got = np.asarray(ntkspec.inverse_regression(ARCH, mapping, grid, op, y, ridge=0.0))
+    np.testing.assert_allclose(a @ got, y, rtol=1e-8, atol=1e-8 * np.abs(y).max())
+
+
+@needs_inverse
+def test_inverse_regression_bad_input(ct_problem):
+    grid, mapping, _, op, a, f_true = ct_problem
+    y = a @ f_true[:, 0]
+    with pytest.raises(ValueError, match="forward"):  # N does not match the grid
+        ntkspec.inverse_regression(ARCH, mapping, ntkspec.Grid((9, 10)), op, y)
+    with pytest.raises(ValueError, match="y"):
+        ntkspec.inverse_regression(ARCH, mapping, grid, op, y[:-1])
+    with pytest.raises(ValueError, match="y"):
+        ntkspec.inverse_regression(ARCH, mapping, grid, op, np.full_like(y, np.nan))
+    with pytest.raises(ValueError, match="ridge"):
+        ntkspec.inverse_regression(ARCH, mapping, grid, op, y, ridge=-1.0)
