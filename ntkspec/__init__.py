@@ -4,9 +4,12 @@ from importlib import metadata as _metadata
 
 from . import data as data
 from . import mappings as mappings
+from . import measurements as measurements
 from . import networks as networks
 from . import operators as operators
+from . import phantoms as phantoms
 from . import plotting as plotting
+from . import shapes as shapes
 from . import spectra as spectra
 from . import theory as theory
 from .dynamics import eigenmode_residuals as eigenmode_residuals
@@ -42,6 +45,9 @@ __all__ = [
     "FourierMapping",
     "ReluMLP",
     "mappings",
+    "measurements",
+    "phantoms",
+    "shapes",
     "networks",
     "nngp",
     "ntk",
