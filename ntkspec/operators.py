@@ -597,18 +597,23 @@ class Eigendecomposition:
 
     def to_modes(self, v):
         """Coefficients :math:`U^* v` for v (N, c): (N, c) or grid_shape + (c,)."""
-        if self.vectors is not None:
-            return self.vectors.T @ v
-        shape = self.grid_shape
-        return jnp.fft.fftn(v.reshape(shape + v.shape[1:]), axes=range(len(shape)))
+        with x64_scope(self.eigenvalues.dtype):
+            if self.vectors is not None:
+                return self.vectors.T @ v
+            shape = self.grid_shape
+            v = jnp.asarray(v, self.eigenvalues.dtype)
+            return jnp.fft.fftn(
+                v.reshape(shape + v.shape[1:]), axes=tuple(range(len(shape)))
+            )
 
     def from_modes(self, coef):
         """:math:`U c`, real, shape (N, c)."""
-        if self.vectors is not None:
-            return self.vectors @ coef
-        shape = self.grid_shape
-        out = jnp.fft.ifftn(coef, axes=range(len(shape))).real
-        return out.reshape((-1,) + coef.shape[len(shape) :])
+        with x64_scope(self.eigenvalues.dtype):
+            if self.vectors is not None:
+                return self.vectors @ coef
+            shape = self.grid_shape
+            out = jnp.fft.ifftn(jnp.asarray(coef), axes=tuple(range(len(shape)))).real
+            return out.reshape((-1,) + coef.shape[len(shape) :])
 
 
 # --------------------------------------------------------------------------------------
@@ -641,7 +646,8 @@ class DenseOperator:
 
     def matvec(self, v):
         """:math:`K v` for v of shape (N,) or (N, c)."""
-        return self.matrix @ v
+        with x64_scope(self.dtype):
+            return self.matrix @ jnp.asarray(v, self.dtype)
 
     def eigendecomposition(self) -> Eigendecomposition:
         r"""``eigh`` of the (symmetric) matrix: ascending :math:`\Lambda`, :math:`U`."""
@@ -679,7 +685,9 @@ class Shifted:
 
     def matvec(self, v):
         r""":math:`K v + \delta v`."""
-        return self.operator.matvec(v) + self.shift * v
+        with x64_scope(self.dtype):
+            v = jnp.asarray(v, self.dtype)
+            return self.operator.matvec(v) + self.shift * v
 
 
 def dense_gram(
@@ -1113,9 +1121,11 @@ class ComposedOperator:
 
     def matvec(self, u):
         r""":math:`A K A^\top u` for u of shape (M,) or (M, c)."""
-        return self.measurement.apply(
-            self.operator.matvec(self.measurement.apply_adjoint(u))
-        )
+        with x64_scope(self.dtype):
+            u = jnp.asarray(u, self.dtype)
+            return self.measurement.apply(
+                self.operator.matvec(self.measurement.apply_adjoint(u))
+            )
 
 
 def composed(measurement_op, operator) -> ComposedOperator:
