@@ -7,6 +7,7 @@ from . import mappings as mappings
 from . import networks as networks
 from . import operators as operators
 from . import plotting as plotting
+from . import solvers as solvers
 from . import spectra as spectra
 from . import theory as theory
 from .dynamics import eigenmode_residuals as eigenmode_residuals
@@ -31,6 +32,7 @@ __all__ = [
     "grid_spectrum",
     "operators",
     "plotting",
+    "solvers",
     "spectra",
     "spectrum",
     "RegressionInfo",

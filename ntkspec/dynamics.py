@@ -311,58 +311,61 @@ def gd_dynamics(
         ((2, 8), True)
     """
     t, lr, ridge, x_tr, x_te, y = _check_dynamics(
-        arch,
-        mapping,
-        x_train,
-        y_train,
-        x_test,
-        times,
-        learning_rate,
-        kernel,
-        ridge,
+        arch, mapping, x_train, y_train, x_test, times, learning_rate, kernel, ridge,
         discrete,
-    )
-    if isinstance(x_tr, Grid) and bool(getattr(mapping, "is_periodic", False)):
-        # Circulant train Gram: the eigenbasis is the DFT, exact at any size.
-        train, test_train = grid_operators(arch, mapping, x_tr, x_te, kernel=kernel)
-        squeeze = y.ndim == 1
-        Y = y[:, None] if squeeze else y
-        F0 = _initial(f_train_0, (x_tr.size, Y.shape[1]), squeeze, "f_train_0")
-        Ft0 = _initial(f_test_0, (x_te.size, Y.shape[1]), squeeze, "f_test_0")
-        eig = train.eigendecomposition()
-        eig = dataclasses.replace(eig, eigenvalues=np.asarray(eig.eigenvalues) + ridge)
-        out = _evolve(eig, test_train.matvec, Y, F0, Ft0, t, lr / Y.size, discrete)
-        info = DynamicsInfo("fft")
-    else:
-        x_tr = x_tr.points() if isinstance(x_tr, Grid) else x_tr
-        x_te = x_te.points() if isinstance(x_te, Grid) else x_te
-        n = x_tr.shape[0]
-        for shape, what in (
-            ((n, n), "train Gram"),
-            ((x_te.shape[0], n), "test-train kernel"),
-        ):
-            check_dense_request(
-                shape,
-                8,
-                max_bytes,
-                what=f"The dense {what}",
-                alternative="Periodic mappings on Grids use the exact FFT path.",
-            )
-        K = dense_gram(arch, mapping, x_tr, kernel=kernel, max_bytes=max_bytes).matrix
-        Kt = dense_gram(arch, mapping, x_te, x_tr, kernel=kernel, max_bytes=max_bytes)
-        out = gradient_flow(
-            np.asarray(K),
-            y,
-            np.asarray(Kt.matrix),
-            t,
-            lr,
-            ridge=ridge,
-            f_train_0=f_train_0,
-            f_test_0=f_test_0,
-            discrete=discrete,
-        )
-        info = DynamicsInfo("dense")
+    )  # fmt: skip
+    periodic = isinstance(x_tr, Grid) and bool(getattr(mapping, "is_periodic", False))
+    path = _fft_dynamics if periodic else _dense_dynamics
+    out = path(
+        arch, mapping, x_tr, y, x_te, t, lr, kernel, ridge, f_train_0, f_test_0,
+        discrete, max_bytes,
+    )  # fmt: skip
+    info = DynamicsInfo("fft" if periodic else "dense")
     return (*out, info) if return_info else out
+
+
+def _fft_dynamics(
+    arch, mapping, g_tr, y, g_te, t, lr, kernel, ridge, f_train_0, f_test_0, discrete,
+    max_bytes,
+):  # fmt: skip
+    """Circulant train Gram: the eigenbasis is the DFT, exact at any size."""
+    del max_bytes  # nothing dense
+    train, test_train = grid_operators(arch, mapping, g_tr, g_te, kernel=kernel)
+    squeeze = y.ndim == 1
+    Y = y[:, None] if squeeze else y
+    F0 = _initial(f_train_0, (g_tr.size, Y.shape[1]), squeeze, "f_train_0")
+    Ft0 = _initial(f_test_0, (g_te.size, Y.shape[1]), squeeze, "f_test_0")
+    eig = train.eigendecomposition()
+    eig = dataclasses.replace(eig, eigenvalues=np.asarray(eig.eigenvalues) + ridge)
+    out = _evolve(eig, test_train.matvec, Y, F0, Ft0, t, lr / Y.size, discrete)
+    return _squeeze(out, squeeze)
+
+
+def _dense_dynamics(
+    arch, mapping, x_tr, y, x_te, t, lr, kernel, ridge, f_train_0, f_test_0, discrete,
+    max_bytes,
+):  # fmt: skip
+    """Dense Grams (points, or Grids with a non-periodic mapping): one ``eigh``."""
+    x_tr = x_tr.points() if isinstance(x_tr, Grid) else x_tr
+    x_te = x_te.points() if isinstance(x_te, Grid) else x_te
+    n = x_tr.shape[0]
+    for shape, what in (
+        ((n, n), "train Gram"),
+        ((x_te.shape[0], n), "test-train kernel"),
+    ):
+        check_dense_request(
+            shape,
+            8,
+            max_bytes,
+            what=f"The dense {what}",
+            alternative="Periodic mappings on Grids use the exact FFT path.",
+        )
+    K = dense_gram(arch, mapping, x_tr, kernel=kernel, max_bytes=max_bytes).matrix
+    Kt = dense_gram(arch, mapping, x_te, x_tr, kernel=kernel, max_bytes=max_bytes)
+    return gradient_flow(
+        np.asarray(K), y, np.asarray(Kt.matrix), t, lr, ridge=ridge,
+        f_train_0=f_train_0, f_test_0=f_test_0, discrete=discrete,
+    )  # fmt: skip
 
 
 def _check_dynamics(
