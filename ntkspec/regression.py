@@ -431,21 +431,9 @@ def kernel_regression(
         True
     """
     plan = _plan(
-        arch,
-        mapping,
-        x_train,
-        y_train,
-        x_test,
-        kernel,
-        ridge,
-        solver,
-        rtol,
-        max_iter,
-        return_variance,
-        max_bytes,
-        block_rows,
-        dtype,
-    )
+        arch, mapping, x_train, y_train, x_test, kernel, ridge, solver, rtol, max_iter,
+        return_variance, max_bytes, block_rows, dtype,
+    )  # fmt: skip
     ridge = float(ridge)
     args = (arch, mapping, plan.x_train, plan.Y, plan.x_test, kernel, ridge)
     if plan.solver in ("structured", "pcg", "fft"):

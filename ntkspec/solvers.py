@@ -240,6 +240,14 @@ def t_chan_preconditioner(operator, shift: float = 0.0) -> CirculantPrecondition
 # --------------------------------------------------------------------------------------
 
 
+def _columns(b, n: int, dtype, name: str):
+    """``b`` as an (N, c) array of ``dtype`` and whether it was a vector."""
+    if b.ndim not in (1, 2) or b.shape[0] != n:
+        raise ValueError(f"{name} must have shape ({n},) or ({n}, c); got {b.shape}")
+    b = jnp.asarray(b, dtype)
+    return (b[:, None], True) if b.ndim == 1 else (b, False)
+
+
 def _coldot(a, b):
     return jnp.sum(a * b, axis=0)
 
@@ -321,13 +329,9 @@ def cg(
     check_real(rtol, "rtol", low=0.0, low_inclusive=False)
     check_real(atol, "atol", low=0.0)
     max_iter = check_positive_int(max_iter, "max_iter")
-    if b.ndim not in (1, 2) or b.shape[0] != n:
-        raise ValueError(f"b must have shape ({n},) or ({n}, c); got {b.shape}")
     dtype = getattr(operator, "dtype", jnp.float64)
     with x64_scope(dtype):
-        squeeze = b.ndim == 1
-        bb = jnp.asarray(b, dtype)
-        bb = bb[:, None] if squeeze else bb
+        bb, squeeze = _columns(b, n, dtype, "b")
         x = (
             jnp.zeros_like(bb)
             if x0 is None
@@ -815,13 +819,9 @@ def lanczos_matfun(
     m = check_positive_int(krylov_dim, "krylov_dim", minimum=2)
     m = min(m, n)
     check_real(rtol, "rtol", low=0.0, low_inclusive=False)
-    if V.ndim not in (1, 2) or V.shape[0] != n:
-        raise ValueError(f"V must have shape ({n},) or ({n}, c); got {V.shape}")
     dtype = getattr(operator, "dtype", jnp.float64)
     with x64_scope(dtype):
-        squeeze = V.ndim == 1
-        W = jnp.asarray(V, dtype)
-        W = W[:, None] if squeeze else W
+        W, squeeze = _columns(V, n, dtype, "V")
         Q, alpha, beta, norms = _lanczos_tridiag(operator, W, max(m, 2))
         y = _f_tridiag_e1(f, alpha, beta)  # (c, m)
         out = jnp.einsum("cm,cmn->nc", y * norms[:, None], Q)

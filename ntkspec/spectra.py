@@ -378,15 +378,14 @@ def lanczos_eigenpairs(
     Args:
         operator: a :class:`~ntkspec.operators.GridKernelOperator` (or any symmetric
             operator of :mod:`ntkspec.operators`).
-        k: number of eigenpairs, 1 <= k <= N.
-        vectors: also return the Ritz vectors (N, k).
-        block_size: Lanczos block width (default 8, at most N).
-        tol: relative residual tolerance, in (0, 1).
-        max_dim: largest Krylov dimension (default ``max(10 k, 1000)``, at most N and
-            what the memory cap allows); the basis takes ``max_dim * N * 8`` bytes.
-        seed: seed of the random start block.
-        max_bytes: memory cap for the basis (default 4 GiB or
-            ``NTKSPEC_MAX_DENSE_BYTES``).
+        k: how many eigenpairs (between 1 and N).
+        vectors: whether to return the (N, k) Ritz vectors; checked against the
+            memory cap first.
+        block_size: see :func:`~ntkspec.solvers.block_lanczos` (default 8).
+        tol: Ritz residual tolerance relative to the eigenvalue, 0 < tol < 1.
+        max_dim: cap on the Krylov dimension (see ``block_lanczos``).
+        seed: start block seed.
+        max_bytes: memory cap of the Krylov basis and of the vectors.
 
     Returns:
         A :class:`LanczosResult` (timings in ``stats``). When the residuals miss
