@@ -93,6 +93,7 @@ from .kernels import (
     ntk,
     profile,
     profile_coefficients,
+    self_kernel_values,
 )
 from .mappings import FourierMapping
 
@@ -105,6 +106,7 @@ __all__ = [
     "GridTestTrainOperator",
     "DenseOperator",
     "dense_gram",
+    "gram_diagonal",
     "BlockedGramOperator",
     "blocked_gram",
     "Shifted",
@@ -718,6 +720,21 @@ def dense_gram(
     with x64_scope(np.float64):
         mat = fn(arch, f1, f2, max_bytes=max_bytes, progress=False)
         return DenseOperator(jnp.asarray(mat, jnp.float64))
+
+
+def gram_diagonal(arch: ReluMLP, mapping, x, *, kernel: str = "ntk") -> jax.Array:
+    r"""The diagonal :math:`k(\gamma(x_i), \gamma(x_i))`, shape (n,), without the Gram.
+
+    Args:
+        arch: the architecture.
+        mapping: a FourierMapping or IdentityMapping, applied to the raw points.
+        x: raw points, shape (n, d).
+        kernel: "ntk" or "nngp".
+    """
+    check_arch(arch)
+    check_mapping(mapping)
+    check_kernel(kernel)
+    return self_kernel_values(arch, mapping(x), kernel=kernel)
 
 
 # --------------------------------------------------------------------------------------

@@ -61,11 +61,12 @@ from ._validation import (
     check_real,
     check_targets,
 )
-from .kernels import ReluMLP, self_kernel_values
+from .kernels import ReluMLP
 from .operators import (
     Shifted,
     blocked_gram,
     dense_gram,
+    gram_diagonal,
     grid_operators,
     grid_ratio,
 )
@@ -253,9 +254,7 @@ def _dense_path(arch, mapping, x_tr, Y, x_te, kernel, ridge, max_bytes, variance
                 else dense_gram(arch, mapping, x_te[s:e], x_tr, kernel="nngp").matrix
             )
             W = fac.half_inverse(np.asarray(Kg).T)
-            prior = np.asarray(
-                self_kernel_values(arch, mapping(x_te[s:e]), kernel="nngp")
-            )
+            prior = np.asarray(gram_diagonal(arch, mapping, x_te[s:e], kernel="nngp"))
             var[s:e] = prior - np.sum(W * W, axis=0)
     ok = sol.method == "cholesky"
     return pred, RegressionInfo(sol.method, 0, res, ok, ridge, sol.condition, var)
@@ -265,7 +264,7 @@ def _blocked_path(arch, mapping, x_tr, Y, x_te, kernel, ridge, rtol, max_iter, b
     f_tr, f_te = mapping(x_tr), mapping(x_te)
     block = block or max(1, min(f_tr.shape[0], 2**20 // f_tr.shape[0]))
     with x64_scope(np.float64):
-        diag = jnp.asarray(self_kernel_values(arch, f_tr, kernel=kernel)) + ridge
+        diag = jnp.asarray(gram_diagonal(arch, mapping, x_tr, kernel=kernel)) + ridge
         jacobi = JacobiPreconditioner(1.0 / jnp.where(diag > 0, diag, 1.0))
         k_train = blocked_gram(arch, f_tr, kernel=kernel, block_rows=block)
         sol = cg(
