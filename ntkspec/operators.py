@@ -475,11 +475,6 @@ class GridKernelOperator:
             fn = circulant_matvec if self.is_circulant else toeplitz_matvec
             return fn(self.symbol, v, self.grid.shape)
 
-    def _matvec_rows(self, rows):
-        """K applied to each row of ``rows`` (c, N); internal batch-first layout."""
-        fn = _circulant_rows if self.is_circulant else _toeplitz_rows
-        return fn(self.symbol, rows, self.grid.shape)
-
     def eigenvalues_by_frequency(self):
         r"""All N eigenvalues, shape ``grid.shape``, in FFT order (circulant only).
 
