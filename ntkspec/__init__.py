@@ -10,6 +10,7 @@ from . import operators as operators
 from . import phantoms as phantoms
 from . import plotting as plotting
 from . import shapes as shapes
+from . import solvers as solvers
 from . import spectra as spectra
 from . import theory as theory
 from .dynamics import eigenmode_residuals as eigenmode_residuals
@@ -34,6 +35,7 @@ __all__ = [
     "grid_spectrum",
     "operators",
     "plotting",
+    "solvers",
     "spectra",
     "spectrum",
     "RegressionInfo",

@@ -18,6 +18,13 @@ __all__ = [
     "as_points",
     "check_positive_int",
     "check_real",
+    "check_arch",
+    "check_kernel",
+    "check_mapping",
+    "check_grid",
+    "check_stationary_mapping",
+    "check_inputs",
+    "check_targets",
 ]
 
 
@@ -91,3 +98,103 @@ def check_real(
             op = ">=" if low_inclusive else ">"
             raise ValueError(f"{name} must be {op} {low}; got {v}")
     return value
+
+
+# --------------------------------------------------------------------------------------
+# Checks of the library's own values (imported lazily: the value modules import this
+# one).
+# --------------------------------------------------------------------------------------
+
+
+def check_arch(arch) -> None:
+    """Refuse anything but a :class:`ntkspec.ReluMLP` (TypeError naming ``arch``)."""
+    from .kernels import ReluMLP
+
+    if not isinstance(arch, ReluMLP):
+        raise TypeError(f"arch must be a ntkspec.ReluMLP; got {type(arch).__name__}")
+
+
+def check_kernel(kernel) -> str:
+    """``kernel`` must be "ntk" or "nngp"; returns it."""
+    if kernel not in ("ntk", "nngp"):
+        raise ValueError(f"kernel must be 'ntk' or 'nngp'; got {kernel!r}")
+    return kernel
+
+
+def check_mapping(mapping) -> None:
+    """A FourierMapping or an IdentityMapping (TypeError naming ``mapping``)."""
+    from .mappings import FourierMapping, IdentityMapping
+
+    if not isinstance(mapping, FourierMapping | IdentityMapping):
+        raise TypeError(
+            "mapping must be a ntkspec FourierMapping or IdentityMapping (e.g. "
+            "ntkspec.mappings.gaussian(...) or identity()); got "
+            f"{type(mapping).__name__}"
+        )
+
+
+def check_grid(grid, name: str = "grid") -> None:
+    """Refuse anything but a :class:`ntkspec.Grid`."""
+    from .grid import Grid
+
+    if not isinstance(grid, Grid):
+        raise TypeError(f"{name} must be a ntkspec.Grid; got {type(grid).__name__}")
+
+
+def check_stationary_mapping(mapping, grid) -> None:
+    """A concrete FourierMapping whose input dimension is the grid's."""
+    from .mappings import FourierMapping
+
+    if not isinstance(mapping, FourierMapping):
+        raise TypeError(
+            "mapping must be a FourierMapping (a stationary kernel) for the grid "
+            f"operators; got {type(mapping).__name__}. Raw coordinates (no mapping) "
+            "give no stationary kernel: use the dense path (ntkspec.ntk / "
+            "ntkspec.spectrum on grid.points())."
+        )
+    if mapping.dim != grid.dim:
+        raise ValueError(
+            f"mapping has input dimension {mapping.dim} but grid has dimension "
+            f"{grid.dim} (shape {grid.shape}); mapping.dim must equal grid.dim"
+        )
+    if is_traced(mapping.B) or is_traced(mapping.a):
+        raise TypeError(
+            "mapping must hold concrete frequencies and amplitudes for the grid "
+            "operators (they decide periodicity and the FFT sizes); got traced arrays"
+        )
+
+
+def check_inputs(x, name: str, mapping):
+    """Points (n, d) or a Grid, of the mapping's dimension: ``(points or None, grid)``.
+
+    Points come back as a float64 NumPy array; a Grid as itself (points None).
+    """
+    from .grid import Grid
+
+    if isinstance(x, Grid):
+        pts, dim, grid = None, x.dim, x
+    else:
+        pts = np.asarray(as_points(x, name), dtype=np.float64)
+        dim, grid = pts.shape[1], None
+    if mapping.dim is not None and dim != mapping.dim:
+        raise ValueError(
+            f"{name} has dimension {dim} but the mapping takes "
+            f"{mapping.dim}-dimensional points"
+        )
+    return pts, grid
+
+
+def check_targets(y, n: int, name: str = "y_train", x_name: str = "x_train"):
+    """Finite real targets of shape (n,) or (n, c); returned as float64 NumPy."""
+    y = np.asarray(y)
+    if y.ndim not in (1, 2) or (y.ndim == 2 and y.shape[1] < 1):
+        raise ValueError(f"{name} must have shape (n,) or (n, c); got {y.shape}")
+    if not (np.issubdtype(y.dtype, np.floating) or np.issubdtype(y.dtype, np.integer)):
+        raise TypeError(f"{name} must hold real numbers; got dtype {y.dtype}")
+    if y.shape[0] != n:
+        raise ValueError(
+            f"{name} has {y.shape[0]} rows but {x_name} has {n} points; they must match"
+        )
+    if not np.all(np.isfinite(y)):
+        raise ValueError(f"{name} must be finite; it contains NaN or inf")
+    return y.astype(np.float64)

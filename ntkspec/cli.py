@@ -587,10 +587,9 @@ def _load_image(path_str: str, key: str | None):
 
 
 def _psnr(pred, target) -> float:
-    import numpy as np
+    from .data import psnr
 
-    mse = float(np.mean((np.asarray(pred) - np.asarray(target)) ** 2))
-    return float("inf") if mse == 0.0 else -10.0 * math.log10(mse)
+    return psnr(pred, target)
 
 
 def _cmd_regress(args, command: str) -> int:

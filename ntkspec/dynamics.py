@@ -46,26 +46,26 @@ import math
 
 import numpy as np
 
-from ._numerics import check_dense_request
-from ._validation import check_real
-from .kernels import ReluMLP
-from .regression import (
-    _check_arch_mapping,
-    _check_kernel,
-    _check_x,
-    _check_y,
-    _dense_solve,
-    _features,
-    _gram,
-    _offsets,
-    grid_ratio,
+from ._numerics import check_dense_request, x64_scope
+from ._validation import (
+    check_arch,
+    check_inputs,
+    check_kernel,
+    check_mapping,
+    check_real,
+    check_targets,
 )
+from .grid import Grid
+from .kernels import ReluMLP
+from .operators import Eigendecomposition, dense_gram, grid_operators, grid_ratio
+from .solvers import psd_solve
 
 __all__ = [
     "ModeResiduals",
     "gradient_flow",
     "gd_dynamics",
     "eigenmode_residuals",
+    "DynamicsInfo",
 ]
 
 
@@ -153,7 +153,7 @@ def gradient_flow(
     if K.ndim != 2 or K.shape[0] != K.shape[1]:
         raise ValueError(f"k_train_train must be square (n, n); got {K.shape}")
     n = K.shape[0]
-    y = _check_y(y_train, n)
+    y = check_targets(y_train, n)
     squeeze = y.ndim == 1
     Y = y[:, None] if squeeze else y
     c = Y.shape[1]
@@ -172,26 +172,60 @@ def gradient_flow(
     if Kt is not None:
         Ft0 = _initial(f_test_0, (Kt.shape[0], c), squeeze, "f_test_0")
     A = K + float(ridge) * np.eye(n)
-    rate = lr / Y.size
     lam, V = np.linalg.eigh(A)
-    proj = V.T @ (Y - F0)  # (n, c)
-    decay = _decay(lam, t, rate, discrete)  # (T, n)
-    f_train = Y[None] - np.einsum("ij,tj,jc->tic", V, decay, proj)
-    f_test = None
-    if Kt is not None:
-        KV = Kt @ V
-        learned = _learned_over_lambda(lam, t, rate, discrete)
-        f_test = Ft0[None] + np.einsum("ij,tj,jc->tic", KV, learned, proj)
-        inf = np.isinf(t)
-        if np.any(inf):
-            alpha, *_ = _dense_solve(A, Y - F0, "k_train_train + ridge I")
-            f_test[inf] = Ft0 + Kt @ alpha
-    if np.any(np.isinf(t)):
-        f_train[np.isinf(t)] = Y
-    if squeeze:
-        f_train = f_train[..., 0]
-        f_test = None if f_test is None else f_test[..., 0]
-    return f_train, f_test
+    out = _evolve(
+        Eigendecomposition(lam, V),
+        None if Kt is None else Kt.__matmul__,
+        Y,
+        F0,
+        Ft0,
+        t,
+        lr / Y.size,
+        discrete,
+        solve=lambda R: psd_solve(A, R, "k_train_train + ridge I").value,
+    )
+    return _squeeze(out, squeeze)
+
+
+def _squeeze(out, squeeze):
+    if not squeeze:
+        return out
+    return tuple(None if f is None else f[..., 0] for f in out)
+
+
+def _evolve(eig, test_train, Y, F0, Ft0, t, rate, discrete, solve=None):
+    r"""Linear GD / gradient flow in an exact eigenbasis (the one implementation).
+
+    With :math:`K + \delta I = U\Lambda U^*` (``eig``, ridge included) and
+    :math:`R_0 = U^*(Y - F_0)`: :math:`f_{\rm train}(t) = Y - U\,d_t(\Lambda) R_0`
+    and :math:`f_{\rm test}(t) = F_{*,0} + K_{*X} U \,\ell_t(\Lambda) R_0`, with the
+    filters :func:`_decay` and :func:`_learned_over_lambda`. At :math:`t = \infty`
+    the train outputs are Y, the test outputs use ``solve`` (a direct solve of
+    :math:`(K + \delta I)\alpha = Y - F_0`) when given.
+
+    ``test_train`` maps (N, c) coefficients to test outputs, or is None.
+    """
+    lam = np.asarray(eig.eigenvalues, dtype=np.float64)
+    n, c = Y.shape
+    with x64_scope(np.float64):
+        R0 = eig.to_modes(Y - F0)
+        decay = _decay(lam.ravel(), t, rate, discrete).reshape((t.size,) + lam.shape)
+        f_train = np.empty((t.size, n, c))
+        for i in range(t.size):
+            f_train[i] = Y - np.asarray(eig.from_modes(decay[i][..., None] * R0))
+        f_train[np.isinf(t)] = Y  # as neural-tangents at t = inf
+        if test_train is None:
+            return f_train, None
+        learned = _learned_over_lambda(lam.ravel(), t, rate, discrete)
+        learned = learned.reshape((t.size,) + lam.shape)
+        rows = []
+        for i in range(t.size):
+            if solve is not None and np.isinf(t[i]):
+                alpha = solve(Y - F0)
+            else:
+                alpha = eig.from_modes(learned[i][..., None] * R0)
+            rows.append(Ft0 + np.asarray(test_train(alpha)))
+        return f_train, np.stack(rows)
 
 
 def _initial(f0, shape, squeeze, name):
@@ -223,6 +257,7 @@ def gd_dynamics(
     f_test_0=None,
     discrete: bool = False,
     max_bytes: float | None = None,
+    return_info: bool = False,
 ):
     r"""Mean outputs of the infinitely wide network trained by GD on the MSE.
 
@@ -250,10 +285,12 @@ def gd_dynamics(
         f_test_0: outputs on the test points at t = 0 (default 0).
         discrete: discrete GD steps instead of gradient flow.
         max_bytes: memory cap for dense arrays.
+        return_info: also return a :class:`DynamicsInfo` (third element).
 
     Returns:
         ``(f_train, f_test)`` of shapes (T, n, c) and (T, n_test, c) ((T, n) and
-        (T, n_test) for a 1-D ``y_train``), float64 NumPy arrays.
+        (T, n_test) for a 1-D ``y_train``), float64 NumPy arrays; with
+        ``return_info``, ``(f_train, f_test, info)``.
 
     Paths: dense (one ``eigh`` of the train Gram) for point arrays and for Grids with a
     non-periodic mapping (within the memory cap); for two Grids and a periodic mapping
@@ -273,34 +310,45 @@ def gd_dynamics(
         >>> f_tr.shape, bool(np.allclose(f_te[-1], y))
         ((2, 8), True)
     """
-    _check_arch_mapping(arch, mapping)
-    kernel = _check_kernel(kernel)
-    check_real(ridge, "ridge", low=0.0)
-    lr = _check_lr(learning_rate)
-    t = _check_times(times, discrete)
-    tr_pts, tr_grid = _check_x(x_train, "x_train", mapping)
-    te_pts, te_grid = _check_x(x_test, "x_test", mapping)
-    n = tr_grid.size if tr_grid is not None else tr_pts.shape[0]
-    y = _check_y(y_train, n)
-    if tr_grid is not None and te_grid is not None:
-        grid_ratio(tr_grid, te_grid)
-        if bool(getattr(mapping, "is_periodic", False)):
-            return _periodic_grid_dynamics(
-                arch,
-                mapping,
-                tr_grid,
-                y,
-                te_grid,
-                t,
-                lr,
-                kernel,
-                float(ridge),
-                f_train_0,
-                f_test_0,
-                discrete,
-            )
-    x_tr = tr_grid.points() if tr_grid is not None else tr_pts
-    x_te = te_grid.points() if te_grid is not None else te_pts
+    t, lr, ridge, x_tr, x_te, y = _check_dynamics(
+        arch, mapping, x_train, y_train, x_test, times, learning_rate, kernel, ridge,
+        discrete,
+    )  # fmt: skip
+    periodic = isinstance(x_tr, Grid) and bool(getattr(mapping, "is_periodic", False))
+    path = _fft_dynamics if periodic else _dense_dynamics
+    out = path(
+        arch, mapping, x_tr, y, x_te, t, lr, kernel, ridge, f_train_0, f_test_0,
+        discrete, max_bytes,
+    )  # fmt: skip
+    info = DynamicsInfo("fft" if periodic else "dense")
+    return (*out, info) if return_info else out
+
+
+def _fft_dynamics(
+    arch, mapping, g_tr, y, g_te, t, lr, kernel, ridge, f_train_0, f_test_0, discrete,
+    max_bytes,
+):  # fmt: skip
+    """Circulant train Gram: the eigenbasis is the DFT, exact at any size."""
+    del max_bytes  # nothing dense
+    train, test_train = grid_operators(arch, mapping, g_tr, g_te, kernel=kernel)
+    squeeze = y.ndim == 1
+    Y = y[:, None] if squeeze else y
+    F0 = _initial(f_train_0, (g_tr.size, Y.shape[1]), squeeze, "f_train_0")
+    Ft0 = _initial(f_test_0, (g_te.size, Y.shape[1]), squeeze, "f_test_0")
+    eig = train.eigendecomposition()
+    eig = dataclasses.replace(eig, eigenvalues=np.asarray(eig.eigenvalues) + ridge)
+    out = _evolve(eig, test_train.matvec, Y, F0, Ft0, t, lr / Y.size, discrete)
+    return _squeeze(out, squeeze)
+
+
+def _dense_dynamics(
+    arch, mapping, x_tr, y, x_te, t, lr, kernel, ridge, f_train_0, f_test_0, discrete,
+    max_bytes,
+):  # fmt: skip
+    """Dense Grams (points, or Grids with a non-periodic mapping): one ``eigh``."""
+    x_tr = x_tr.points() if isinstance(x_tr, Grid) else x_tr
+    x_te = x_te.points() if isinstance(x_te, Grid) else x_te
+    n = x_tr.shape[0]
     for shape, what in (
         ((n, n), "train Gram"),
         ((x_te.shape[0], n), "test-train kernel"),
@@ -312,61 +360,57 @@ def gd_dynamics(
             what=f"The dense {what}",
             alternative="Periodic mappings on Grids use the exact FFT path.",
         )
-    f_tr = _features(mapping, x_tr)
-    f_te = _features(mapping, x_te)
-    K = _gram(arch, f_tr, None, kernel, max_bytes)
-    Kt = _gram(arch, f_te, f_tr, kernel, max_bytes)
+    K = dense_gram(arch, mapping, x_tr, kernel=kernel, max_bytes=max_bytes).matrix
+    Kt = dense_gram(arch, mapping, x_te, x_tr, kernel=kernel, max_bytes=max_bytes)
     return gradient_flow(
-        K,
-        y,
-        Kt,
-        t,
-        lr,
-        ridge=float(ridge),
-        f_train_0=f_train_0,
-        f_test_0=f_test_0,
-        discrete=discrete,
-    )
+        np.asarray(K), y, np.asarray(Kt.matrix), t, lr, ridge=ridge,
+        f_train_0=f_train_0, f_test_0=f_test_0, discrete=discrete,
+    )  # fmt: skip
 
 
-def _periodic_grid_dynamics(
-    arch, mapping, g_tr, y, g_te, t, lr, kernel, ridge, f_train_0, f_test_0, discrete
+def _check_dynamics(
+    arch,
+    mapping,
+    x_train,
+    y_train,
+    x_test,
+    times,
+    learning_rate,
+    kernel,
+    ridge,
+    discrete,
 ):
-    ratio = grid_ratio(g_tr, g_te)
-    squeeze = y.ndim == 1
-    Y = y[:, None] if squeeze else y
-    c = Y.shape[1]
-    shape, fine = g_tr.shape, g_te.shape
-    axes = tuple(range(len(shape)))
-    F0 = _initial(f_train_0, (g_tr.size, c), squeeze, "f_train_0")
-    Ft0 = _initial(f_test_0, (g_te.size, c), squeeze, "f_test_0")
-    k_fine = _offsets(arch, mapping, g_te, kernel, embed=False)
-    k_train = k_fine[tuple(slice(None, None, r) for r in ratio)]
-    lam = np.real(np.fft.fftn(k_train)) + ridge  # circulant eigenvalues by frequency
-    kf_hat = np.fft.fftn(k_fine)
-    rate = lr / Y.size
-    R0 = np.fft.fftn((Y - F0).reshape(shape + (c,)), axes=axes)  # residual spectrum
-    decay = _decay(lam.ravel(), t, rate, discrete).reshape((t.size,) + shape)
-    learned = _learned_over_lambda(lam.ravel(), t, rate, discrete).reshape(
-        (t.size,) + shape
-    )
-    f_train = np.empty((t.size, g_tr.size, c))
-    f_test = np.empty((t.size, g_te.size, c))
-    sl = tuple(slice(None, None, r) for r in ratio)
-    for i in range(t.size):
-        resid = np.real(np.fft.ifftn(decay[i][..., None] * R0, axes=axes))
-        f_train[i] = Y - resid.reshape(-1, c)
-        alpha = np.real(np.fft.ifftn(learned[i][..., None] * R0, axes=axes))
-        up = np.zeros(fine + (c,))
-        up[sl] = alpha
-        pred = np.real(
-            np.fft.ifftn(np.fft.fftn(up, axes=axes) * kf_hat[..., None], axes=axes)
-        )
-        f_test[i] = Ft0 + pred.reshape(-1, c)
-    f_train[np.isinf(t)] = Y  # as the dense path (and neural-tangents) at t = inf
-    if squeeze:
-        return f_train[..., 0], f_test[..., 0]
-    return f_train, f_test
+    """Validated (times, rate, ridge, x_train, x_test, y) of :func:`gd_dynamics`.
+
+    Points come back as float64 arrays, Grids as Grids (both Grids or neither).
+    """
+    check_arch(arch)
+    check_mapping(mapping)
+    check_kernel(kernel)
+    check_real(ridge, "ridge", low=0.0)
+    lr = _check_lr(learning_rate)
+    t = _check_times(times, discrete)
+    tr_pts, tr_grid = check_inputs(x_train, "x_train", mapping)
+    te_pts, te_grid = check_inputs(x_test, "x_test", mapping)
+    n = tr_grid.size if tr_grid is not None else tr_pts.shape[0]
+    y = check_targets(y_train, n)
+    if tr_grid is not None and te_grid is not None:
+        grid_ratio(tr_grid, te_grid)
+        return t, lr, float(ridge), tr_grid, te_grid, y
+    x_tr = tr_grid.points() if tr_grid is not None else tr_pts
+    x_te = te_grid.points() if te_grid is not None else te_pts
+    return t, lr, float(ridge), x_tr, x_te, y
+
+
+@dataclasses.dataclass(frozen=True)
+class DynamicsInfo:
+    """How :func:`gd_dynamics` computed (``return_info=True``).
+
+    Attributes:
+        method: "dense" (one ``eigh`` of the train Gram) or "fft" (circulant, exact).
+    """
+
+    method: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -426,19 +470,24 @@ def eigenmode_residuals(
     Returns:
         A :class:`ModeResiduals`.
     """
-    _check_arch_mapping(arch, mapping)
-    kernel = _check_kernel(kernel)
-    check_real(ridge, "ridge", low=0.0)
-    lr = _check_lr(learning_rate)
-    t = _check_times(times, discrete)
-    pts, grid = _check_x(x_train, "x_train", mapping)
-    x = grid.points() if grid is not None else pts
-    y = _check_y(y_train, x.shape[0])
+    t, lr, ridge, x, _, y = _check_dynamics(
+        arch,
+        mapping,
+        x_train,
+        y_train,
+        x_train,
+        times,
+        learning_rate,
+        kernel,
+        ridge,
+        discrete,
+    )
+    x = x.points() if isinstance(x, Grid) else x
     squeeze = y.ndim == 1
     Y = y[:, None] if squeeze else y
     F0 = _initial(f_train_0, Y.shape, squeeze, "f_train_0")
-    K = _gram(arch, _features(mapping, x), None, kernel, None)
-    lam, V = np.linalg.eigh(K + float(ridge) * np.eye(K.shape[0]))
+    K = np.asarray(dense_gram(arch, mapping, x, kernel=kernel).matrix)
+    lam, V = np.linalg.eigh(K + ridge * np.eye(K.shape[0]))
     rate = lr / Y.size
     initial = V.T @ (F0 - Y)
     decay = _decay(lam, t, rate, discrete)

@@ -74,7 +74,13 @@ import numpy as np
 import optax
 
 from ._numerics import resolve_dtype, x64_scope
-from ._validation import as_points, check_positive_int, check_real, is_traced
+from ._validation import (
+    as_points,
+    check_arch,
+    check_positive_int,
+    check_real,
+    is_traced,
+)
 from .kernels import ReluMLP
 from .mappings import FourierMapping, IdentityMapping
 
@@ -173,6 +179,7 @@ class _Spec:
     B: np.ndarray | None  # (m, d) frequencies, None for raw coordinates
     a: np.ndarray | None  # (m,) amplitudes
     offset: float  # raw-coordinate shift (IdentityMapping)
+    mapping: object = None  # the FourierMapping / IdentityMapping itself
 
     def check_points(self, v, name: str = "v"):
         if isinstance(v, list | tuple):
@@ -187,13 +194,8 @@ class _Spec:
         return as_points(v, name, dim=self.input_dim)
 
     def features(self, v):
-        """The fixed input map: gamma(v) of shape (n, 2m), or v - offset."""
-        v = jnp.asarray(v, dtype=self.dtype)
-        if self.B is None:
-            return v - self.offset
-        phase = (2.0 * math.pi) * (v @ jnp.asarray(self.B, self.dtype).T)
-        a = jnp.asarray(self.a, self.dtype)[None, :]
-        return jnp.concatenate([a * jnp.cos(phase), a * jnp.sin(phase)], axis=-1)
+        """The input map, by the mapping itself: gamma(v) (n, 2m) or v - offset."""
+        return self.mapping(jnp.asarray(v, dtype=self.dtype), dtype=self.dtype)
 
     def forward(self, params, v):
         return self.layers(params, self.features(v))
@@ -338,8 +340,7 @@ def mlp(
         >>> net.apply(params, np.zeros((5, 1))).shape
         (5, 1)
     """
-    if not isinstance(arch, ReluMLP):
-        raise TypeError(f"arch must be a ntkspec.ReluMLP; got {type(arch).__name__}")
+    check_arch(arch)
     width = check_positive_int(width, "width")
     out_dim = check_positive_int(out_dim, "out_dim")
     if arch.width is not None and arch.width != width:
@@ -373,6 +374,7 @@ def mlp(
         B=B,
         a=a,
         offset=offset,
+        mapping=mapping,
     )
     return Network(_Init(spec), _Apply(spec))
 
@@ -579,9 +581,14 @@ def mse_loss(f, y):
 
 
 def psnr(f, y) -> float:
-    r"""Peak signal-to-noise ratio :math:`-10\log_{10}\mathrm{MSE}` (data in [0, 1])."""
-    mse = float(np.mean((np.asarray(f, np.float64) - np.asarray(y, np.float64)) ** 2))
-    return float("inf") if mse == 0.0 else -10.0 * math.log10(mse)
+    r"""Peak signal-to-noise ratio :math:`-10\log_{10}\mathrm{MSE}` (data in [0, 1]).
+
+    :func:`ntkspec.data.psnr` after broadcasting ``f`` against ``y``.
+    """
+    from .data import psnr as data_psnr
+
+    f, y = np.broadcast_arrays(np.asarray(f, np.float64), np.asarray(y, np.float64))
+    return data_psnr(f, y)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,4 +1,25 @@
-r"""Structured (FFT) operators for stationary kernels on regular grids.
+r"""Kernel operators as values: each knows a Gram and applies it, without forming it.
+
+Every operator here is an immutable JAX pytree (arrays are data, shape integers and
+flags static) with ``shape``, ``dtype`` and a pure ``matvec`` over (N,) or (N, c); the
+algorithms of :mod:`ntkspec.solvers` run on any of them. Building one is the only
+place that calls into :mod:`ntkspec.kernels`.
+
+* :class:`DenseOperator` (:func:`dense_gram`): the Gram held as a matrix; exact
+  ``eigh``.
+* :class:`BlockedGramOperator` (:func:`blocked_gram`): scattered points, row blocks
+  recomputed on every product (memory O(block x N)).
+* :class:`GridKernelOperator` (:func:`grid_operator`): the multilevel circulant
+  (periodic mapping; exact eigendecomposition by the DFT) or embedded multilevel
+  Toeplitz Gram on a :class:`~ntkspec.Grid`, applied by FFT.
+* :class:`GridTestTrainOperator` (:func:`grid_operators`): grid to an r-times finer
+  grid; points to points is a rectangular :class:`DenseOperator` or
+  :class:`BlockedGramOperator`.
+* :class:`Shifted` (:math:`K + \delta I`) and :class:`ComposedOperator`
+  (:math:`A K A^\top` for a :class:`LinearMeasurement` A: dense, sparse or a pair of
+  functions; :func:`composed`).
+
+The grid operators:
 
 For a Fourier mapping the NNGP/NTK is stationary, :math:`K_{ij} = k(x_i - x_j)`, so on a
 :class:`~ntkspec.Grid` of shape :math:`(n_1, \dots, n_d)` the Gram depends only on the
@@ -47,67 +68,58 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ._numerics import resolve_dtype, x64_scope
-from ._validation import is_traced
+from ._validation import (
+    as_points,
+    check_arch,
+    check_grid,
+    check_kernel,
+    check_mapping,
+    check_stationary_mapping,
+)
 from .grid import Grid
-from .kernels import ReluMLP, profile
+from .kernels import (
+    ReluMLP,
+    exact_pair_values,
+    gram_block,
+    near_pairs,
+    nngp,
+    ntk,
+    profile,
+    profile_coefficients,
+    self_kernel_values,
+)
 from .mappings import FourierMapping
 
 __all__ = [
     "kernel_on_offsets",
     "grid_operator",
+    "grid_operators",
+    "grid_ratio",
     "GridKernelOperator",
+    "GridTestTrainOperator",
+    "DenseOperator",
+    "dense_gram",
+    "gram_diagonal",
+    "BlockedGramOperator",
+    "blocked_gram",
+    "Shifted",
+    "Eigendecomposition",
+    "LinearMeasurement",
+    "measurement",
+    "ComposedOperator",
+    "composed",
     "circulant_matvec",
     "toeplitz_matvec",
+    "t_chan_column",
+    "strang_column",
 ]
-
-
-# --------------------------------------------------------------------------------------
-# Validation shared with ntkspec.spectra.
-# --------------------------------------------------------------------------------------
-
-
-def _check_arch(arch) -> None:
-    if not isinstance(arch, ReluMLP):
-        raise TypeError(f"arch must be a ntkspec.ReluMLP; got {type(arch).__name__}")
-
-
-def _check_kernel(kernel) -> None:
-    if kernel not in ("ntk", "nngp"):
-        raise ValueError(f"kernel must be 'ntk' or 'nngp'; got {kernel!r}")
-
-
-def _check_grid(grid) -> None:
-    if not isinstance(grid, Grid):
-        raise TypeError(f"grid must be a ntkspec.Grid; got {type(grid).__name__}")
-
-
-def _check_stationary_mapping(mapping, grid: Grid) -> None:
-    """A concrete FourierMapping whose input dimension is the grid's."""
-    if not isinstance(mapping, FourierMapping):
-        raise TypeError(
-            "mapping must be a FourierMapping (a stationary kernel) for the grid "
-            f"operators; got {type(mapping).__name__}. Raw coordinates (no mapping) "
-            f"give "
-            "no stationary kernel: use the dense path (ntkspec.ntk / ntkspec.spectrum "
-            "on "
-            "grid.points())."
-        )
-    if mapping.dim != grid.dim:
-        raise ValueError(
-            f"mapping has input dimension {mapping.dim} but grid has dimension "
-            f"{grid.dim} (shape {grid.shape}); mapping.dim must equal grid.dim"
-        )
-    if is_traced(mapping.B) or is_traced(mapping.a):
-        raise TypeError(
-            "mapping must hold concrete frequencies and amplitudes for the grid "
-            "operators (they decide periodicity and the FFT sizes); got traced arrays"
-        )
 
 
 # --------------------------------------------------------------------------------------
@@ -245,10 +257,10 @@ def kernel_on_offsets(
         >>> col.round(6).tolist()
         [2.0, 0.31831, 0.0, 0.31831]
     """
-    _check_arch(arch)
-    _check_grid(grid)
-    _check_stationary_mapping(mapping, grid)
-    _check_kernel(kernel)
+    check_arch(arch)
+    check_grid(grid)
+    check_stationary_mapping(mapping, grid)
+    check_kernel(kernel)
     if not isinstance(embed, bool):
         raise TypeError(f"embed must be True or False; got {embed!r}")
     dtype = resolve_dtype(dtype)
@@ -367,7 +379,7 @@ def toeplitz_matvec(symbol, v, shape: tuple[int, ...]):
     return out[0] if v.ndim == 1 else out.T
 
 
-def _chan_column(embed_column, shape: tuple[int, ...]):
+def t_chan_column(embed_column, shape: tuple[int, ...]):
     r"""First column of T. Chan's Frobenius-optimal (multilevel) circulant.
 
     Per axis :math:`c_o = ((n - o) t_o + o\, t_{o - n})/n`; the multilevel optimum
@@ -387,7 +399,7 @@ def _chan_column(embed_column, shape: tuple[int, ...]):
     return c
 
 
-def _strang_column(embed_column, shape: tuple[int, ...]):
+def strang_column(embed_column, shape: tuple[int, ...]):
     r"""First column of Strang's circulant.
 
     Per axis :math:`t_o` for :math:`o \le n/2`, else :math:`t_{o-n}`.
@@ -463,11 +475,6 @@ class GridKernelOperator:
             fn = circulant_matvec if self.is_circulant else toeplitz_matvec
             return fn(self.symbol, v, self.grid.shape)
 
-    def _matvec_rows(self, rows):
-        """K applied to each row of ``rows`` (c, N); internal batch-first layout."""
-        fn = _circulant_rows if self.is_circulant else _toeplitz_rows
-        return fn(self.symbol, rows, self.grid.shape)
-
     def eigenvalues_by_frequency(self):
         r"""All N eigenvalues, shape ``grid.shape``, in FFT order (circulant only).
 
@@ -490,6 +497,15 @@ class GridKernelOperator:
         with x64_scope(self.dtype):
             return jnp.fft.fftn(self.column).real
 
+    def eigendecomposition(self) -> Eigendecomposition:
+        r"""The exact eigendecomposition by the DFT (circulant only).
+
+        Raises:
+            ValueError: the operator is an embedded Toeplitz.
+        """
+        lam = self.eigenvalues_by_frequency()
+        return Eigendecomposition(lam, None, self.grid.shape)
+
     def t_chan_preconditioner(self):
         r"""Eigenvalues (``grid.shape``, FFT order) of T. Chan's optimal circulant.
 
@@ -502,7 +518,7 @@ class GridKernelOperator:
         with x64_scope(self.dtype):
             if self.is_circulant:
                 return jnp.fft.fftn(self.column).real
-            return jnp.fft.fftn(_chan_column(self.column, self.grid.shape)).real
+            return jnp.fft.fftn(t_chan_column(self.column, self.grid.shape)).real
 
 
 def grid_operator(
@@ -538,9 +554,9 @@ def grid_operator(
         >>> np.asarray(op.matvec(np.eye(4)[:, 0])).round(6).tolist()
         [2.0, 0.31831, 0.0, 0.31831]
     """
-    _check_arch(arch)
-    _check_grid(grid)
-    _check_stationary_mapping(mapping, grid)
+    check_arch(arch)
+    check_grid(grid)
+    check_stationary_mapping(mapping, grid)
     dtype = resolve_dtype(dtype)
     circulant = mapping.is_periodic
     column = kernel_on_offsets(
@@ -549,3 +565,596 @@ def grid_operator(
     with x64_scope(dtype):
         symbol = _symbol(column, circulant)
     return GridKernelOperator(column, symbol, grid, circulant)
+
+
+# --------------------------------------------------------------------------------------
+# Exact eigendecompositions (dense and circulant), shared by the dynamics.
+# --------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Eigendecomposition:
+    r"""An exact eigendecomposition :math:`K = U \Lambda U^*` as two transforms.
+
+    Dense: :math:`U` = the ``eigh`` eigenvectors, ``eigenvalues`` shape (N,).
+    Circulant: :math:`U^*` is the unnormalised d-dimensional DFT over the grid axes and
+    ``eigenvalues`` has the grid's shape (FFT order), so :math:`U \,\mathrm{diag}(g)\,
+    U^* v` = ``ifftn(g * fftn(v))``. Either way
+    ``from_modes(g[..., None] * to_modes(v)) = g(K) v`` for v of shape (N, c).
+
+    Attributes:
+        eigenvalues: :math:`\Lambda`, float64.
+        vectors: the dense eigenvectors (N, N), or None for a circulant.
+        grid_shape: the grid shape for a circulant, else None.
+    """
+
+    eigenvalues: jax.Array
+    vectors: jax.Array | None = None
+    grid_shape: tuple[int, ...] | None = None
+
+    def to_modes(self, v):
+        """Coefficients :math:`U^* v` for v (N, c): (N, c) or grid_shape + (c,)."""
+        with x64_scope(self.eigenvalues.dtype):
+            if self.vectors is not None:
+                return self.vectors.T @ v
+            shape = self.grid_shape
+            v = jnp.asarray(v, self.eigenvalues.dtype)
+            return jnp.fft.fftn(
+                v.reshape(shape + v.shape[1:]), axes=tuple(range(len(shape)))
+            )
+
+    def from_modes(self, coef):
+        """:math:`U c`, real, shape (N, c)."""
+        with x64_scope(self.eigenvalues.dtype):
+            if self.vectors is not None:
+                return self.vectors @ coef
+            shape = self.grid_shape
+            out = jnp.fft.ifftn(jnp.asarray(coef), axes=tuple(range(len(shape)))).real
+            return out.reshape((-1,) + coef.shape[len(shape) :])
+
+
+# --------------------------------------------------------------------------------------
+# Dense Gram, shifted operators.
+# --------------------------------------------------------------------------------------
+
+
+@functools.partial(
+    jax.tree_util.register_dataclass, data_fields=["matrix"], meta_fields=[]
+)
+@dataclasses.dataclass(frozen=True)
+class DenseOperator:
+    r"""A kernel matrix held densely: :math:`K` of shape (M, N), ``matvec`` = ``K @ v``.
+
+    Attributes:
+        matrix: the (M, N) array (float64 unless built otherwise).
+    """
+
+    matrix: jax.Array
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(M, N)."""
+        return tuple(self.matrix.shape)
+
+    @property
+    def dtype(self):
+        """The dtype of the entries."""
+        return self.matrix.dtype
+
+    def matvec(self, v):
+        """:math:`K v` for v of shape (N,) or (N, c)."""
+        with x64_scope(self.dtype):
+            return self.matrix @ jnp.asarray(v, self.dtype)
+
+    def eigendecomposition(self) -> Eigendecomposition:
+        r"""``eigh`` of the (symmetric) matrix: ascending :math:`\Lambda`, :math:`U`."""
+        with x64_scope(self.dtype):
+            lam, vecs = jnp.linalg.eigh(self.matrix)
+        return Eigendecomposition(lam, vecs)
+
+
+@functools.partial(
+    jax.tree_util.register_dataclass,
+    data_fields=["operator", "shift"],
+    meta_fields=[],
+)
+@dataclasses.dataclass(frozen=True)
+class Shifted:
+    r""":math:`K + \delta I` for a square operator :math:`K` and a scalar shift.
+
+    Attributes:
+        operator: the square operator.
+        shift: :math:`\delta` (the ridge).
+    """
+
+    operator: object
+    shift: jax.Array | float
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """The operator's shape."""
+        return self.operator.shape
+
+    @property
+    def dtype(self):
+        """The operator's dtype."""
+        return self.operator.dtype
+
+    def matvec(self, v):
+        r""":math:`K v + \delta v`."""
+        with x64_scope(self.dtype):
+            v = jnp.asarray(v, self.dtype)
+            return self.operator.matvec(v) + self.shift * v
+
+
+def dense_gram(
+    arch: ReluMLP,
+    mapping,
+    x1,
+    x2=None,
+    *,
+    kernel: str = "ntk",
+    max_bytes: float | None = None,
+) -> DenseOperator:
+    r"""The dense Gram :math:`k(\gamma(x_1), \gamma(x_2))` as a :class:`DenseOperator`.
+
+    Args:
+        arch: the architecture.
+        mapping: a FourierMapping or IdentityMapping, applied to the raw points.
+        x1: raw points, shape (n1, d).
+        x2: raw points (n2, d); None for the self-Gram of ``x1``.
+        kernel: "ntk" or "nngp".
+        max_bytes: memory cap of the matrix (default 4 GiB).
+    """
+    check_arch(arch)
+    check_mapping(mapping)
+    check_kernel(kernel)
+    fn = ntk if kernel == "ntk" else nngp
+    f1 = mapping(x1)
+    f2 = None if x2 is None else mapping(x2)
+    with x64_scope(np.float64):
+        mat = fn(arch, f1, f2, max_bytes=max_bytes, progress=False)
+        return DenseOperator(jnp.asarray(mat, jnp.float64))
+
+
+def gram_diagonal(arch: ReluMLP, mapping, x, *, kernel: str = "ntk") -> jax.Array:
+    r"""The diagonal :math:`k(\gamma(x_i), \gamma(x_i))`, shape (n,), without the Gram.
+
+    Args:
+        arch: the architecture.
+        mapping: a FourierMapping or IdentityMapping, applied to the raw points.
+        x: raw points, shape (n, d).
+        kernel: "ntk" or "nngp".
+    """
+    check_arch(arch)
+    check_mapping(mapping)
+    check_kernel(kernel)
+    return self_kernel_values(arch, mapping(x), kernel=kernel)
+
+
+# --------------------------------------------------------------------------------------
+# Matrix-free blocked Gram (scattered points).
+# --------------------------------------------------------------------------------------
+
+
+@functools.partial(
+    jax.tree_util.register_dataclass,
+    data_fields=[
+        "arch",
+        "row_blocks",
+        "offsets",
+        "columns",
+        "coefs",
+        "corr_rows",
+        "corr_cols",
+        "corr_vals",
+    ],
+    meta_fields=["num_rows", "kernel", "self_kernel"],
+)
+@dataclasses.dataclass(frozen=True)
+class BlockedGramOperator:
+    r"""Matrix-free Gram :math:`K(\text{rows}, \text{cols})`, blocks made per matvec.
+
+    Memory :math:`O(b\,n)` for blocks of b rows, time :math:`O(M N)` kernel entries per
+    product. Pairs whose first-layer angle is tiny (duplicates, near neighbours) are
+    found once at construction and corrected by their exact (cancellation-free) value,
+    as :func:`ntkspec.ntk` does; ``corr_*`` hold those corrections.
+
+    Attributes:
+        arch: the architecture (its floats are data).
+        row_blocks: features of the rows, padded to (blocks, b, d).
+        offsets: first row index of each block, (blocks,).
+        columns: features of the columns, (N, d).
+        coefs: Chebyshev profile coefficients (equal-norm inputs) or None.
+        corr_rows: row indices of corrected pairs.
+        corr_cols: column indices of corrected pairs.
+        corr_vals: exact minus blocked value at those pairs.
+        num_rows: M (static).
+        kernel: "ntk" or "nngp" (static).
+        self_kernel: rows are the columns (static).
+    """
+
+    arch: ReluMLP
+    row_blocks: jax.Array
+    offsets: jax.Array
+    columns: jax.Array
+    coefs: tuple | None
+    corr_rows: jax.Array
+    corr_cols: jax.Array
+    corr_vals: jax.Array
+    num_rows: int
+    kernel: str
+    self_kernel: bool
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(M, N)."""
+        return (self.num_rows, self.columns.shape[0])
+
+    @property
+    def dtype(self):
+        """float64."""
+        return self.columns.dtype
+
+    def block(self, i):
+        """Row block i of the Gram (b, N), before near-pair corrections."""
+        return gram_block(
+            self.arch,
+            self.row_blocks[i],
+            self.columns,
+            self.offsets[i],
+            kernel=self.kernel,
+            self_kernel=self.self_kernel,
+            coefs=self.coefs,
+        )
+
+    def matvec(self, v):
+        """:math:`K v` for v of shape (N,) or (N, c)."""
+        with x64_scope(self.dtype):
+            return _blocked_matvec(self, jnp.asarray(v, self.dtype))
+
+
+@jax.jit
+def _blocked_matvec(op: BlockedGramOperator, v):
+    V = v[:, None] if v.ndim == 1 else v
+
+    def one(args):
+        xb, off = args
+        out = gram_block(
+            op.arch,
+            xb,
+            op.columns,
+            off,
+            kernel=op.kernel,
+            self_kernel=op.self_kernel,
+            coefs=op.coefs,
+        )
+        return out @ V
+
+    out = jax.lax.map(one, (op.row_blocks, op.offsets))
+    out = out.reshape(-1, V.shape[1])[: op.num_rows]
+    out = out.at[op.corr_rows].add(op.corr_vals[:, None] * V[op.corr_cols])
+    return out[:, 0] if v.ndim == 1 else out
+
+
+def blocked_gram(
+    arch: ReluMLP,
+    rows,
+    columns=None,
+    *,
+    kernel: str = "ntk",
+    block_rows: int | None = None,
+) -> BlockedGramOperator:
+    r"""The Gram of features ``rows`` x ``columns`` as a :class:`BlockedGramOperator`.
+
+    Args:
+        arch: the architecture.
+        rows: features (M, d) (already mapped, e.g. ``mapping(x)``).
+        columns: features (N, d); None for the self-Gram of ``rows``.
+        kernel: "ntk" or "nngp".
+        block_rows: rows per block (default about 2**20 / N).
+    """
+    check_arch(arch)
+    check_kernel(kernel)
+    self_kernel = columns is None
+    f_rows = np.asarray(as_points(rows, "rows"), np.float64)
+    f_cols = f_rows if self_kernel else np.asarray(as_points(columns, "columns"))
+    n, d = f_rows.shape
+    block = block_rows or max(1, min(n, 2**20 // f_cols.shape[0]))
+    nb = -(-n // block)
+    padded = np.concatenate([f_rows, np.repeat(f_rows[-1:], nb * block - n, axis=0)])
+    q_all = np.concatenate([np.sum(f_rows**2, axis=1), np.sum(f_cols**2, axis=1)]) / d
+    equal = q_all[0] > 0 and np.max(np.abs(q_all - q_all[0])) <= 1e-13 * q_all[0]
+    fit = profile_coefficients(arch, float(q_all[0]), d, kernel) if equal else None
+    with x64_scope(np.float64):
+        coefs = None if fit is None else tuple(jnp.asarray(c) for c in fit)
+        xblocks = jnp.asarray(padded.reshape(nb, block, d))
+        x1 = jnp.asarray(f_rows)
+        x2 = jnp.asarray(f_cols)
+        corr = ([], [], [])
+        for b in range(nb):
+            near = np.asarray(
+                near_pairs(xblocks[b], x2, b * block, self_kernel=self_kernel)
+            )
+            r, c = np.nonzero(near)
+            keep = r + b * block < n
+            r, c = r[keep], c[keep]
+            if r.size:
+                exact = exact_pair_values(arch, x1, x2, r + b * block, c, kernel=kernel)
+                approx = gram_block(
+                    arch,
+                    xblocks[b],
+                    x2,
+                    b * block,
+                    kernel=kernel,
+                    self_kernel=self_kernel,
+                    coefs=coefs,
+                )[r, c]
+                for lst, val in zip(
+                    corr, (r + b * block, c, exact - approx), strict=True
+                ):
+                    lst.append(np.asarray(val))
+        cat = [np.concatenate(x) if x else np.zeros(0) for x in corr]
+        return BlockedGramOperator(
+            arch,
+            xblocks,
+            jnp.arange(nb) * block,
+            x2,
+            coefs,
+            jnp.asarray(cat[0], jnp.int32),
+            jnp.asarray(cat[1], jnp.int32),
+            jnp.asarray(cat[2], jnp.float64),
+            n,
+            kernel,
+            self_kernel,
+        )
+
+
+# --------------------------------------------------------------------------------------
+# Grid to finer grid (test-train).
+# --------------------------------------------------------------------------------------
+
+
+def grid_ratio(train_grid: Grid, test_grid: Grid) -> tuple[int, ...]:
+    """The per-axis refinement r with ``test_grid.shape = r * train_grid.shape``.
+
+    Train points are then exactly the test points ``[::r_1, ..., ::r_d]``.
+
+    Raises:
+        ValueError: the grids have different dimensions or a test side is not a
+            positive integer multiple of the train side.
+    """
+    if train_grid.dim != test_grid.dim:
+        raise ValueError(
+            f"x_test Grid has dimension {test_grid.dim} but x_train Grid has "
+            f"{train_grid.dim}; they must match"
+        )
+    ratio = []
+    for i, (nt, nf) in enumerate(zip(train_grid.shape, test_grid.shape, strict=True)):
+        if nf % nt:
+            raise ValueError(
+                f"x_test Grid {test_grid.shape} is not compatible with x_train Grid "
+                f"{train_grid.shape}: each test side must be a positive integer "
+                f"multiple r_i of the train side (so that the train points are "
+                f"test[::r_i]); "
+                f"axis {i} has {nf} test and {nt} train points"
+            )
+        ratio.append(nf // nt)
+    return tuple(ratio)
+
+
+@functools.partial(
+    jax.tree_util.register_dataclass,
+    data_fields=["fine"],
+    meta_fields=["train_shape", "ratio"],
+)
+@dataclasses.dataclass(frozen=True)
+class GridTestTrainOperator:
+    r""":math:`K(\text{fine}, \text{train})` from a grid to an r-times finer grid.
+
+    Train points are the fine points ``[::r_1, ..., ::r_d]``, so
+    :math:`K(\text{fine}, \text{train})\alpha = K_{\rm fine}\, \mathrm{up}(\alpha)`
+    with :math:`\mathrm{up}` the zero-upsampling onto the fine grid: one FFT
+    convolution (circulant or embedded Toeplitz) on the fine grid.
+
+    Attributes:
+        fine: the fine grid's :class:`GridKernelOperator`.
+        train_shape: the train grid's shape (static).
+        ratio: per-axis refinement r (static).
+    """
+
+    fine: GridKernelOperator
+    train_shape: tuple[int, ...]
+    ratio: tuple[int, ...]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(N_fine, N_train)."""
+        return (self.fine.grid.size, int(np.prod(self.train_shape)))
+
+    @property
+    def dtype(self):
+        """The fine operator's dtype."""
+        return self.fine.dtype
+
+    def upsample(self, v):
+        """Zero-upsample (N_train,) or (N_train, c) onto the fine grid."""
+        tail = v.shape[1:]
+        up = jnp.zeros(self.fine.grid.shape + tail, v.dtype)
+        sl = tuple(slice(None, None, r) for r in self.ratio)
+        up = up.at[sl].set(v.reshape(self.train_shape + tail))
+        return up.reshape((-1,) + tail)
+
+    def matvec(self, v):
+        r""":math:`K(\text{fine}, \text{train})\, v` for v (N_tr,) or (N_tr, c)."""
+        with x64_scope(self.dtype):
+            return self.fine.matvec(self.upsample(jnp.asarray(v, self.dtype)))
+
+
+def grid_operators(
+    arch: ReluMLP,
+    mapping: FourierMapping,
+    train_grid: Grid,
+    test_grid: Grid,
+    *,
+    kernel: str = "ntk",
+) -> tuple[GridKernelOperator, GridTestTrainOperator]:
+    r"""The train Gram and the test-train operator of two nested grids, one kernel call.
+
+    The kernel is evaluated once on the fine grid's offsets; the train grid's column is
+    its ``[::r]`` subsample (offset :math:`o/n_i = r_i o/(r_i n_i)`, with the same 0 at
+    :math:`o = n_i` in the embedding).
+
+    Returns:
+        ``(train operator, test-train operator)``.
+    """
+    check_grid(train_grid, "x_train")
+    check_grid(test_grid, "x_test")
+    ratio = grid_ratio(train_grid, test_grid)
+    fine = grid_operator(arch, mapping, test_grid, kernel=kernel)
+    with x64_scope(fine.dtype):
+        col = fine.column[tuple(slice(None, None, r) for r in ratio)]
+        train = GridKernelOperator(
+            col, _symbol(col, fine.is_circulant), train_grid, fine.is_circulant
+        )
+    return train, GridTestTrainOperator(fine, train_grid.shape, ratio)
+
+
+# --------------------------------------------------------------------------------------
+# Linear measurements and A K A^T.
+# --------------------------------------------------------------------------------------
+
+
+@functools.partial(
+    jax.tree_util.register_dataclass,
+    data_fields=["matrix"],
+    meta_fields=["forward", "adjoint", "dims"],
+)
+@dataclasses.dataclass(frozen=True)
+class LinearMeasurement:
+    r"""A linear map :math:`A: \mathbb{R}^N \to \mathbb{R}^M` with its adjoint.
+
+    Either a matrix (dense ``jax.Array`` or ``jax.experimental.sparse.BCOO``) or a pair
+    of pure JAX functions (``forward``, ``adjoint``) with ``dims`` = (M, N).
+
+    Attributes:
+        matrix: the (M, N) matrix, or None.
+        forward: :math:`v \mapsto A v` (static), or None.
+        adjoint: :math:`u \mapsto A^\top u` (static), or None.
+        dims: (M, N).
+    """
+
+    matrix: object
+    forward: Callable | None
+    adjoint: Callable | None
+    dims: tuple[int, int]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(M, N)."""
+        return self.dims
+
+    def apply(self, v):
+        """:math:`A v`, v of shape (N,) or (N, c)."""
+        return self.matrix @ v if self.forward is None else self.forward(v)
+
+    def apply_adjoint(self, u):
+        r""":math:`A^\top u`, u of shape (M,) or (M, c)."""
+        return self.matrix.T @ u if self.adjoint is None else self.adjoint(u)
+
+
+def measurement(A, adjoint: Callable | None = None, *, shape=None) -> LinearMeasurement:
+    r"""A :class:`LinearMeasurement` from an array, a scipy.sparse matrix or functions.
+
+    Args:
+        A: a dense (M, N) array, a ``scipy.sparse`` matrix, or a function
+            :math:`v \mapsto Av` (then ``adjoint`` and ``shape`` are required).
+        adjoint: :math:`u \mapsto A^T u` when ``A`` is a function.
+        shape: (M, N) when ``A`` is a function.
+
+    Raises:
+        TypeError: a function without its adjoint, or an unsupported ``A``.
+        ValueError: a matrix that is not 2-D, or a bad ``shape``.
+    """
+    import scipy.sparse
+
+    if callable(A):
+        if not callable(adjoint):
+            raise TypeError("adjoint must be given (a function) when A is a function")
+        if shape is None or len(shape) != 2:
+            raise ValueError(f"shape must be (M, N) when A is a function; got {shape}")
+        return LinearMeasurement(None, A, adjoint, (int(shape[0]), int(shape[1])))
+    with x64_scope(np.float64):
+        if scipy.sparse.issparse(A):
+            from jax.experimental import sparse as jsparse
+
+            mat = jsparse.BCOO.from_scipy_sparse(
+                scipy.sparse.coo_matrix(A, dtype=float)
+            )
+        elif hasattr(A, "shape") and hasattr(A, "dtype"):
+            mat = jnp.asarray(A, jnp.float64)
+        else:
+            raise TypeError(
+                "A must be an array, a scipy.sparse matrix or a function; got "
+                f"{type(A).__name__}"
+            )
+    if len(mat.shape) != 2:
+        raise ValueError(f"A must be a matrix (M, N); got shape {mat.shape}")
+    return LinearMeasurement(mat, None, None, tuple(int(s) for s in mat.shape))
+
+
+@functools.partial(
+    jax.tree_util.register_dataclass,
+    data_fields=["measurement", "operator"],
+    meta_fields=[],
+)
+@dataclasses.dataclass(frozen=True)
+class ComposedOperator:
+    r"""The measured Gram :math:`A K A^\top` (M x M) for a linear measurement A.
+
+    Attributes:
+        measurement: the :class:`LinearMeasurement` :math:`A` (M x N).
+        operator: the kernel operator :math:`K` (N x N).
+    """
+
+    measurement: LinearMeasurement
+    operator: object
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(M, M)."""
+        m = self.measurement.shape[0]
+        return (m, m)
+
+    @property
+    def dtype(self):
+        """The kernel operator's dtype."""
+        return self.operator.dtype
+
+    def matvec(self, u):
+        r""":math:`A K A^\top u` for u of shape (M,) or (M, c)."""
+        with x64_scope(self.dtype):
+            u = jnp.asarray(u, self.dtype)
+            return self.measurement.apply(
+                self.operator.matvec(self.measurement.apply_adjoint(u))
+            )
+
+
+def composed(measurement_op, operator) -> ComposedOperator:
+    r"""The operator :math:`A K A^\top` of a measurement A and a kernel operator K.
+
+    ``measurement_op`` is a :class:`LinearMeasurement` or anything :func:`measurement`
+    accepts; K must be N x N for A of N columns.
+
+    Raises:
+        ValueError: A has N columns but the operator is not N x N.
+    """
+    if not isinstance(measurement_op, LinearMeasurement):
+        measurement_op = measurement(measurement_op)
+    n = measurement_op.shape[1]
+    if tuple(operator.shape) != (n, n):
+        raise ValueError(
+            f"the measurement has {n} columns but the operator has shape "
+            f"{tuple(operator.shape)}; it must be ({n}, {n})"
+        )
+    return ComposedOperator(measurement_op, operator)

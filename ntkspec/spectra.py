@@ -42,35 +42,34 @@ References:
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import numbers
-import time
 import warnings
 from typing import Literal
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.linalg
 
-from ._numerics import check_dense_request, dense_cap_bytes, x64_scope
-from ._validation import as_points
+from ._numerics import check_dense_request, x64_scope
+from ._validation import (
+    as_points,
+    check_arch,
+    check_kernel,
+    check_stationary_mapping,
+)
 from .grid import Grid
-from .kernels import ReluMLP, nngp, ntk
+from .kernels import ReluMLP
 from .mappings import FourierMapping, IdentityMapping
 from .operators import (
     GridKernelOperator,
-    _chan_column,
-    _check_arch,
-    _check_kernel,
-    _check_stationary_mapping,
-    _circulant_rows,
-    _strang_column,
-    _toeplitz_rows,
+    dense_gram,
     grid_operator,
     kernel_on_offsets,
+    strang_column,
+    t_chan_column,
 )
+from .solvers import LanczosResult, block_lanczos
 
 __all__ = [
     "spectrum",
@@ -81,6 +80,7 @@ __all__ = [
     "continuous_spectrum",
     "lanczos_eigenpairs",
     "LanczosResult",
+    "SpectrumInfo",
     "radial_profile",
     "RadialProfile",
     "decay_exponent",
@@ -166,26 +166,18 @@ class DecayFit:
 
 
 @dataclasses.dataclass(frozen=True)
-class LanczosResult:
-    r"""Top eigenpairs from :func:`lanczos_eigenpairs`, with diagnostics.
+class SpectrumInfo:
+    r"""How :func:`spectrum` computed its answer (``return_info=True``).
 
     Attributes:
-        eigenvalues: shape (k,), descending.
-        eigenvectors: shape (N, k) or None.
-        residuals: :math:`\|K v_i - \lambda_i v_i\|` estimates, shape (k,).
-        converged: all residuals <= tol * largest eigenvalue.
-        krylov_dim: dimension of the final Krylov basis.
-        matvecs: number of matrix-vector products.
-        seconds: wall time.
+        method: "dense" (``eigh``), "fft" (exact circulant) or "lanczos".
+        converged: False only when Lanczos missed ``tol``.
+        lanczos: the :class:`LanczosResult` on the Lanczos path, else None.
     """
 
-    eigenvalues: np.ndarray
-    eigenvectors: np.ndarray | None
-    residuals: np.ndarray
-    converged: bool
-    krylov_dim: int
-    matvecs: int
-    seconds: float
+    method: str
+    converged: bool = True
+    lanczos: LanczosResult | None = None
 
 
 # --------------------------------------------------------------------------------------
@@ -219,26 +211,60 @@ def _check_vectors_fit(n: int, k: int, max_bytes) -> None:
     )
 
 
-def _mapping_dim(mapping) -> int | None:
-    if isinstance(mapping, FourierMapping):
-        return mapping.dim
-    if isinstance(mapping, IdentityMapping):
-        return mapping.dim
-    return None
-
-
 def _check_mapping(mapping, d: int, where: str) -> None:
     if not isinstance(mapping, FourierMapping | IdentityMapping):
         raise TypeError(
             "mapping must be a FourierMapping or IdentityMapping (ntkspec.mappings); "
             f"got {type(mapping).__name__}"
         )
-    md = _mapping_dim(mapping)
-    if md is not None and md != d:
+    if mapping.dim is not None and mapping.dim != d:
         raise ValueError(
-            f"mapping has input dimension {md} but {where} has dimension {d}; "
+            f"mapping has input dimension {mapping.dim} but {where} has dimension {d}; "
             f"mapping.dim must equal the points' dimension"
         )
+
+
+_HINTS = {
+    "identity": "Raw coordinates give no stationary kernel, so there is no "
+    "structured path: use a smaller grid, or a Fourier mapping.",
+    "toeplitz": "This mapping is not periodic: ask for the top eigenvalues with k= "
+    "(Lanczos on the exact FFT Toeplitz matvec), or see "
+    "circulant_approximate_spectrum for an approximate full spectrum.",
+    "points": "Pass the points as a ntkspec.Grid with a Fourier mapping for the "
+    "structured path (exact FFT for periodic mappings, Lanczos with k= otherwise).",
+}
+
+
+def _spectrum_plan(arch, mapping, x, k, kernel, vectors, method, max_bytes):
+    """Validate :func:`spectrum`'s arguments; return (path, k, dense hint key)."""
+    check_arch(arch)
+    check_kernel(kernel)
+    vectors = _check_bool(vectors, "vectors")
+    if method not in ("auto", "dense", "lanczos"):
+        raise ValueError(f"method must be 'auto', 'dense' or 'lanczos'; got {method!r}")
+    if isinstance(x, Grid):
+        _check_mapping(mapping, x.dim, "grid")
+        n = x.size
+    else:
+        x = as_points(x, "x")
+        _check_mapping(mapping, x.shape[1], "x")
+        n = x.shape[0]
+    k = _check_k(k, n)
+    if not isinstance(x, Grid) and method == "lanczos":
+        raise ValueError("method='lanczos' needs x to be a ntkspec.Grid")
+    if vectors:
+        _check_vectors_fit(n, n if k is None else k, max_bytes)
+    if not isinstance(x, Grid):
+        return "dense", k, vectors, "points"
+    if isinstance(mapping, IdentityMapping):
+        return "dense", k, vectors, "identity"
+    if mapping.is_periodic and method != "lanczos":
+        return "fft", k, vectors, None
+    if method == "dense" or (method == "auto" and k is None):
+        return "dense", k, vectors, "toeplitz"
+    if k is None:
+        raise ValueError("method='lanczos' needs k (the number of eigenvalues)")
+    return "lanczos", k, vectors, None
 
 
 # --------------------------------------------------------------------------------------
@@ -255,9 +281,9 @@ def _dense_eigh(arch, mapping, points, k, kernel, vectors, max_bytes, alternativ
         what=f"spectrum: the dense {kernel.upper()} Gram",
         alternative=alternative,
     )
-    feats = mapping(points)
-    gram_fn = ntk if kernel == "ntk" else nngp
-    gram = np.asarray(gram_fn(arch, feats, max_bytes=max_bytes), dtype=np.float64)
+    gram = np.array(
+        dense_gram(arch, mapping, points, kernel=kernel, max_bytes=max_bytes).matrix
+    )
     subset = None if k is None or k == n else [n - k, n - 1]
     if vectors:
         w, v = scipy.linalg.eigh(gram, subset_by_index=subset, overwrite_a=True)
@@ -317,87 +343,17 @@ def _periodic_eigenvalues(op: GridKernelOperator) -> np.ndarray:
     return np.asarray(op.eigenvalues_by_frequency(), dtype=np.float64)
 
 
+def _periodic_top(op: GridKernelOperator, k: int | None, vectors: bool):
+    lam = _periodic_eigenvalues(op)
+    kk = op.grid.size if k is None else k
+    if vectors:
+        return _fourier_modes(op.grid, lam, kk)
+    return np.sort(lam.reshape(-1))[::-1][:kk].copy(), None
+
+
 # --------------------------------------------------------------------------------------
-# Block Lanczos with full reorthogonalisation.
+# Lanczos (the algorithm lives in ntkspec.solvers).
 # --------------------------------------------------------------------------------------
-# Choice: our own block Lanczos (this function), not scipy's eigsh (ARPACK) nor jax's
-# lobpcg_standard. ARPACK calls back into Python once per matvec and reorthogonalises
-# one
-# vector at a time: a gemv over the whole basis, memory-bound (on this 2-core CPU it
-# spends
-# most of its time there, not in the FFTs). LOBPCG needs a block at least as wide as k
-# and
-# three blocks of matvecs per iteration (300+ FFT matvecs per iteration for k = 100).
-# A block Lanczos turns every reorthogonalisation into a matrix-matrix product, and runs
-# the block's matvecs in one jitted call (lax.map over the rows: XLA's CPU FFT is faster
-# one vector at a time than batched). The basis grows, so the blocks run in a Python
-# loop
-# with the basis in NumPy (BLAS products on views, no copies; XLA's CPU dot and QR are
-# several times slower than OpenBLAS at these tall-skinny shapes); T is block
-# tridiagonal, so its top Ritz pairs come from a banded eigensolver each step.
-
-
-@functools.partial(jax.jit, static_argnames=("shape", "circulant"))
-def _block_matvec(symbol, rows, shape, circulant):
-    """K applied to each row of ``rows`` (c, N), one FFT matvec per row (lax.map)."""
-    fn = _circulant_rows if circulant else _toeplitz_rows
-    return jax.lax.map(lambda r: fn(symbol, r[None, :], shape)[0], rows)
-
-
-def _cgs(basis, w):
-    """One classical Gram-Schmidt pass of the rows of w against the rows of basis."""
-    h = basis @ w.T
-    w -= h.T @ basis
-    return w
-
-
-def _orthonormal_rows(w):
-    """Rows q with w = r^T q, q q^T = I (QR of w^T), by Cholesky QR twice.
-
-    Two Gram-matrix Cholesky passes are a few BLAS-3 calls (Householder QR of a tall
-    block is many small level-2 calls, slow on a busy CPU); when w is too
-    ill-conditioned for them (a breakdown), Householder QR is used instead.
-    """
-    b = w.shape[0]
-    q, r = w, np.eye(b)
-    try:
-        for _ in range(2):
-            low = np.linalg.cholesky(q @ q.T)
-            q = scipy.linalg.solve_triangular(low, q, lower=True)
-            r = low.T @ r
-        ok = np.all(np.isfinite(q)) and np.allclose(
-            q @ q.T, np.eye(b), rtol=0, atol=1e-13
-        )
-    except np.linalg.LinAlgError:
-        ok = False
-    if ok:
-        return q, r
-    q_t, r = np.linalg.qr(w.T)
-    return np.ascontiguousarray(q_t.T), r
-
-
-def _band_put_diag(band, a, j0):
-    """Store the diagonal block a at rows/cols j0.. of T (band in lower form)."""
-    b = a.shape[0]
-    for i in range(b):
-        band[i, j0 : j0 + b - i] = np.diagonal(a, -i)
-
-
-def _band_put_sub(band, r, j0):
-    """Store the subdiagonal block T[j0+b.., j0..] = r (upper triangular)."""
-    b = r.shape[0]
-    for p in range(b):
-        for q in range(p, b):
-            band[b + p - q, j0 + q] = r[p, q]
-
-
-def _banded_top(band, dim, k):
-    """Top-k eigenpairs (descending) of the symmetric band matrix band[:, :dim]."""
-    kk = min(k, dim)
-    theta, y = scipy.linalg.eig_banded(
-        band[:, :dim], lower=True, select="i", select_range=(dim - kk, dim - 1)
-    )
-    return theta[::-1], y[:, ::-1]
 
 
 def lanczos_eigenpairs(
@@ -411,155 +367,49 @@ def lanczos_eigenpairs(
     seed: int = 0,
     max_bytes: float | None = None,
 ) -> LanczosResult:
-    r"""Top-k eigenpairs of a grid kernel operator by block Lanczos (exact matvecs).
+    r"""Top-k eigenpairs of a kernel operator by block Lanczos (exact matvecs).
 
-    Builds an orthonormal basis :math:`V` of the block Krylov space
-    :math:`\mathrm{span}\{Q_0, KQ_0, K^2Q_0, \dots\}` (random :math:`Q_0` with
-    ``block_size`` rows) by the block three-term recurrence
-    :math:`K Q_j = Q_{j-1} R_{j-1}^\top + Q_j A_j + Q_{j+1} R_j` with full
-    reorthogonalisation (classical Gram-Schmidt as matrix products, repeated when a
-    column loses more than half its norm), and takes
-    the Rayleigh-Ritz pairs of the block tridiagonal :math:`T = V^\top K V`. A Ritz pair
-    :math:`(\theta, Vy)` has residual :math:`\|K V y - \theta V y\| = \|R_j y_{\rm
-    last}\|`; the iteration stops when each of the top k has residual
-    :math:`\le` ``tol`` :math:`\cdot|\theta|` (ARPACK's criterion).
+    :func:`ntkspec.solvers.block_lanczos` (block three-term recurrence with full
+    reorthogonalisation, Rayleigh-Ritz on the block tridiagonal
+    :math:`T = V^\top K V`, stopped when each of the top k Ritz pairs has residual
+    :math:`\|KVy - \theta Vy\| \le` ``tol`` :math:`\cdot|\theta|`), after checking the
+    arguments.
 
     Args:
-        operator: a :class:`~ntkspec.operators.GridKernelOperator` (symmetric).
-        k: number of eigenpairs, 1 <= k <= N.
-        vectors: also return the Ritz vectors (N, k).
-        block_size: Lanczos block width (default 8, at most N).
-        tol: relative residual tolerance, in (0, 1).
-        max_dim: largest Krylov dimension (default ``max(10 k, 1000)``, at most N and
-            what the memory cap allows); the basis takes ``max_dim * N * 8`` bytes.
-        seed: seed of the random start block.
-        max_bytes: memory cap for the basis (default 4 GiB or
-        ``NTKSPEC_MAX_DENSE_BYTES``).
+        operator: a :class:`~ntkspec.operators.GridKernelOperator` (or any symmetric
+            operator of :mod:`ntkspec.operators`).
+        k: how many eigenpairs (between 1 and N).
+        vectors: whether to return the (N, k) Ritz vectors; checked against the
+            memory cap first.
+        block_size: see :func:`~ntkspec.solvers.block_lanczos` (default 8).
+        tol: Ritz residual tolerance relative to the eigenvalue, 0 < tol < 1.
+        max_dim: cap on the Krylov dimension (see ``block_lanczos``).
+        seed: start block seed.
+        max_bytes: memory cap of the Krylov basis and of the vectors.
 
     Returns:
-        A :class:`LanczosResult`. When the residuals miss ``tol`` at ``max_dim`` a
-        ``RuntimeWarning`` reports them and the best Ritz pairs are returned.
+        A :class:`LanczosResult` (timings in ``stats``). When the residuals miss
+        ``tol`` at ``max_dim`` a ``RuntimeWarning`` reports them and the best Ritz
+        pairs are returned.
     """
-    t0 = time.perf_counter()
-    if not isinstance(operator, GridKernelOperator):
+    if not hasattr(operator, "matvec") or not hasattr(operator, "shape"):
         raise TypeError(
             f"operator must be a GridKernelOperator; got {type(operator).__name__}"
         )
-    n = operator.grid.size
+    n = operator.shape[0]
     k = _check_k(k, n)
     vectors = _check_bool(vectors, "vectors")
-    if block_size is None:
-        block_size = 8
-    if isinstance(block_size, bool) or not isinstance(block_size, numbers.Integral):
-        raise TypeError(f"block_size must be a positive integer; got {block_size!r}")
-    if block_size < 1:
-        raise ValueError(f"block_size must be >= 1; got {block_size}")
-    b = int(min(block_size, n))
-    if not (isinstance(tol, numbers.Real) and 0 < tol < 1):
-        raise ValueError(f"tol must be in (0, 1); got {tol!r}")
-    if max_dim is None:
-        # Enough for clustered spectra (Gaussian sigma = 100 at 256^2 needed 856 for
-        # k = 100), capped by what the memory cap allows for the basis.
-        fits = int(dense_cap_bytes(max_bytes) // (8 * n))
-        max_dim = min(max(10 * k, 1000), max(fits, k + 2 * b))
-    if isinstance(max_dim, bool) or not isinstance(max_dim, numbers.Integral):
-        raise TypeError(f"max_dim must be an integer; got {max_dim!r}")
-    max_dim = max(min(int(max_dim), n), min(n, k + b))
-    steps = max(1, max_dim // b)
-    cap_rows = steps * b
-    check_dense_request(
-        (cap_rows, n),
-        8,
-        max_bytes,
-        what="lanczos_eigenpairs: the Krylov basis",
-        alternative="Lower k or max_dim.",
-    )
     if vectors:
         _check_vectors_fit(n, k, max_bytes)
-    rng = np.random.default_rng(seed)
-    shape, circulant = operator.grid.shape, operator.is_circulant
-    with x64_scope(np.float64):
-        symbol = jnp.asarray(operator.symbol, jnp.float64)
-
-        def apply(rows):
-            return np.array(_block_matvec(symbol, jnp.asarray(rows), shape, circulant))
-
-        basis = np.empty((cap_rows, n))
-        q_j, _ = _orthonormal_rows(rng.standard_normal((b, n)))
-        basis[:b] = q_j
-        band = np.zeros((b + 1, cap_rows))  # T in LAPACK lower band form
-        r_prev = None
-        theta = y = None
-        res = np.full(k, np.inf)
-        converged = False
-        matvecs = 0
-        scale = 0.0
-        for j in range(steps):
-            j0, dim = j * b, (j + 1) * b
-            w = apply(basis[j0:dim])
-            matvecs += b
-            if r_prev is not None:
-                w -= r_prev @ basis[j0 - b : j0]
-            a_j = w @ basis[j0:dim].T
-            a_j = 0.5 * (a_j + a_j.T)
-            w -= a_j @ basis[j0:dim]
-            # One CGS pass; a second one only where a column lost more than half of its
-            # norm to the first (Daniel-Gragg-Kaufman-Stewart criterion, "twice is
-            # enough").
-            before = np.linalg.norm(w, axis=1)
-            w = _cgs(basis[:dim], w)
-            if np.any(np.linalg.norm(w, axis=1) < 0.5 * before):
-                w = _cgs(basis[:dim], w)
-            q_next, r_j = _orthonormal_rows(w)
-            _band_put_diag(band, a_j, j0)
-            last = dim + b > cap_rows
-            scale = max(scale, float(np.max(np.abs(np.diag(a_j)))))
-            # Ritz pairs every other step once the basis can hold k of them (each check
-            # is a banded eigensolve; skipping one costs at most one extra block).
-            if (dim >= k and j % 2 == 1) or last or theta is None:
-                theta, y = _banded_top(band, dim, k)
-                scale = max(abs(theta[0]), np.finfo(float).tiny)
-                res = np.linalg.norm(r_j @ y[j0:dim], axis=0)
-                if dim >= k and np.all(res <= tol * np.maximum(np.abs(theta), 1e-300)):
-                    converged = True
-                    break
-            if last:
-                break
-            # Breakdown (rank-deficient block): continue with fresh orthogonal
-            # directions.
-            bad = np.abs(np.diag(r_j)) <= 1e-12 * scale
-            if np.any(bad):
-                fresh = rng.standard_normal((b, n))
-                fresh = _cgs(basis[:dim], _cgs(basis[:dim], fresh))
-                q_next = np.where(bad[:, None], fresh, q_next)
-                q_next = _cgs(basis[:dim], _cgs(basis[:dim], q_next))
-                q_next, _ = _orthonormal_rows(q_next)
-                r_j = np.where(bad[:, None], 0.0, r_j)
-            _band_put_sub(band, r_j, j0)
-            r_prev = r_j
-            basis[dim : dim + b] = q_next
-        dim = y.shape[0]
-        kk = min(k, theta.shape[0])
-        if not converged:
-            rel = float(np.max(res[:kk] / np.maximum(np.abs(theta[:kk]), 1e-300)))
-            warnings.warn(
-                f"lanczos_eigenpairs did not converge: Krylov dimension {dim} "
-                f"(max_dim {max_dim}), {matvecs} matvecs, largest relative residual "
-                f"{rel:.2e} > tol {tol:.1e}; raise max_dim",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-        evecs = None
-        if vectors:
-            evecs = basis[:dim].T @ y[:, :kk]
-    return LanczosResult(
-        eigenvalues=theta[:kk].copy(),
-        eigenvectors=evecs,
-        residuals=res[:kk],
-        converged=converged,
-        krylov_dim=dim,
-        matvecs=matvecs,
-        seconds=time.perf_counter() - t0,
+    return block_lanczos(
+        operator,
+        k,
+        vectors=vectors,
+        block_size=block_size,
+        tol=tol,
+        max_dim=max_dim,
+        seed=seed,
+        max_bytes=max_bytes,
     )
 
 
@@ -580,14 +430,14 @@ def spectrum(
     tol: float = 1e-10,
     max_bytes: float | None = None,
     seed: int = 0,
+    return_info: bool = False,
 ):
     r"""Eigenvalues (optionally eigenvectors) of the kernel Gram :math:`K` on points.
 
     :math:`K_{ij} = k(\gamma(x_i), \gamma(x_j))` with :math:`\gamma` = ``mapping``;
     eigenvalues of :math:`K` itself (those of the operator :math:`K/N` are divided by
-    N),
-    float64, descending. Paths (module docstring): dense ``eigh`` for arrays and for raw
-    coordinates; exact FFT for a :class:`~ntkspec.Grid` with a periodic mapping
+    N), float64, descending. Paths (module docstring): dense ``eigh`` for arrays and
+    raw coordinates; exact FFT for a :class:`~ntkspec.Grid` with a periodic mapping
     (:math:`\Lambda(m) = \sum_o k(o/n) e^{-2\pi i m^\top o/n}`, eigenvectors the real
     Fourier modes :math:`\sqrt{2/N}\cos(2\pi m^\top x)`, :math:`\sqrt{2/N}\sin(\cdot)`);
     block Lanczos (:func:`lanczos_eigenpairs`) on the exact Toeplitz matvec for a Grid
@@ -596,7 +446,7 @@ def spectrum(
     Args:
         arch: a :class:`~ntkspec.ReluMLP`.
         mapping: a Fourier mapping, or ``ntkspec.mappings.identity()`` (raw
-        coordinates).
+            coordinates).
         x: points, an (N, d) array or a :class:`~ntkspec.Grid`.
         k: number of top eigenvalues (1 <= k <= N); None for all N.
         kernel: "ntk" or "nngp".
@@ -605,12 +455,13 @@ def spectrum(
         tol: relative residual tolerance of the Lanczos path.
         max_bytes: dense memory cap (default 4 GiB or ``NTKSPEC_MAX_DENSE_BYTES``).
         seed: seed of the Lanczos start block.
+        return_info: also return a :class:`SpectrumInfo` (last element).
 
     Returns:
-        ``eigenvalues`` (float64 NumPy array, shape (k,) or (N,), descending), or the
-        pair
-        ``(eigenvalues, eigenvectors)`` when ``vectors=True``. Degenerate eigenvalues
-        (the :math:`\pm m` Fourier pairs) have an arbitrary basis of their eigenspace.
+        ``eigenvalues`` (float64 NumPy array, shape (k,) or (N,), descending), or
+        ``(eigenvalues, eigenvectors)`` when ``vectors=True``; with ``return_info``
+        the :class:`SpectrumInfo` is appended. Degenerate eigenvalues (the
+        :math:`\pm m` Fourier pairs) have an arbitrary basis of their eigenspace.
 
     Raises:
         TypeError, ValueError: bad arguments (each message names the argument); a dense
@@ -624,95 +475,27 @@ def spectrum(
         >>> lam.round(6).tolist()
         [2.63662, 2.0, 2.0, 1.36338]
     """
-    _check_arch(arch)
-    _check_kernel(kernel)
-    vectors = _check_bool(vectors, "vectors")
-    if method not in ("auto", "dense", "lanczos"):
-        raise ValueError(f"method must be 'auto', 'dense' or 'lanczos'; got {method!r}")
-    if isinstance(x, Grid):
-        grid = x
-        n = grid.size
-        _check_mapping(mapping, grid.dim, "grid")
-        k = _check_k(k, n)
-        if vectors:
-            _check_vectors_fit(n, n if k is None else k, max_bytes)
-        if isinstance(mapping, IdentityMapping):
-            return _finish(
-                _dense_eigh(
-                    arch,
-                    mapping,
-                    grid.points(),
-                    k,
-                    kernel,
-                    vectors,
-                    max_bytes,
-                    "Raw coordinates give no stationary kernel, so there is no "
-                    "structured path: use a smaller grid, or a Fourier mapping.",
-                ),
-                vectors,
-            )
-        if mapping.is_periodic and method != "lanczos":
-            op = grid_operator(arch, mapping, grid, kernel=kernel)
-            lam = _periodic_eigenvalues(op)
-            kk = n if k is None else k
-            if vectors:
-                return _fourier_modes(grid, lam, kk)
-            values = np.sort(lam.reshape(-1))[::-1]
-            return values[:kk].copy()
-        use_dense = method == "dense" or (method == "auto" and k is None)
-        if use_dense:
-            return _finish(
-                _dense_eigh(
-                    arch,
-                    mapping,
-                    grid.points(),
-                    k,
-                    kernel,
-                    vectors,
-                    max_bytes,
-                    "This mapping is not periodic: ask for the top eigenvalues with k= "
-                    "(Lanczos on the exact FFT Toeplitz matvec), or see "
-                    "circulant_approximate_spectrum for an approximate full spectrum.",
-                ),
-                vectors,
-            )
-        if k is None:
-            raise ValueError("method='lanczos' needs k (the number of eigenvalues)")
-        op = grid_operator(arch, mapping, grid, kernel=kernel)
-        result = lanczos_eigenpairs(
+    path, k, vectors, hint = _spectrum_plan(
+        arch, mapping, x, k, kernel, vectors, method, max_bytes
+    )
+    info = SpectrumInfo(path)
+    if path == "dense":
+        pts = x.points() if isinstance(x, Grid) else np.asarray(x, np.float64)
+        args = (arch, mapping, pts, k, kernel, vectors, max_bytes, _HINTS[hint])
+        values, vecs = _dense_eigh(*args)
+    elif path == "fft":
+        op = grid_operator(arch, mapping, x, kernel=kernel)
+        values, vecs = _periodic_top(op, k, vectors)
+    else:
+        op = grid_operator(arch, mapping, x, kernel=kernel)
+        res = lanczos_eigenpairs(
             op, k, vectors=vectors, tol=tol, seed=seed, max_bytes=max_bytes
         )
-        if vectors:
-            return result.eigenvalues, result.eigenvectors
-        return result.eigenvalues
-    points = as_points(x, "x")
-    _check_mapping(mapping, points.shape[1], "x")
-    n = points.shape[0]
-    k = _check_k(k, n)
-    if method == "lanczos":
-        raise ValueError("method='lanczos' needs x to be a ntkspec.Grid")
-    if vectors:
-        _check_vectors_fit(n, n if k is None else k, max_bytes)
-    return _finish(
-        _dense_eigh(
-            arch,
-            mapping,
-            np.asarray(points, np.float64),
-            k,
-            kernel,
-            vectors,
-            max_bytes,
-            "Pass the points as a ntkspec.Grid with a Fourier mapping for the "
-            "structured "
-            "path (exact FFT for periodic mappings, Lanczos with k= otherwise).",
-        ),
-        vectors,
-    )
-
-
-def _finish(result, vectors):
-    values, vecs = result
-    return (values, vecs) if vectors else values
+        values, vecs = res.eigenvalues, res.eigenvectors
+        info = SpectrumInfo(path, res.converged, res)
+    out = (values, vecs) if vectors else (values,)
+    out = out + (info,) if return_info else out
+    return out if len(out) > 1 else out[0]
 
 
 def grid_spectrum(
@@ -733,9 +516,9 @@ def grid_spectrum(
             use :func:`spectrum` with k (exact top eigenvalues),
             :func:`fourier_spectrum` or :func:`circulant_approximate_spectrum`.
     """
-    _check_arch(arch)
-    _check_kernel(kernel)
-    _check_stationary_mapping(mapping, grid)
+    check_arch(arch)
+    check_kernel(kernel)
+    check_stationary_mapping(mapping, grid)
     if not mapping.is_periodic:
         raise ValueError(
             "grid_spectrum needs a periodic mapping (integer frequencies); for this "
@@ -768,16 +551,16 @@ def fourier_spectrum(
     eigenvalues; otherwise they are **not eigenvalues** (it is Strang's circulant
     approximation up to the absolute value); use :func:`spectrum` with k for those.
     """
-    _check_arch(arch)
-    _check_kernel(kernel)
-    _check_stationary_mapping(mapping, grid)
+    check_arch(arch)
+    check_kernel(kernel)
+    check_stationary_mapping(mapping, grid)
     if mapping.is_periodic:
         col = kernel_on_offsets(arch, mapping, grid, kernel=kernel)
         kind, exact = "eigenvalues (exact, circulant Gram)", True
     else:
         emb = kernel_on_offsets(arch, mapping, grid, kernel=kernel, embed=True)
         with x64_scope(np.float64):
-            col = _strang_column(emb, grid.shape)
+            col = strang_column(emb, grid.shape)
         kind, exact = (
             "NTK Fourier spectrum (|DFT| of the kernel, not eigenvalues)",
             False,
@@ -810,16 +593,16 @@ def circulant_approximate_spectrum(
     (``tests/test_spectra.py`` pins the first case between 1e-4 and 2e-2). Use
     :func:`spectrum` with k for exact top eigenvalues.
     """
-    _check_arch(arch)
-    _check_kernel(kernel)
-    _check_stationary_mapping(mapping, grid)
+    check_arch(arch)
+    check_kernel(kernel)
+    check_stationary_mapping(mapping, grid)
     if method not in ("chan", "strang"):
         raise ValueError(f"method must be 'chan' or 'strang'; got {method!r}")
     if mapping.is_periodic:
         return grid_spectrum(arch, mapping, grid, kernel=kernel)
     emb = kernel_on_offsets(arch, mapping, grid, kernel=kernel, embed=True)
     with x64_scope(np.float64):
-        fn = _chan_column if method == "chan" else _strang_column
+        fn = t_chan_column if method == "chan" else strang_column
         vals = np.asarray(jnp.fft.fftn(fn(emb, grid.shape)).real, dtype=np.float64)
     name = "T. Chan" if method == "chan" else "Strang"
     return GridSpectrum(
@@ -874,8 +657,8 @@ def continuous_spectrum(
             use :func:`spectrum` / :func:`grid_spectrum`-style grid eigenvalues
             instead).
     """
-    _check_arch(arch)
-    _check_kernel(kernel)
+    check_arch(arch)
+    check_kernel(kernel)
     if not isinstance(mapping, FourierMapping):
         raise TypeError(
             "mapping must be a FourierMapping with integer frequencies; got "

@@ -162,3 +162,32 @@ def test_bad_inputs(problem):
         gd_dynamics(ARCH, GAUSS, Grid((4, 4)), y[:16], Grid((6, 8)), [1.0], 1.0)
     with pytest.raises(ValueError, match="memory cap"):
         gd_dynamics(ARCH, GAUSS, x, y, xt, [1.0], 1.0, max_bytes=1e3)
+
+
+@pytest.mark.parametrize("discrete", [False, True])
+def test_periodic_grid_path_1d_targets_and_info_against_eigh(discrete):
+    # 1-D y on the FFT path: shapes (T, n), values against eigh + filters written here
+    m = mappings.power_law(8, 1.0, normalize=True)
+    g_tr, g_te = Grid((16,)), Grid((32,))
+    y = np.random.default_rng(5).standard_normal(16)
+    t = np.array([0.0, 3.0, 20.0])
+    lr = 2.0
+    f_tr, f_te, info = gd_dynamics(
+        ARCH, m, g_tr, y, g_te, t, lr, discrete=discrete, return_info=True
+    )
+    assert info.method == "fft" and f_tr.shape == (3, 16) and f_te.shape == (3, 32)
+    K, Kt = kernels(m, g_tr.points(), g_te.points())
+    lam, V = np.linalg.eigh(K)
+    rate = lr / y.size
+    for i, ti in enumerate(t):
+        decay = (1 - rate * lam) ** ti if discrete else np.exp(-rate * ti * lam)
+        np.testing.assert_allclose(
+            f_tr[i], y - V @ (decay * (V.T @ y)), rtol=0, atol=1e-10
+        )
+        np.testing.assert_allclose(
+            f_te[i], Kt @ V @ ((1 - decay) / lam * (V.T @ y)), rtol=0, atol=1e-10
+        )
+    dense = gd_dynamics(ARCH, m, g_tr.points(), y, g_te.points(), t, lr,
+                        discrete=discrete, return_info=True)  # fmt: skip
+    assert dense[2].method == "dense"
+    np.testing.assert_allclose(dense[0], f_tr, rtol=0, atol=1e-10)

@@ -215,3 +215,137 @@ def test_matvec_is_symmetric(shape, seed, periodic):
     lhs = float(u @ np.asarray(op.matvec(v)))
     rhs = float(v @ np.asarray(op.matvec(u)))
     assert abs(lhs - rhs) <= 1e-12 * float(op.diagonal_value) * op.shape[0]
+
+
+# --------------------------------------------------------------------------------------
+# The operator values of the operator layer, each against a dense Gram built here.
+# --------------------------------------------------------------------------------------
+
+
+def test_dense_operator_and_its_eigendecomposition(rng):
+    from ntkspec.operators import DenseOperator, Shifted, dense_gram
+
+    gauss = mappings.gaussian(1, 2, 16, 3.0)
+    x = rng.random((30, 2))
+    op = dense_gram(ARCH, gauss, x)
+    assert isinstance(op, DenseOperator) and op.shape == (30, 30)
+    K = _dense_gram_points(gauss, x)
+    v = rng.standard_normal((30, 2))
+    np.testing.assert_allclose(np.asarray(op.matvec(v)), K @ v, rtol=1e-13, atol=1e-13)
+    eig = op.eigendecomposition()
+    g = 1.0 / (np.asarray(eig.eigenvalues) + 0.5)
+    got = np.asarray(eig.from_modes(g[:, None] * np.asarray(eig.to_modes(v))))
+    np.testing.assert_allclose(
+        got, np.linalg.solve(K + 0.5 * np.eye(30), v), rtol=1e-11, atol=1e-12
+    )
+    shifted = Shifted(op, 0.5)
+    np.testing.assert_allclose(
+        np.asarray(shifted.matvec(v)), K @ v + 0.5 * v, rtol=1e-13, atol=1e-13
+    )
+
+
+def _dense_gram_points(mapping, x1, x2=None, kernel="ntk"):
+    fn = ntkspec.ntk if kernel == "ntk" else ntkspec.nngp
+    f2 = None if x2 is None else mapping(x2)
+    return np.asarray(fn(ARCH, mapping(x1), f2))
+
+
+@pytest.mark.parametrize("kernel", ["ntk", "nngp"])
+def test_blocked_gram_matches_dense_with_near_pairs(rng, kernel):
+    from ntkspec.operators import blocked_gram
+
+    gauss = mappings.gaussian(2, 2, 16, 3.0)
+    x = rng.random((50, 2))
+    x[7] = x[3] + 1e-9  # a near-duplicate: corrected by the exact pair value
+    x[9] = x[3]  # an exact duplicate
+    xt = np.concatenate([rng.random((13, 2)), x[:2]])
+    op = blocked_gram(ARCH, gauss(x), kernel=kernel, block_rows=8)
+    assert op.shape == (50, 50) and op.corr_rows.size > 0
+    v = rng.standard_normal((50, 3))
+    K = _dense_gram_points(gauss, x, kernel=kernel)
+    np.testing.assert_allclose(np.asarray(op.matvec(v)), K @ v, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        np.asarray(op.matvec(v[:, 0])), K @ v[:, 0], rtol=0, atol=1e-12
+    )
+    test = blocked_gram(ARCH, gauss(xt), gauss(x), kernel=kernel, block_rows=4)
+    Kt = _dense_gram_points(gauss, xt, x, kernel=kernel)
+    assert test.shape == (15, 50)
+    np.testing.assert_allclose(np.asarray(test.matvec(v)), Kt @ v, rtol=0, atol=1e-12)
+    # a pytree: jit with the operator as an argument
+    jitted = jax.jit(lambda o, w: o.matvec(w))
+    with jax.enable_x64(True):
+        np.testing.assert_allclose(np.asarray(jitted(op, v)), K @ v, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "mapping",
+    [mappings.gaussian(0, 2, 32, 3.0), _integer_mapping(0, 2, 32, 4.0)],
+    ids=["toeplitz", "circulant"],
+)
+def test_grid_test_train_operator_matches_dense(rng, mapping):
+    from ntkspec.operators import grid_operators
+
+    g_tr, g_te = Grid((6, 8)), Grid((12, 16))
+    train, test_train = grid_operators(ARCH, mapping, g_tr, g_te)
+    assert test_train.shape == (192, 48) and train.shape == (48, 48)
+    v = rng.standard_normal((48, 2))
+    Kt = _dense_gram_points(mapping, g_te.points(), g_tr.points())
+    K = _dense_gram_points(mapping, g_tr.points())
+    scale = np.abs(Kt).sum(axis=1).max() * np.abs(v).max()
+    np.testing.assert_allclose(
+        np.asarray(test_train.matvec(v)), Kt @ v, rtol=0, atol=RTOL_MATVEC * scale
+    )
+    np.testing.assert_allclose(
+        np.asarray(train.matvec(v)), K @ v, rtol=0, atol=RTOL_MATVEC * scale
+    )
+
+
+def test_circulant_eigendecomposition_matches_dense(rng):
+    mapping = _integer_mapping(3, 2, 32, 4.0)
+    grid = Grid((8, 6))
+    eig = grid_operator(ARCH, mapping, grid).eigendecomposition()
+    K = _dense_gram_points(mapping, grid.points())
+    v = rng.standard_normal((48, 2))
+    lam = np.asarray(eig.eigenvalues)
+    modes = np.asarray(eig.to_modes(v))
+    got = np.asarray(eig.from_modes((1.0 / (lam + 1.0))[..., None] * modes))
+    np.testing.assert_allclose(
+        got, np.linalg.solve(K + np.eye(48), v), rtol=1e-11, atol=1e-12
+    )
+    np.testing.assert_allclose(
+        np.sort(lam.ravel()), np.linalg.eigvalsh(K), rtol=0, atol=1e-11 * lam.max()
+    )
+    with pytest.raises(ValueError, match="circulant"):
+        grid_operator(ARCH, mappings.gaussian(0, 2, 8, 3.0), grid).eigendecomposition()
+
+
+@pytest.mark.parametrize("form", ["dense", "sparse", "functions"])
+def test_composed_operator_is_a_k_at(rng, form):
+    import scipy.sparse
+
+    from ntkspec.operators import composed, dense_gram, measurement
+
+    gauss = mappings.gaussian(4, 1, 8, 2.0)
+    x = rng.random((20, 1))
+    K = _dense_gram_points(gauss, x)
+    A = rng.standard_normal((7, 20)) * (rng.random((7, 20)) < 0.3)
+    if form == "dense":
+        meas = measurement(A)
+    elif form == "sparse":
+        meas = measurement(scipy.sparse.csr_matrix(A))
+    else:
+        import jax.numpy as jnp
+
+        with jax.enable_x64(True):
+            Aj = jnp.asarray(A)
+        meas = measurement(lambda v: Aj @ v, lambda u: Aj.T @ u, shape=(7, 20))
+    op = composed(meas, dense_gram(ARCH, gauss, x))
+    assert op.shape == (7, 7)
+    u = rng.standard_normal((7, 2))
+    with jax.enable_x64(True):
+        got = np.asarray(op.matvec(u))
+    np.testing.assert_allclose(got, A @ K @ A.T @ u, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="columns"):
+        composed(measurement(A[:, :5]), dense_gram(ARCH, gauss, x))
+    with pytest.raises(TypeError, match="adjoint"):
+        measurement(lambda v: v)

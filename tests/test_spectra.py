@@ -287,3 +287,26 @@ def test_spectrum_invariants(shape, seed, sigma):
     # Non-negative within round-off, and the sum is the trace N k(0).
     assert lam.min() >= -1e-12 * lam.max()
     np.testing.assert_allclose(lam.sum(), grid.size * k0, rtol=1e-12)
+
+
+def test_spectrum_return_info_adds_only_the_info():
+    from ntkspec.spectra import SpectrumInfo
+
+    arch = ntkspec.ReluMLP(3)
+    per = mappings.basic(2)
+    gauss = mappings.gaussian(0, 2, 16, 3.0)
+    grid = ntkspec.Grid((8, 8))
+    for mapping, k, method in ((per, None, "fft"), (gauss, 5, "lanczos")):
+        plain = ntkspec.spectrum(arch, mapping, grid, k=k)
+        lam, info = ntkspec.spectrum(arch, mapping, grid, k=k, return_info=True)
+        assert isinstance(info, SpectrumInfo) and info.method == method
+        assert info.converged
+        np.testing.assert_array_equal(lam, plain)
+        lam2, vecs, info2 = ntkspec.spectrum(
+            arch, mapping, grid, k=4, vectors=True, return_info=True
+        )
+        assert vecs.shape == (64, 4) and info2.method == method
+    dense = np.linalg.eigvalsh(np.asarray(ntkspec.ntk(arch, gauss(grid.points()))))
+    lam, info = ntkspec.spectrum(arch, gauss, grid, return_info=True)
+    assert info.method == "dense" and info.lanczos is None
+    np.testing.assert_allclose(lam, dense[::-1], rtol=0, atol=1e-12 * dense.max())

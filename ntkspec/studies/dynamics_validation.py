@@ -119,20 +119,22 @@ def linear_gd_theory(k_train, k_test_train, y, f_train_0, f_test_0, steps, lr):
     :math:`f_{\rm tr}(t) = y + Q(1 - \eta\Lambda/N_y)^t Q^\top(f_{\rm tr}(0) - y)`,
     :math:`f_{\rm te}(t) = f_{\rm te}(0) - K_{*X} Q \frac{1 - (1 - \eta\Lambda/N_y)^t}
     {\Lambda} Q^\top (f_{\rm tr}(0) - y)`; y of shape (n,), outputs (T, n) and (T, n*).
-    Used as a cross-check of :func:`ntkspec.gd_dynamics` (and in its place if absent).
+    Evaluated by :func:`ntkspec.dynamics.gradient_flow` on the precomputed kernels (the
+    library's one implementation of linear GD), so it cross-checks the kernels that
+    :func:`ntkspec.gd_dynamics` builds from the points.
     """
-    lam, Q = np.linalg.eigh(k_train)
-    lam = np.maximum(lam, 0.0)
-    rate = lr / y.size
-    r0 = Q.T @ (f_train_0 - y)
-    t = np.asarray(steps, float)[:, None]
-    a = rate * lam[None, :]
-    decay = np.power(1.0 - a, t)  # 0 ** 0 = 1 at the step where a = 1
-    small = a < 1e-6  # (1 - (1 - a)^t) / lam -> rate * t without cancellation
-    learned = np.where(small, rate * t, (1.0 - decay) / np.where(small, 1.0, lam))
-    f_tr = y[None, :] + (decay * r0[None, :]) @ Q.T
-    f_te = f_test_0[None, :] - (learned * r0[None, :]) @ (k_test_train @ Q).T
-    return f_tr, f_te
+    from ..dynamics import gradient_flow
+
+    return gradient_flow(
+        k_train,
+        y,
+        k_test_train,
+        np.asarray(steps, float),
+        lr,
+        f_train_0=f_train_0,
+        f_test_0=f_test_0,
+        discrete=True,
+    )
 
 
 def _bands(n: int) -> dict:

@@ -1,0 +1,217 @@
+import warnings
+
+import jax
+import numpy as np
+import pytest
+import scipy.linalg
+
+import ntkspec
+from ntkspec import mappings
+from ntkspec.grid import Grid
+from ntkspec.kernels import ReluMLP
+from ntkspec.operators import DenseOperator, Shifted, grid_operator
+from ntkspec.regression import kernel_regression
+from ntkspec.solvers import (
+    CG,
+    Cholesky,
+    JacobiPreconditioner,
+    LanczosResult,
+    Solution,
+    block_lanczos,
+    cg,
+    lanczos_matfun,
+    t_chan_preconditioner,
+)
+
+ARCH = ReluMLP(4)
+# float64 solves of systems with condition numbers up to ~1e4: a few hundred ulps.
+RTOL = 1e-10
+
+
+def _spd(rng, n, cond=1e3):
+    q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    lam = np.geomspace(1.0, 1.0 / cond, n)
+    return (q * lam) @ q.T, lam, q
+
+
+def _dense(a):
+    import jax.numpy as jnp
+
+    with jax.enable_x64(True):
+        return DenseOperator(jnp.asarray(a, jnp.float64))
+
+
+@pytest.mark.parametrize("jacobi", [False, True])
+def test_cg_matches_dense_solve_per_column(rng, jacobi):
+    a, _, _ = _spd(rng, 40)
+    b = rng.standard_normal((40, 3))
+    b[:, 1] *= 1e-6  # columns of very different size stop at their own residual
+    pre = JacobiPreconditioner(np.asarray(1.0 / np.diag(a))) if jacobi else None
+    sol = cg(_dense(a), b, preconditioner=pre, rtol=1e-13, max_iter=500)
+    ref = scipy.linalg.solve(a, b, assume_a="pos")
+    np.testing.assert_allclose(np.asarray(sol.value), ref, rtol=RTOL, atol=1e-16)
+    st = sol.stats
+    assert st["converged"] and 0 < st["iterations"] <= 500 and st["residual"] <= 1e-13
+    r = b - a @ np.asarray(sol.value)
+    rel = np.linalg.norm(r, axis=0) / np.linalg.norm(b, axis=0)
+    # both residuals are near round-off (1e-14), where their own rounding is ~10 %
+    assert np.isclose(st["residual"], rel.max(), rtol=0.2, atol=1e-18)
+
+
+def test_cg_vector_and_pytree(rng):
+    a, _, _ = _spd(rng, 20)
+    b = rng.standard_normal(20)
+    sol = cg(_dense(a), b, rtol=1e-12)
+    assert isinstance(sol, Solution) and sol.value.shape == (20,)
+    np.testing.assert_allclose(
+        np.asarray(sol.value), np.linalg.solve(a, b), rtol=RTOL, atol=1e-14
+    )
+    leaves = jax.tree_util.tree_leaves(sol)
+    assert len(leaves) == 4
+
+
+def test_cg_not_converged_reports_it(rng):
+    a, _, _ = _spd(rng, 40, cond=1e8)
+    sol = cg(_dense(a), rng.standard_normal(40), rtol=1e-14, max_iter=3)
+    assert not sol.stats["converged"] and sol.stats["iterations"] == 3
+
+
+def test_cg_argument_errors(rng):
+    op = _dense(np.eye(4))
+    with pytest.raises(ValueError, match="b must have shape"):
+        cg(op, np.ones(5))
+    with pytest.raises(ValueError, match="rtol"):
+        cg(op, np.ones(4), rtol=0.0)
+    with pytest.raises(TypeError, match="operator"):
+        cg(np.eye(4), np.ones(4))
+    with pytest.raises(ValueError, match="rtol"):
+        CG(rtol=-1.0)
+    with pytest.raises(TypeError, match="max_iter"):
+        CG(max_iter=1.5)
+
+
+def test_t_chan_pcg_on_toeplitz_grid_matches_dense(rng):
+    grid = Grid((12, 10))
+    gauss = mappings.gaussian(0, 2, 32, 3.0)
+    op = grid_operator(ARCH, gauss, grid)
+    K = np.asarray(ntkspec.ntk(ARCH, gauss(grid.points())))
+    ridge = 1e-3
+    b = rng.standard_normal((grid.size, 2))
+    pre = t_chan_preconditioner(op, ridge)
+    sol = cg(Shifted(op, ridge), b, preconditioner=pre, rtol=1e-13)
+    ref = scipy.linalg.solve(K + ridge * np.eye(grid.size), b, assume_a="pos")
+    assert sol.stats["converged"]
+    np.testing.assert_allclose(np.asarray(sol.value), ref, rtol=1e-8, atol=1e-10)
+    plain = cg(Shifted(op, ridge), b, rtol=1e-13)
+    assert sol.stats["iterations"] < plain.stats["iterations"]
+
+
+def test_t_chan_preconditioner_of_a_circulant_is_exact(rng):
+    grid = Grid((16,))
+    op = grid_operator(ARCH, mappings.basic(1), grid)
+    b = rng.standard_normal(16)
+    sol = cg(Shifted(op, 0.1), b, preconditioner=t_chan_preconditioner(op, 0.1))
+    assert sol.stats["iterations"] <= 2 and sol.stats["converged"]
+
+
+def test_block_lanczos_matches_eigh(rng):
+    a, lam, _ = _spd(rng, 120, cond=1e6)
+    res = block_lanczos(_dense(a), 6, vectors=True, block_size=4, tol=1e-12)
+    assert isinstance(res, LanczosResult) and res.converged
+    np.testing.assert_allclose(res.eigenvalues, np.sort(lam)[::-1][:6], rtol=1e-11)
+    v = res.eigenvectors
+    np.testing.assert_allclose(a @ v, v * res.eigenvalues[None, :], rtol=0, atol=1e-10)
+    assert res.stats["seconds"] >= 0.0
+    with pytest.warns(DeprecationWarning, match="stats"):
+        assert res.seconds == res.stats["seconds"]
+
+
+def _phi_flow(eta, t, n):
+    import jax.numpy as jnp
+
+    def f(lam):
+        x = eta * lam * t / n
+        small = jnp.abs(x) < 1e-8
+        safe = jnp.where(small, 1.0, lam)
+        return jnp.where(small, eta * t / n, -jnp.expm1(-x) / safe)
+
+    return f
+
+
+def _phi_gd(eta, t, n):
+
+    def f(lam):  # (1 - (1 - eta lam / N)^t) / lam as a polynomial in lam (exact)
+        q = 1.0 - eta * lam / n
+        return (eta / n) * sum(q**j for j in range(t))
+
+    return f
+
+
+@pytest.mark.parametrize("which", ["flow", "gd"])
+def test_lanczos_matfun_matches_dense_eigendecomposition(rng, which):
+    n = 200
+    a, lam, q = _spd(rng, n, cond=1e5)
+    a = a * 3.0
+    lam = lam * 3.0
+    V = rng.standard_normal((n, 3))
+    eta, t = 0.5 * n / 3.0, 12
+    if which == "flow":
+        f = _phi_flow(eta, 40.0, n)
+        g = -np.expm1(-eta * lam * 40.0 / n) / lam
+    else:
+        f = _phi_gd(eta, t, n)
+        g = (1.0 - (1.0 - eta * lam / n) ** t) / lam
+    ref = q @ (g[:, None] * (q.T @ V))
+    sol = lanczos_matfun(_dense(a), f, V, krylov_dim=60, rtol=1e-10)
+    np.testing.assert_allclose(
+        np.asarray(sol.value), ref, rtol=0, atol=1e-10 * np.abs(ref).max()
+    )
+    assert sol.stats["converged"] and sol.stats["iterations"] == 60
+    # the estimate is an upper-bound-sized number, not zero, and small
+    assert 0 <= sol.stats["residual"] < 1e-10
+
+
+def test_lanczos_matfun_estimate_flags_too_small_krylov_space(rng):
+    n = 200
+    a, lam, q = _spd(rng, n, cond=1e6)
+    v = rng.standard_normal(n)
+    sol = lanczos_matfun(_dense(a), lambda x: 1.0 / x, v, krylov_dim=5, rtol=1e-10)
+    ref = q @ ((1.0 / lam) * (q.T @ v))
+    err = np.linalg.norm(np.asarray(sol.value) - ref) / np.linalg.norm(ref)
+    assert not sol.stats["converged"] and err > 1e-6
+
+
+def test_lanczos_matfun_invariant_space_is_exact(rng):
+    # a rank-3 operator: the Krylov space is invariant after 3 steps (beta = 0)
+    u, _ = np.linalg.qr(rng.standard_normal((30, 3)))
+    a = (u * np.array([3.0, 2.0, 1.0])) @ u.T
+    v = rng.standard_normal(30)
+    sol = lanczos_matfun(_dense(a), lambda x: np.exp(1.0) * x, v, krylov_dim=10)
+    np.testing.assert_allclose(
+        np.asarray(sol.value), np.exp(1.0) * a @ v, rtol=1e-12, atol=1e-12
+    )
+    assert np.all(np.isfinite(np.asarray(sol.value)))
+
+
+def test_kernel_regression_accepts_solver_values(rng):
+    x, xt = rng.random((48, 2)), rng.random((10, 2))
+    y = rng.standard_normal(48)
+    gauss = mappings.gaussian(0, 2, 16, 3.0)
+    ref = kernel_regression(ARCH, gauss, x, y, xt, ridge=1e-3, solver="cholesky")
+    a = kernel_regression(ARCH, gauss, x, y, xt, ridge=1e-3, solver=Cholesky())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        b, info = kernel_regression(
+            ARCH, gauss, x, y, xt, ridge=1e-3, solver=CG(rtol=1e-12), return_info=True
+        )
+    np.testing.assert_array_equal(a, ref)
+    assert info.solver == "blocked" and info.converged
+    np.testing.assert_allclose(b, ref, rtol=1e-8, atol=1e-10)
+    g_tr, g_te = Grid((8, 8)), Grid((16, 16))
+    yg = rng.standard_normal(64)
+    p1 = kernel_regression(ARCH, gauss, g_tr, yg, g_te, solver="pcg", rtol=1e-12)
+    p2, info = kernel_regression(
+        ARCH, gauss, g_tr, yg, g_te, solver=CG(rtol=1e-12), return_info=True
+    )
+    assert info.solver == "pcg"
+    np.testing.assert_array_equal(p1, p2)
