@@ -18,7 +18,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "ntkspec"
 # studies/_output.py and studies/_paper.py are the studies' own shared helpers.
-HELPERS = {"_validation", "_numerics", "_io", "_typing", "_output", "_paper"}
+HELPERS = {"_validation", "_numerics", "_io", "_linalg", "_typing", "_output", "_paper"}
 
 
 def _private(name: str) -> bool:

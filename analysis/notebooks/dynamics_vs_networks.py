@@ -44,7 +44,7 @@ QUICK = os.environ.get("NTKSPEC_QUICK") == "1"
 OUT = Path(os.environ.get("NTKSPEC_NOTEBOOK_OUT", "notebook_outputs"))
 OUT.mkdir(parents=True, exist_ok=True)
 
-WIDTHS = [64, 512] if QUICK else [64, 256, 1024, 4096]
+WIDTHS = [64, 512] if QUICK else [64, 256, 1024, 2048]
 STEPS = 100 if QUICK else 1000
 arch = ntkspec.ReluMLP(3)
 gamma = mappings.power_law(32, 1.0)
