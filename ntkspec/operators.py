@@ -52,7 +52,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._numerics import resolve_dtype, x64_scope
+from ._numerics import check_grid_work, resolve_dtype, x64_scope
 from ._validation import is_traced
 from .grid import Grid
 from .kernels import ReluMLP, profile
@@ -252,6 +252,7 @@ def kernel_on_offsets(
     if not isinstance(embed, bool):
         raise TypeError(f"embed must be True or False; got {embed!r}")
     dtype = resolve_dtype(dtype)
+    check_grid_work(grid.shape, embed=embed, what=f"The FFT/Toeplitz work on {grid!r}")
     if not embed and not mapping.is_periodic:
         raise ValueError(
             "embed=False needs a periodic mapping (all frequencies integer), whose "
