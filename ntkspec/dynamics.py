@@ -46,8 +46,8 @@ import math
 
 import numpy as np
 
-from ._numerics import check_dense_request
-from ._validation import check_real
+from ._numerics import check_dense_request, check_gd_stability
+from ._validation import check_real, check_symmetric
 from .kernels import ReluMLP
 from .regression import (
     _check_arch_mapping,
@@ -128,6 +128,7 @@ def gradient_flow(
     f_train_0=None,
     f_test_0=None,
     discrete: bool = False,
+    check_finite: bool = True,
 ):
     r"""Linearised dynamics on precomputed kernels (neural-tangents' conventions).
 
@@ -145,13 +146,22 @@ def gradient_flow(
         f_train_0: initial train outputs (shape of ``y_train``); default 0.
         f_test_0: initial test outputs, shape (n_test,) or (n_test, c); default 0.
         discrete: gradient descent steps instead of gradient flow.
+        check_finite: refuse kernels holding NaN or inf (as scipy's ``check_finite``);
+            False skips that scan.
 
     Returns:
         ``(f_train, f_test)``: shapes (T,) + y_train.shape and (T, n_test[, c]).
+
+    Raises:
+        ValueError: ``k_train_train`` not square, not finite, or not symmetric within
+            1e-5 max|K|; bad shapes, times or rates; ``discrete`` GD at
+            ``times = inf`` with a learning rate not below 2 N_y / lambda_max.
+
+    Warns:
+        RuntimeWarning: discrete GD above the stability limit 2 N_y / lambda_max at
+            finite times (the values are returned as computed).
     """
-    K = np.asarray(k_train_train, dtype=np.float64)
-    if K.ndim != 2 or K.shape[0] != K.shape[1]:
-        raise ValueError(f"k_train_train must be square (n, n); got {K.shape}")
+    K = check_symmetric(k_train_train, "k_train_train", check_finite=check_finite)
     n = K.shape[0]
     y = _check_y(y_train, n)
     squeeze = y.ndim == 1
@@ -167,6 +177,8 @@ def gradient_flow(
             raise ValueError(
                 f"k_test_train must have shape (n_test, {n}); got {Kt.shape}"
             )
+        if check_finite and not np.all(np.isfinite(Kt)):
+            raise ValueError("k_test_train must be finite; it contains NaN or inf")
     F0 = _initial(f_train_0, (n, c), squeeze, "f_train_0")
     Ft0 = None
     if Kt is not None:
@@ -174,6 +186,7 @@ def gradient_flow(
     A = K + float(ridge) * np.eye(n)
     rate = lr / Y.size
     lam, V = np.linalg.eigh(A)
+    check_gd_stability(float(lam[-1]), lr, Y.size, t, discrete=discrete)
     proj = V.T @ (Y - F0)  # (n, c)
     decay = _decay(lam, t, rate, discrete)  # (T, n)
     f_train = Y[None] - np.einsum("ij,tj,jc->tic", V, decay, proj)
@@ -343,6 +356,7 @@ def _periodic_grid_dynamics(
     k_fine = _offsets(arch, mapping, g_te, kernel, embed=False)
     k_train = k_fine[tuple(slice(None, None, r) for r in ratio)]
     lam = np.real(np.fft.fftn(k_train)) + ridge  # circulant eigenvalues by frequency
+    check_gd_stability(float(np.max(lam)), lr, Y.size, t, discrete=discrete)
     kf_hat = np.fft.fftn(k_fine)
     rate = lr / Y.size
     R0 = np.fft.fftn((Y - F0).reshape(shape + (c,)), axes=axes)  # residual spectrum
@@ -439,6 +453,7 @@ def eigenmode_residuals(
     F0 = _initial(f_train_0, Y.shape, squeeze, "f_train_0")
     K = _gram(arch, _features(mapping, x), None, kernel, None)
     lam, V = np.linalg.eigh(K + float(ridge) * np.eye(K.shape[0]))
+    check_gd_stability(float(lam[-1]), lr, Y.size, t, discrete=discrete)
     rate = lr / Y.size
     initial = V.T @ (F0 - Y)
     decay = _decay(lam, t, rate, discrete)
