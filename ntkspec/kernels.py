@@ -40,6 +40,11 @@ cancels near :math:`\theta = 0`, so the NTK's :math:`\kappa_0` term, whose slope
 on the diagonal and at duplicate or collinear pairs. The first layer's :math:`w` comes
 from one matrix product; pairs whose :math:`w` is below ``1e-6`` are recomputed from the
 feature difference :math:`|x - x'|^2` (stable), and the diagonal of a self-kernel is 0.
+Angle :math:`\pi` is treated the same way: pairs with :math:`w > 2 - 10^{-6}` are
+recomputed from the sum of the unit vectors, which gives :math:`2 - w = 1 + \cos\theta`
+to round-off relative to itself, and the first ReLU takes its angle from it (after it
+the correlation is :math:`\ge 0`). On the Chebyshev path the diagonal is the exact
+recursion at angle 0, the value the duplicate pairs get, bit for bit.
 A pair whose variances are 0 gets :math:`\theta = \pi/2`, neural-tangents' convention.
 
 For inputs of equal norm (every Fourier mapping), the whole kernel is one scalar

@@ -795,6 +795,8 @@ def test_signal_during_report_gives_one_line(sig, tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         cwd=tmp_path,
+        # a runner started in the background ignores SIGINT, and children inherit that
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     # wait until the staging folder exists (the studies are running), then signal
     deadline = time.monotonic() + 120
