@@ -157,10 +157,16 @@ def check_work_request(need_bytes: float, *, what: str, alternative: str = "") -
     cap = work_cap_bytes()
     if need_bytes > cap:
         tail = f" {alternative}" if alternative else ""
+        source = (
+            f"set by the env var {WORK_CAP_ENV}"
+            if os.environ.get(WORK_CAP_ENV)
+            else f"what this machine can hold, its physical memory; the env var "
+            f"{WORK_CAP_ENV} overrides it"
+        )
         raise ValueError(
             f"{what} would need about {need_bytes / 2**30:.3g} GiB of memory "
-            f"({need_bytes:.3g} bytes), over the {cap / 2**30:.3g} GiB this machine "
-            f"can hold (physical memory; env var {WORK_CAP_ENV} sets the cap).{tail}"
+            f"({need_bytes:.3g} bytes), over the cap of {cap / 2**30:.3g} GiB "
+            f"({cap:.3g} bytes; {source}).{tail}"
         )
 
 

@@ -46,7 +46,7 @@ import math
 
 import numpy as np
 
-from ._numerics import check_dense_request, check_gd_stability
+from ._numerics import check_dense_request, check_gd_stability, check_work_request
 from ._validation import check_real, check_symmetric
 from .kernels import ReluMLP
 from .regression import (
@@ -350,6 +350,11 @@ def _periodic_grid_dynamics(
     Y = y[:, None] if squeeze else y
     c = Y.shape[1]
     shape, fine = g_tr.shape, g_te.shape
+    check_work_request(
+        8.0 * t.size * (2 * g_tr.size + (g_tr.size + g_te.size) * c),
+        what=f"gd_dynamics at {t.size} times on {g_te!r}",
+        alternative="Ask for fewer times or use smaller grids.",
+    )
     axes = tuple(range(len(shape)))
     F0 = _initial(f_train_0, (g_tr.size, c), squeeze, "f_train_0")
     Ft0 = _initial(f_test_0, (g_te.size, c), squeeze, "f_test_0")
