@@ -544,7 +544,16 @@ def _first_layer_w(x1, x2, q1, q2, d, self_block_offset):
 
 
 @functools.partial(jax.jit, static_argnames=("get", "self_kernel", "fit"))
-def _block(arch, x1, x2, q1, q2, offset, get, self_kernel, fit, coefs):
+def _block(arch, x1, x2, offset, get, self_kernel, fit, coefs):
+    """:func:`_block_q` with the variances computed from the blocks themselves."""
+    d = x1.shape[1]
+    q1 = jnp.sum(x1 * x1, axis=1) / d
+    q2 = jnp.sum(x2 * x2, axis=1) / d
+    return _block_q(arch, x1, x2, q1, q2, offset, get, self_kernel, fit, coefs)
+
+
+@functools.partial(jax.jit, static_argnames=("get", "self_kernel", "fit"))
+def _block_q(arch, x1, x2, q1, q2, offset, get, self_kernel, fit, coefs):
     """One row block of the Gram, and how many pairs need the exact near-pair path.
 
     ``q1``, ``q2`` are the variances ``|x|^2 / d`` of the rows, computed once for all
@@ -594,7 +603,13 @@ def _variances(x):
 
 
 @functools.partial(jax.jit, static_argnames=("get",))
-def _exact_pairs(arch, x1, x2, q1, q2, rows, cols, get):
+def _exact_pairs(arch, x1, x2, rows, cols, get):
+    """:func:`_exact_pairs_q` with the variances computed here."""
+    return _exact_pairs_q(arch, x1, x2, _variances(x1), _variances(x2), rows, cols, get)
+
+
+@functools.partial(jax.jit, static_argnames=("get",))
+def _exact_pairs_q(arch, x1, x2, q1, q2, rows, cols, get):
     """Kernel at selected pairs, w from unit-vector differences (no cancellation).
 
     ``1 - cos(angle) = |a/|a| - b/|b||^2 / 2`` is accurate to round-off relative to
@@ -653,7 +668,7 @@ def _symmetric_gram(arch, x, q, get, fit, coefs, progress):
             diagonal = c0 == r0
             xc = xp[c0 : c0 + t]
             qr, qc = qp[r0 : r0 + t], qp[c0 : c0 + t]
-            tile, n_near = _block(arch, xr, xc, qr, qc, 0, get, diagonal, fit, coefs)
+            tile, n_near = _block_q(arch, xr, xc, qr, qc, 0, get, diagonal, fit, coefs)
             tile = np.asarray(tile)[: r1 - r0, : c1 - c0]
             if int(n_near) > 0:
                 near = np.asarray(_block_near(xr, xc, 0, diagonal))
@@ -661,7 +676,7 @@ def _symmetric_gram(arch, x, q, get, fit, coefs, progress):
                 if rows.size:
                     tile = np.array(tile)
                     tile[rows, cols] = np.asarray(
-                        _exact_pairs(arch, x, x, q, q, rows + r0, cols + c0, get)
+                        _exact_pairs_q(arch, x, x, q, q, rows + r0, cols + c0, get)
                     )
             out[r0:r1, c0:c1] = tile
             if not diagonal:
@@ -764,14 +779,14 @@ def _kernel(arch, x1, x2, get, dtype, max_bytes, block_rows, progress):
                 qb = jnp.concatenate(
                     [qb, jnp.broadcast_to(qb[-1:], (xb.shape[0] - qb.shape[0],))]
                 )
-            out, n_near = _block(
+            out, n_near = _block_q(
                 arch, xb, x2j, qb, q2j, start, get, self_kernel, fit is not None, coefs
             )
             out = out[: stop - start]
             if not traced and int(n_near) > 0:
                 near = np.asarray(_block_near(xb, x2j, start, self_kernel))
                 rows, cols = np.nonzero(near[: stop - start])
-                vals = _exact_pairs(arch, x1j, x2j, q1j, q2j, rows + start, cols, get)
+                vals = _exact_pairs_q(arch, x1j, x2j, q1j, q2j, rows + start, cols, get)
                 out = out.at[rows, cols].set(vals)
             blocks.append(out)
             if bar is not None:

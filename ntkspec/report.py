@@ -1033,8 +1033,9 @@ def _swap_in(staging: Path, final: Path) -> None:
     try:
         whole = not final.exists() or not any(final.iterdir())
         whole = whole or _is_previous_report(final)
-        # never rename away the working directory or a folder above it
+        # never rename away the working directory, a folder above it, or a symlink
         whole = whole and not Path.cwd().resolve().is_relative_to(final.resolve())
+        whole = whole and not final.is_symlink()
         pairs = (
             [(staging, final)]
             if whole
