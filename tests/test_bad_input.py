@@ -791,15 +791,21 @@ def test_report_into_a_folder_with_other_files_keeps_them(tmp_path):
 def test_signal_during_report_gives_one_line(sig, tmp_path):
     out = tmp_path / "r"
     env = dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu")
+    # `python -m ntkspec`, with Python's own SIGINT handler restored: a test runner
+    # started in the background ignores SIGINT, and its children inherit that
+    launcher = (
+        "import runpy, signal, sys; "
+        "signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "sys.argv = ['ntkspec'] + sys.argv[1:]; "
+        "runpy.run_module('ntkspec', run_name='__main__', alter_sys=True)"
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ntkspec", "report", "--quick", "--out", str(out)],
+        [sys.executable, "-c", launcher, "report", "--quick", "--out", str(out)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         cwd=tmp_path,
-        # a runner started in the background ignores SIGINT, and children inherit that
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     # wait until the staging folder exists (the studies are running), then signal
     deadline = time.monotonic() + 120
