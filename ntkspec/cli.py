@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
+import os
 import sys
 import textwrap
 from pathlib import Path
@@ -803,6 +804,7 @@ def main(argv: list[str] | None = None) -> int:
     0 on success, 1 when a capability is missing from this installation or a report
     study failed, 2 on a usage error (one line on stderr, nothing written).
     """
+    as_process = argv is None  # the console script / python -m ntkspec
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = _parser()
     args = parser.parse_args(argv)
@@ -823,7 +825,14 @@ def main(argv: list[str] | None = None) -> int:
         # interrupted run has left the previous files as they were.
         how = "terminated (SIGTERM)" if isinstance(err, _Terminated) else "interrupted"
         print(f"{prog}: {how}", file=sys.stderr)
-        return 143 if isinstance(err, _Terminated) else 130
+        code = 143 if isinstance(err, _Terminated) else 130
+        if as_process:
+            # Clean-up has run (temp files and folders are gone). Skip the interpreter's
+            # teardown: with XLA's threads stopped mid-work it can crash (SIGSEGV).
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        return code
     except OSError as err:
         where = f" ({err.filename})" if getattr(err, "filename", None) else ""
         print(
