@@ -858,9 +858,9 @@ def ntk(
 
     Example:
         >>> import numpy as np, ntkspec
-        >>> x = ntkspec.mappings.basic(1)(np.array([[0.0], [0.5]]))
+        >>> x = ntkspec.mappings.basic(1)(np.array([[0.0], [0.25]]))
         >>> ntkspec.ntk(ntkspec.ReluMLP(2), x).round(6).tolist()
-        [[2.0, 0.0], [0.0, 2.0]]
+        [[2.0, 0.31831], [0.31831, 2.0]]
     """
     return _kernel(arch, x1, x2, "ntk", dtype, max_bytes, block_rows, progress)
 
