@@ -204,7 +204,7 @@ def _ntkspec_timer(net, params, x, y, steps, block_rows=None):
             progress=False,
             block_rows=block_rows,
         )
-        return float(res.history.chunk_seconds[0]) / steps
+        return float(res.history.stats["chunk_seconds"][0]) / steps
 
     one_round()  # warm-up: compilation is cached for the timed rounds
     return one_round
@@ -271,7 +271,7 @@ def _sweep(net_fn, x, y, steps):
             progress=False,
         )
         per[name] = dict(
-            seconds=res.history.seconds,
+            seconds=res.history.stats["seconds"],
             final_loss=float(res.history.losses["train"][-1]),
         )
     return dict(total_seconds=time.perf_counter() - t0, steps=steps, runs=per)

@@ -18,6 +18,7 @@ __all__ = [
     "agg_figure",
     "agg_subplots",
     "readable",
+    "check_writable_folder",
 ]
 
 
@@ -94,3 +95,47 @@ def readable(fig, *, fontsize: float = 11.0) -> None:
         if legend is not None:
             for text in legend.get_texts():
                 text.set_fontsize(max(text.get_fontsize(), fontsize - 2))
+
+
+def check_writable_folder(
+    out: str | os.PathLike, names: tuple[str, ...] = (), *, what: str = "out"
+) -> Path:
+    """Check, creating nothing, that files ``names`` can be written into folder ``out``.
+
+    ``out`` must be a folder or not exist yet; its nearest existing ancestor must be a
+    folder in which a file can be created (probed with a temp file, removed at once:
+    permission bits say nothing for root or for /proc); no ``out / name`` may be a
+    folder. Run it before any work, so a bad output path fails at once.
+
+    Raises:
+        ValueError: naming ``what``, the path and the reason.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{what} {str(out)!r} exists and is not a folder")
+    probe = out
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ValueError(
+            f"{what} {str(out)!r} cannot be created: {str(probe)!r} is a file, not a "
+            "folder"
+        )
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".ntkspec-probe-", dir=probe)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise ValueError(
+            f"{what} {str(out)!r} cannot be written: no file can be created in "
+            f"{str(probe)!r} ({reason})"
+        ) from None
+    for name in names:
+        target = out / name
+        if target.is_dir():
+            raise ValueError(
+                f"{what} {str(out)!r}: the output file {str(target)!r} is a folder; "
+                "move it away or choose another folder"
+            )
+    return out

@@ -16,7 +16,17 @@ from collections.abc import Iterator
 import jax
 import numpy as np
 
-__all__ = ["x64_scope", "resolve_dtype", "dense_cap_bytes", "check_dense_request"]
+__all__ = [
+    "x64_scope",
+    "resolve_dtype",
+    "dense_cap_bytes",
+    "check_dense_request",
+    "machine_memory_bytes",
+    "work_cap_bytes",
+    "check_work_request",
+    "check_grid_work",
+    "check_gd_stability",
+]
 
 #: Default cap on one dense float64 output (4 GiB). Overridden per call by an argument,
 #: globally by the ``NTKSPEC_MAX_DENSE_BYTES`` environment variable.
@@ -97,4 +107,121 @@ def check_dense_request(
             f"over the "
             f"dense memory cap of {cap / 2**30:.2f} GiB (argument max_bytes or env var "
             f"{DENSE_CAP_ENV}). {alternative}"
+        )
+
+
+# --------------------------------------------------------------------------------------
+# Working memory of the structured (grid) paths: capped by what the machine can hold.
+# --------------------------------------------------------------------------------------
+
+#: Overrides the machine's physical memory as the cap on one call's working memory.
+WORK_CAP_ENV = "NTKSPEC_MAX_WORK_BYTES"
+
+
+def machine_memory_bytes() -> float | None:
+    """Physical memory of this machine in bytes, or None where the OS does not say."""
+    try:
+        pages = os.sysconf("SC_PHYS_PAGES")
+        page = os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - non-POSIX
+        return None
+    if pages <= 0 or page <= 0:  # pragma: no cover
+        return None
+    return float(pages) * float(page)
+
+
+def work_cap_bytes() -> float:
+    """The cap on one call's working memory: env var, else physical memory."""
+    env = os.environ.get(WORK_CAP_ENV)
+    if env:
+        try:
+            value = float(env)
+        except ValueError as err:
+            raise ValueError(
+                f"environment variable {WORK_CAP_ENV} must be a number of bytes; "
+                f"got {env!r}"
+            ) from err
+        if not value > 0:
+            raise ValueError(f"{WORK_CAP_ENV} must be > 0; got {env!r}")
+        return value
+    mem = machine_memory_bytes()
+    return float("inf") if mem is None else mem
+
+
+def check_work_request(need_bytes: float, *, what: str, alternative: str = "") -> None:
+    """Refuse work whose estimated memory exceeds what the machine can hold.
+
+    Run before anything is allocated, so a request too large ends in a ValueError
+    instead of a MemoryError or an abort inside XLA.
+    """
+    cap = work_cap_bytes()
+    if need_bytes > cap:
+        tail = f" {alternative}" if alternative else ""
+        source = (
+            f"set by the env var {WORK_CAP_ENV}"
+            if os.environ.get(WORK_CAP_ENV)
+            else f"what this machine can hold, its physical memory; the env var "
+            f"{WORK_CAP_ENV} overrides it"
+        )
+        raise ValueError(
+            f"{what} would need about {need_bytes / 2**30:.3g} GiB of memory "
+            f"({need_bytes:.3g} bytes), over the cap of {cap / 2**30:.3g} GiB "
+            f"({cap:.3g} bytes; {source}).{tail}"
+        )
+
+
+#: Estimated working bytes per entry of a grid kernel column (offsets, profile
+#: temporaries, FFTs), from the peak memory of the structured paths at 2048 x 2048.
+GRID_BYTES_PER_ENTRY = 128
+
+
+def check_grid_work(shape, *, embed: bool, what: str, extra_bytes: float = 0.0) -> None:
+    """Size the FFT/Toeplitz work on a grid of ``shape`` before it allocates."""
+    entries = 1.0
+    for n in shape:
+        entries *= float(2 * n if embed else n)
+    check_work_request(
+        entries * GRID_BYTES_PER_ENTRY + extra_bytes,
+        what=what,
+        alternative="Use a smaller grid.",
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Stability of discrete gradient descent.
+# --------------------------------------------------------------------------------------
+
+
+def check_gd_stability(
+    lam_max: float, learning_rate: float, n_y: int, times, *, discrete: bool
+) -> None:
+    r"""Warn (finite times) or raise (t = inf) when discrete GD does not converge.
+
+    A step :math:`f \leftarrow f - (\eta/N_y)\Theta(f - y)` multiplies mode i of the
+    residual by :math:`1 - \eta\lambda_i/N_y`; every mode decays only when
+    :math:`\eta < 2 N_y/\lambda_{\max}`. Gradient flow is always stable.
+    """
+    if not discrete or not lam_max > 0:
+        return
+    limit = 2.0 * n_y / lam_max
+    if learning_rate / n_y * lam_max < 2.0:
+        return
+    message = (
+        f"discrete gradient descent diverges: learning_rate = {learning_rate:.6g} is "
+        f"not below the stability limit 2 N_y / lambda_max = {limit:.6g} "
+        f"(N_y = {n_y}, lambda_max = {lam_max:.6g})"
+    )
+    t = np.atleast_1d(np.asarray(times, dtype=np.float64))
+    if np.any(np.isinf(t)):
+        raise ValueError(
+            message + "; times = inf has no limit (the converged fit would be a false "
+            "claim): lower learning_rate or drop inf"
+        )
+    if np.any(t > 0):
+        import warnings
+
+        warnings.warn(
+            message + "; the values are returned as computed",
+            RuntimeWarning,
+            stacklevel=3,
         )

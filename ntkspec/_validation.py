@@ -25,6 +25,10 @@ __all__ = [
     "check_stationary_mapping",
     "check_inputs",
     "check_targets",
+    "check_hyperparameter",
+    "check_real_array",
+    "check_magnitude",
+    "check_symmetric",
 ]
 
 
@@ -198,3 +202,105 @@ def check_targets(y, n: int, name: str = "y_train", x_name: str = "x_train"):
     if not np.all(np.isfinite(y)):
         raise ValueError(f"{name} must be finite; it contains NaN or inf")
     return y.astype(np.float64)
+
+
+def check_hyperparameter(
+    value,
+    name: str,
+    *,
+    low: float,
+    low_inclusive: bool,
+    allow_none: bool = False,
+):
+    """Check a value-class field: a real number, or a concrete real array, in range.
+
+    Python numbers and concrete arrays (0-d or batched, e.g. for ``vmap``) are checked
+    entry by entry; tracers and other objects (pytree placeholders) pass through.
+    """
+    op = ">=" if low_inclusive else ">"
+    if value is None:
+        if allow_none:
+            return value
+        raise TypeError(f"{name} must be a real number {op} {low}; got None")
+    if isinstance(value, bool | str | bytes | complex) or is_traced(value):
+        if is_traced(value):
+            return value
+        raise TypeError(f"{name} must be a real number {op} {low}; got {value!r}")
+    if isinstance(value, numbers.Real):
+        return check_real(value, name, low=low, low_inclusive=low_inclusive)
+    if not isinstance(value, np.ndarray | np.generic | jax.Array):
+        return value
+    dt = np.dtype(value.dtype)
+    if dt == np.bool_ or not (
+        np.issubdtype(dt, np.floating) or np.issubdtype(dt, np.integer)
+    ):
+        raise TypeError(f"{name} must hold real numbers; got dtype {dt}")
+    arr = np.asarray(value, dtype=np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite; got {arr.tolist()}")
+    bad = arr < low if low_inclusive else arr <= low
+    if np.any(bad):
+        raise ValueError(f"{name} must be {op} {low}; got {arr.tolist()}")
+    return value
+
+
+def check_real_array(x, name: str) -> None:
+    """Refuse complex (or other non-real) concrete arrays with a TypeError."""
+    if hasattr(x, "dtype") and not is_traced(x):
+        dt = np.dtype(x.dtype)
+        if np.issubdtype(dt, np.complexfloating):
+            raise TypeError(f"{name} must be real; got complex dtype {dt}")
+        if dt == np.bool_ or not (
+            np.issubdtype(dt, np.floating) or np.issubdtype(dt, np.integer)
+        ):
+            raise TypeError(f"{name} must hold real numbers; got dtype {dt}")
+
+
+def check_magnitude(x, name: str, dtype) -> None:
+    """Refuse inputs so large that the kernel recursion overflows ``dtype``.
+
+    The recursion multiplies two squared norms (``|x|^2 |x'|^2 / d^2``), so entries
+    above about the fourth root of the largest float, with a margin of 100, would give
+    inf/NaN: 1e75 in float64, 1e7 in float32. Tracers are not checked.
+    """
+    if is_traced(x):
+        return
+    limit = float(np.finfo(np.dtype(dtype)).max) ** 0.25 / 100.0
+    arr = np.asarray(x)
+    biggest = float(np.max(np.abs(arr))) if arr.size else 0.0
+    if biggest > limit:
+        raise ValueError(
+            f"{name} has entries of magnitude up to {biggest:.3g}; above {limit:.3g} "
+            f"the kernel overflows {np.dtype(dtype)} (it multiplies squared norms): "
+            f"rescale {name}"
+        )
+
+
+#: Relative tolerance of :func:`check_symmetric`: entries of ``K - K^T`` up to this
+#: times ``max |K|`` are accepted (float32 kernels, such as empirical NTKs, pass).
+SYMMETRY_RTOL = 1e-5
+
+
+def check_symmetric(k, name: str, *, check_finite: bool = True) -> np.ndarray:
+    """Check a kernel matrix: square, finite (unless ``check_finite=False``), symmetric.
+
+    Returns it as a float64 NumPy array. ``eigh`` reads only one triangle, so a NaN or
+    an asymmetry in the other would otherwise pass silently.
+    """
+    arr = np.asarray(k, dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[0] != arr.shape[1]:
+        raise ValueError(f"{name} must be square (n, n); got {arr.shape}")
+    if check_finite and not np.all(np.isfinite(arr)):
+        raise ValueError(
+            f"{name} must be finite; it contains NaN or inf (check_finite=False skips "
+            "this check)"
+        )
+    scale = float(np.max(np.abs(arr))) if arr.size else 0.0
+    with np.errstate(invalid="ignore"):
+        gap = float(np.max(np.abs(arr - arr.T))) if arr.size else 0.0
+    if gap > SYMMETRY_RTOL * scale:
+        raise ValueError(
+            f"{name} must be symmetric: max |K - K^T| = {gap:.3g} is above "
+            f"{SYMMETRY_RTOL:g} * max |K| = {SYMMETRY_RTOL * scale:.3g}"
+        )
+    return arr

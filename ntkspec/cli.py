@@ -3,14 +3,19 @@
 Subcommands: ``report`` (the main job), ``spectrum``, ``regress``, ``validate`` and
 ``profiles``; ``ntkspec COMMAND --help`` explains each with examples. Usage errors (a
 bad option, an unreadable input file, a request too large for this machine) print one
-line on stderr, no traceback, exit with code 2 and write nothing. Every output is
-written atomically (temp file, then rename).
+line on stderr, no traceback, exit with code 2 and write nothing: every argument and
+the writability of ``--out`` are checked before any work or folder is made. Every output
+is written atomically (temp file, then rename); ``report`` builds its folder beside the
+target and swaps it in when complete. Ctrl-C (SIGINT) and SIGTERM print one line and
+exit with 130 and 143.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
+import os
 import sys
 import textwrap
 from pathlib import Path
@@ -80,6 +85,30 @@ class _UsageError(Exception):
 
 class _Unavailable(Exception):
     pass
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that clean-up code runs."""
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """While the command runs, SIGTERM raises :class:`_Terminated` (main thread)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _handler(signum, frame):
+        raise _Terminated()
+
+    previous = signal.signal(signal.SIGTERM, _handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -372,6 +401,16 @@ def _mapping_settings(args) -> dict:
     return out
 
 
+def _check_out(args, names: tuple[str, ...] = ()) -> Path:
+    """Check --out before any work: writable, creating nothing (one-line error)."""
+    from ._io import check_writable_folder
+
+    try:
+        return check_writable_folder(args.out, names, what="--out")
+    except ValueError as err:
+        raise _UsageError(str(err)) from None
+
+
 def _library(name: str):
     """A public name of ntkspec, or a clear error when this installation lacks it."""
     import ntkspec
@@ -417,6 +456,7 @@ def _save_png_image(path: Path, image) -> None:
 def _cmd_report(args, command: str) -> int:
     from .report import run_report
 
+    _check_out(args, ("index.html", "report.json"))
     summary = run_report(
         args.out, quick=args.quick, seed=args.seed, command=command, device=args.device
     )
@@ -461,13 +501,13 @@ def _cmd_spectrum(args, command: str) -> int:
             f"{n * args.top * 8 / 2**30:.1f} GiB; ask for fewer with -k"
         )
     mapping = _mapping_from_args(args, len(shape))
+    stem = f"spectrum_{args.mapping}"
+    out = _check_out(args, (f"{stem}.json", f"{stem}.png"))
     from .kernels import ReluMLP
 
     arch = ReluMLP(args.depth)
     grid_cls, spectrum = _library("Grid"), _library("spectrum")
     grid = grid_cls(shape)
-    out = Path(args.out)
-    stem = f"spectrum_{args.mapping}"
     points = grid
     if n <= DENSE_POINTS and not getattr(mapping, "is_periodic", False):
         # Small non-periodic grids: the dense path (the points in the grid's C order)
@@ -533,6 +573,7 @@ def _load_image(path_str: str, key: str | None):
     suffix = path.suffix.lower()
     try:
         if suffix == ".npy":
+            _check_npy_header(path, path_str)
             arr = np.load(path, allow_pickle=False)
         elif suffix == ".npz":
             with np.load(path, allow_pickle=False) as z:
@@ -549,6 +590,14 @@ def _load_image(path_str: str, key: str | None):
             if not data.startswith(_IMAGE_SIGNATURES):
                 raise _UsageError(
                     f"{path_str} is not a PNG or JPEG image (nor a .npy/.npz array)"
+                )
+            size = _image_size(data)
+            if size is not None and size[0] * size[1] > MAX_POINTS:
+                raise _UsageError(
+                    f"{path_str}: the image is {size[1]} x {size[0]} "
+                    f"({size[0] * size[1]:,} pixels, read from its header), over the "
+                    f"CLI's limit of {MAX_POINTS:,}; downsample it or use the Python "
+                    "API"
                 )
             import imageio.v3 as iio
 
@@ -586,6 +635,54 @@ def _load_image(path_str: str, key: str | None):
     return arr
 
 
+def _image_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG or JPEG header, without decoding; None if unknown."""
+    if data.startswith(_IMAGE_SIGNATURES[0]):
+        # The first chunk of a PNG is IHDR: width and height, 4 bytes each, big-endian.
+        if len(data) >= 24 and data[12:16] == b"IHDR":
+            return int.from_bytes(data[16:20], "big"), int.from_bytes(
+                data[20:24], "big"
+            )
+        return None
+    try:  # JPEG: Pillow reads only the header on open
+        import io
+        import warnings
+
+        from PIL import Image
+    except ImportError:  # pragma: no cover - Pillow comes with imageio
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # DecompressionBombWarning: we judge size
+            with Image.open(io.BytesIO(data)) as im:
+                return im.size
+    except Image.DecompressionBombError:
+        return (MAX_POINTS + 1, 1)
+    except Exception:  # let the decoder report a broken file
+        return None
+
+
+def _check_npy_header(path: Path, path_str: str) -> None:
+    """Refuse a .npy whose header declares more values than the CLI takes."""
+    import numpy as np
+
+    try:
+        with open(path, "rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                shape, _, _ = np.lib.format.read_array_header_1_0(fh)
+            else:
+                shape, _, _ = np.lib.format.read_array_header_2_0(fh)
+    except Exception:  # let np.load report a broken file
+        return
+    values = math.prod(shape)
+    if values > 4 * MAX_POINTS:
+        raise _UsageError(
+            f"{path_str}: the array has shape {tuple(shape)} ({values:,} values, read "
+            f"from its header), over the CLI's limit of {MAX_POINTS:,} pixels"
+        )
+
+
 def _psnr(pred, target) -> float:
     from .data import psnr
 
@@ -615,6 +712,8 @@ def _cmd_regress(args, command: str) -> int:
     img = img[: h - h % 2, : w - w % 2]
     h, w = img.shape[:2]
     mapping = _mapping_from_args(args, 2)
+    stem = f"{Path(args.image).stem}_{args.mapping}"
+    out = _check_out(args, (f"{stem}_pred.png", f"{stem}.json"))
     from .kernels import ReluMLP
 
     arch = ReluMLP(args.depth)
@@ -642,8 +741,6 @@ def _cmd_regress(args, command: str) -> int:
         "all_non_train": _psnr(pred[~train_mask], img[~train_mask]),
         "train": _psnr(pred[train_mask], img[train_mask]),
     }
-    out = Path(args.out)
-    stem = f"{Path(args.image).stem}_{args.mapping}"
     data = {
         "description": "NTK/NNGP kernel regression of an image: trained on pixels "
         "[::2, ::2], predicted on the full grid; PSNR = -10 log10(MSE) on values in "
@@ -688,6 +785,7 @@ def _cmd_validate(args, command: str) -> int:
         raise _Unavailable(
             "ntkspec.validation is not available in this installation of ntkspec"
         ) from None
+    _check_out(args)
     written = run_validation(
         args.out, quick=args.quick, seed=args.seed, command=command, size=args.size
     )
@@ -705,6 +803,7 @@ def _cmd_validate(args, command: str) -> int:
 def _cmd_profiles(args, command: str) -> int:
     if args.depth < 1:
         raise _UsageError(f"--depth must be >= 1; got {args.depth}")
+    _check_out(args, ("ntk_profiles.png", "ntk_profiles.json"))
     from .studies.profiles import ntk_profiles
 
     ntk_profiles(args.out, depth=args.depth, seed=args.seed, command=command)
@@ -727,6 +826,7 @@ def main(argv: list[str] | None = None) -> int:
     0 on success, 1 when a capability is missing from this installation or a report
     study failed, 2 on a usage error (one line on stderr, nothing written).
     """
+    as_process = argv is None  # the console script / python -m ntkspec
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = _parser()
     args = parser.parse_args(argv)
@@ -736,11 +836,32 @@ def main(argv: list[str] | None = None) -> int:
     command = "ntkspec " + " ".join(argv)
     prog = f"ntkspec {args.command}"
     try:
-        device = getattr(args, "device", "auto")
-        from .report import device_scope
+        with _terminate_as_interrupt():
+            device = getattr(args, "device", "auto")
+            from .report import device_scope
 
-        with device_scope(device):
-            return _COMMANDS[args.command](args, command)
+            with device_scope(device):
+                return _COMMANDS[args.command](args, command)
+    except KeyboardInterrupt as err:
+        # Outputs are atomic and the report is swapped in only when complete, so an
+        # interrupted run has left the previous files as they were.
+        how = "terminated (SIGTERM)" if isinstance(err, _Terminated) else "interrupted"
+        print(f"{prog}: {how}", file=sys.stderr)
+        code = 143 if isinstance(err, _Terminated) else 130
+        if as_process:
+            # Clean-up has run (temp files and folders are gone). Skip the interpreter's
+            # teardown: with XLA's threads stopped mid-work it can crash (SIGSEGV).
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        return code
+    except OSError as err:
+        where = f" ({err.filename})" if getattr(err, "filename", None) else ""
+        print(
+            f"{prog}: error: {err.strerror or type(err).__name__}{where}",
+            file=sys.stderr,
+        )
+        return 2
     except _UsageError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2

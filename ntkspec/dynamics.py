@@ -46,13 +46,19 @@ import math
 
 import numpy as np
 
-from ._numerics import check_dense_request, x64_scope
+from ._numerics import (
+    check_dense_request,
+    check_gd_stability,
+    check_work_request,
+    x64_scope,
+)
 from ._validation import (
     check_arch,
     check_inputs,
     check_kernel,
     check_mapping,
     check_real,
+    check_symmetric,
     check_targets,
 )
 from .grid import Grid
@@ -128,6 +134,7 @@ def gradient_flow(
     f_train_0=None,
     f_test_0=None,
     discrete: bool = False,
+    check_finite: bool = True,
 ):
     r"""Linearised dynamics on precomputed kernels (neural-tangents' conventions).
 
@@ -145,13 +152,22 @@ def gradient_flow(
         f_train_0: initial train outputs (shape of ``y_train``); default 0.
         f_test_0: initial test outputs, shape (n_test,) or (n_test, c); default 0.
         discrete: gradient descent steps instead of gradient flow.
+        check_finite: refuse kernels holding NaN or inf (as scipy's ``check_finite``);
+            False skips that scan.
 
     Returns:
         ``(f_train, f_test)``: shapes (T,) + y_train.shape and (T, n_test[, c]).
+
+    Raises:
+        ValueError: ``k_train_train`` not square, not finite, or not symmetric within
+            1e-5 max|K|; bad shapes, times or rates; ``discrete`` GD at
+            ``times = inf`` with a learning rate not below 2 N_y / lambda_max.
+
+    Warns:
+        RuntimeWarning: discrete GD above the stability limit 2 N_y / lambda_max at
+            finite times (the values are returned as computed).
     """
-    K = np.asarray(k_train_train, dtype=np.float64)
-    if K.ndim != 2 or K.shape[0] != K.shape[1]:
-        raise ValueError(f"k_train_train must be square (n, n); got {K.shape}")
+    K = check_symmetric(k_train_train, "k_train_train", check_finite=check_finite)
     n = K.shape[0]
     y = check_targets(y_train, n)
     squeeze = y.ndim == 1
@@ -167,12 +183,15 @@ def gradient_flow(
             raise ValueError(
                 f"k_test_train must have shape (n_test, {n}); got {Kt.shape}"
             )
+        if check_finite and not np.all(np.isfinite(Kt)):
+            raise ValueError("k_test_train must be finite; it contains NaN or inf")
     F0 = _initial(f_train_0, (n, c), squeeze, "f_train_0")
     Ft0 = None
     if Kt is not None:
         Ft0 = _initial(f_test_0, (Kt.shape[0], c), squeeze, "f_test_0")
     A = K + float(ridge) * np.eye(n)
     lam, V = np.linalg.eigh(A)
+    check_gd_stability(float(lam[-1]), lr, Y.size, t, discrete=discrete)
     out = _evolve(
         Eigendecomposition(lam, V),
         None if Kt is None else Kt.__matmul__,
@@ -330,13 +349,20 @@ def _fft_dynamics(
 ):  # fmt: skip
     """Circulant train Gram: the eigenbasis is the DFT, exact at any size."""
     del max_bytes  # nothing dense
-    train, test_train = grid_operators(arch, mapping, g_tr, g_te, kernel=kernel)
     squeeze = y.ndim == 1
     Y = y[:, None] if squeeze else y
+    check_work_request(
+        8.0 * t.size * (2 * g_tr.size + (g_tr.size + g_te.size) * Y.shape[1]),
+        what=f"gd_dynamics at {t.size} times on {g_te!r}",
+        alternative="Ask for fewer times or use smaller grids.",
+    )
+    train, test_train = grid_operators(arch, mapping, g_tr, g_te, kernel=kernel)
     F0 = _initial(f_train_0, (g_tr.size, Y.shape[1]), squeeze, "f_train_0")
     Ft0 = _initial(f_test_0, (g_te.size, Y.shape[1]), squeeze, "f_test_0")
     eig = train.eigendecomposition()
     eig = dataclasses.replace(eig, eigenvalues=np.asarray(eig.eigenvalues) + ridge)
+    lam_max = float(np.max(eig.eigenvalues))
+    check_gd_stability(lam_max, lr, Y.size, t, discrete=discrete)
     out = _evolve(eig, test_train.matvec, Y, F0, Ft0, t, lr / Y.size, discrete)
     return _squeeze(out, squeeze)
 
@@ -488,6 +514,7 @@ def eigenmode_residuals(
     F0 = _initial(f_train_0, Y.shape, squeeze, "f_train_0")
     K = np.asarray(dense_gram(arch, mapping, x, kernel=kernel).matrix)
     lam, V = np.linalg.eigh(K + ridge * np.eye(K.shape[0]))
+    check_gd_stability(float(lam[-1]), lr, Y.size, t, discrete=discrete)
     rate = lr / Y.size
     initial = V.T @ (F0 - Y)
     decay = _decay(lam, t, rate, discrete)

@@ -16,6 +16,8 @@ import numbers
 import jax
 import numpy as np
 
+from ._numerics import check_work_request
+
 __all__ = ["Grid"]
 
 _MAX_DIM = 3
@@ -96,7 +98,18 @@ class Grid:
         return tuple(np.arange(n, dtype=np.float64) / n for n in self.shape)
 
     def points(self) -> np.ndarray:
-        """All points, shape (N, d), float64, in C order of the multi-index."""
+        """All points, shape (N, d), float64, in C order of the multi-index.
+
+        Raises:
+            ValueError: the points (and the mesh they are built from) would not fit in
+                this machine's memory (see ``NTKSPEC_MAX_WORK_BYTES``).
+        """
+        check_work_request(
+            2.0 * self.size * self.dim * 8,
+            what=f"{self!r}.points() ({self.size:,} points)",
+            alternative="Use the structured paths (pass the Grid itself) or fewer "
+            "points.",
+        )
         mesh = np.meshgrid(*self.axes(), indexing="ij")
         return np.stack([m.reshape(-1) for m in mesh], axis=1)
 

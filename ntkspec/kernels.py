@@ -40,6 +40,11 @@ cancels near :math:`\theta = 0`, so the NTK's :math:`\kappa_0` term, whose slope
 on the diagonal and at duplicate or collinear pairs. The first layer's :math:`w` comes
 from one matrix product; pairs whose :math:`w` is below ``1e-6`` are recomputed from the
 feature difference :math:`|x - x'|^2` (stable), and the diagonal of a self-kernel is 0.
+Angle :math:`\pi` is treated the same way: pairs with :math:`w > 2 - 10^{-6}` are
+recomputed from the sum of the unit vectors, which gives :math:`2 - w = 1 + \cos\theta`
+to round-off relative to itself, and the first ReLU takes its angle from it (after it
+the correlation is :math:`\ge 0`). On the Chebyshev path the diagonal is the exact
+recursion at angle 0, the value the duplicate pairs get, bit for bit.
 A pair whose variances are 0 gets :math:`\theta = \pi/2`, neural-tangents' convention.
 
 For inputs of equal norm (every Fourier mapping), the whole kernel is one scalar
@@ -79,6 +84,8 @@ from ._numerics import check_dense_request, resolve_dtype, x64_scope
 from ._validation import (
     as_points,
     check_arch,
+    check_hyperparameter,
+    check_magnitude,
     check_positive_int,
     check_real,
     is_traced,
@@ -149,15 +156,10 @@ class ReluMLP:
                 f"parameterization must be 'ntk' or 'standard'; "
                 f"got {self.parameterization!r}"
             )
-        if _is_number(self.W_std):
-            check_real(self.W_std, "W_std", low=0.0, low_inclusive=False)
-        elif isinstance(self.W_std, bool | str):
-            raise TypeError(f"W_std must be a positive real number; got {self.W_std!r}")
-        if self.b_std is not None:
-            if _is_number(self.b_std):
-                check_real(self.b_std, "b_std", low=0.0)
-            elif isinstance(self.b_std, bool | str):
-                raise TypeError(f"b_std must be >= 0 or None; got {self.b_std!r}")
+        check_hyperparameter(self.W_std, "W_std", low=0.0, low_inclusive=False)
+        check_hyperparameter(
+            self.b_std, "b_std", low=0.0, low_inclusive=True, allow_none=True
+        )
         if self.width is not None:
             check_positive_int(self.width, "width")
         if (
@@ -198,10 +200,23 @@ def _interior(w):
     return (w > _W_TINY) & (w < 2.0 - _W_TINY)
 
 
+def _pi_minus_angle(s):
+    """Pi - theta = 2 arcsin(sqrt(s / 2)) from s = 1 + cos(theta), stable near pi."""
+    return 2.0 * jnp.arcsin(jnp.sqrt(jnp.clip(s, 0.0, 2.0) / 2.0))
+
+
 @jax.custom_jvp
 def _angle_from_w(w):
-    """Theta = arccos(1 - w) = 2 arcsin(sqrt(w / 2)), stable near 0; w in [0, 2]."""
-    return 2.0 * jnp.arcsin(jnp.sqrt(jnp.clip(w, 0.0, 2.0) / 2.0))
+    """Theta = arccos(1 - w), stable at both ends; w in [0, 2].
+
+    ``2 arcsin(sqrt(w / 2))`` on the lower half, ``pi - 2 arcsin(sqrt((2 - w) / 2))``
+    on the upper half (``2 - w`` is exact there): arcsin is never evaluated near 1,
+    where it would turn a rounding error into its square root.
+    """
+    wc = jnp.clip(w, 0.0, 2.0)
+    lower = 2.0 * jnp.arcsin(jnp.sqrt(jnp.minimum(wc, 1.0) / 2.0))
+    upper = jnp.pi - _pi_minus_angle(2.0 - jnp.maximum(wc, 1.0))
+    return jnp.where(wc <= 1.0, lower, upper)
 
 
 @_angle_from_w.defjvp
@@ -255,7 +270,24 @@ def _dense_w(a1, a2, c, w_prev):
     return jnp.where(zero, 1.0, jnp.clip(num / jnp.where(zero, 1.0, r), 0.0, 2.0))
 
 
-def _recursion(arch: ReluMLP, q1, q2, w_in, d: int, need_ntk: bool = True):
+def _dense_s(a1, a2, c, s_prev):
+    """1 + correlation after a Dense layer, from 1 + correlation before it (near pi).
+
+    ``2 - w_dense`` written without cancelling: with R, sa, d as in :func:`_dense_w`,
+    ``(2c(a1 + a2 + c)/(R + sa) - c d^2/(R + sa + c) + sa s_prev) / R``.
+    """
+    sa = _safe_sqrt(a1 * a2)
+    r2 = (a1 + c) * (a2 + c)
+    r = _safe_sqrt(r2)
+    dd = _safe_sqrt(a1) - _safe_sqrt(a2)
+    t1 = 2.0 * c * (a1 + a2 + c) / jnp.where(r + sa > 0, r + sa, 1.0)
+    t2 = c * dd * dd / jnp.where(r + sa + c > 0, r + sa + c, 1.0)
+    num = t1 - t2 + sa * s_prev
+    zero = r2 <= 0
+    return jnp.where(zero, 1.0, jnp.clip(num / jnp.where(zero, 1.0, r), 0.0, 2.0))
+
+
+def _recursion(arch: ReluMLP, q1, q2, w_in, d: int, need_ntk: bool = True, s_in=None):
     """Run the layer recursion elementwise.
 
     Args:
@@ -265,6 +297,8 @@ def _recursion(arch: ReluMLP, q1, q2, w_in, d: int, need_ntk: bool = True):
         w_in: 1 - cos(angle between inputs), in [0, 2].
         d: input width (used by the "standard" NTK).
         need_ntk: skip the NTK when only the NNGP is wanted.
+        s_in: optional ``2 - w_in`` accurate to round-off relative to itself (pairs
+            near angle pi); the first layer then takes its angle from it.
 
     Returns:
         (nngp, ntk) broadcast to ``w_in``'s shape (ntk is None if not needed).
@@ -279,16 +313,26 @@ def _recursion(arch: ReluMLP, q1, q2, w_in, d: int, need_ntk: bool = True):
     a1, a2 = sw2 * q1, sw2 * q2
     v1, v2 = a1 + sb2, a2 + sb2
     w = _dense_w(a1, a2, sb2, w_in)
+    s = None if s_in is None else _dense_s(a1, a2, sb2, s_in)
     nngp = sw2 * k_in + sb2
     if need_ntk:
         ntk = d * k_in + bias_term if standard else nngp
     else:
         ntk = None
-    for _ in range(arch.depth - 1):
+    for layer in range(arch.depth - 1):
         # ReLU
         theta = _angle_from_w(w)
         cos_t = 1.0 - w
         sin_t = _sin_from_w(w)
+        pi_minus = jnp.pi - theta
+        if s is not None and layer == 0:
+            # Near angle pi the angle comes from s = 1 + cos(theta) (after the first
+            # ReLU the correlation is >= 0, far from -1, so later layers need no s).
+            upper = w > 1.0
+            pi_minus = jnp.where(upper, _pi_minus_angle(s), pi_minus)
+            theta = jnp.where(upper, jnp.pi - pi_minus, theta)
+            cos_t = jnp.where(upper, s - 1.0, cos_t)
+            sin_t = jnp.where(upper, _safe_sqrt(jnp.clip(w, 0.0, 2.0) * s), sin_t)
         w_relu = jnp.clip(w - _sin_minus_theta_cos(theta, sin_t, cos_t) / jnp.pi, 0, 2)
         v1, v2 = v1 / 2.0, v2 / 2.0
         k_relu = _safe_sqrt(v1 * v2) * (1.0 - w_relu)
@@ -298,7 +342,7 @@ def _recursion(arch: ReluMLP, q1, q2, w_in, d: int, need_ntk: bool = True):
         v1, v2 = a1 + sb2, a2 + sb2
         nngp = sw2 * k_relu + sb2
         if need_ntk:
-            ntk_relu = ntk * (jnp.pi - theta) / (2.0 * jnp.pi)
+            ntk_relu = ntk * pi_minus / (2.0 * jnp.pi)
             if standard:
                 ntk = arch.width * k_relu + sw2 * ntk_relu + bias_term
             else:
@@ -503,7 +547,7 @@ def _first_layer_w(x1, x2, q1, q2, d, self_block_offset):
     # angle 0 as far as this data can tell. Snapping keeps traced evaluations (jit/grad,
     # where the exact near-pair pass cannot run) and their gradients well defined there.
     snap = 64.0 * jnp.finfo(w.dtype).eps * max(1.0, math.sqrt(d))
-    w = jnp.where(w < snap, 0.0, jnp.minimum(w, 2.0))
+    w = jnp.where(w < snap, 0.0, jnp.where(w > 2.0 - snap, 2.0, w))
     if self_block_offset is not None:
         rows = jnp.arange(x1.shape[0])[:, None] + self_block_offset
         cols = jnp.arange(x2.shape[0])[None, :]
@@ -513,13 +557,33 @@ def _first_layer_w(x1, x2, q1, q2, d, self_block_offset):
 
 @functools.partial(jax.jit, static_argnames=("get", "self_kernel", "fit"))
 def _block(arch, x1, x2, offset, get, self_kernel, fit, coefs):
-    """One row block of the Gram, and how many pairs need the exact near-pair path."""
+    """:func:`_block_q` with the variances computed from the blocks themselves."""
     d = x1.shape[1]
     q1 = jnp.sum(x1 * x1, axis=1) / d
     q2 = jnp.sum(x2 * x2, axis=1) / d
+    return _block_q(arch, x1, x2, q1, q2, offset, get, self_kernel, fit, coefs)
+
+
+@functools.partial(jax.jit, static_argnames=("get", "self_kernel", "fit"))
+def _block_q(arch, x1, x2, q1, q2, offset, get, self_kernel, fit, coefs):
+    """One row block of the Gram, and how many pairs need the exact near-pair path.
+
+    ``q1``, ``q2`` are the variances ``|x|^2 / d`` of the rows, computed once for all
+    points (:func:`_variances`), so every path sees the same values.
+    """
+    d = x1.shape[1]
     w = _first_layer_w(x1, x2, q1, q2, d, offset if self_kernel else None)
     if fit:
         out = _eval_chebyshev(coefs[0], coefs[1], w)
+        if self_kernel:
+            # The diagonal takes the exact recursion at angle 0, as the duplicate pairs
+            # of the near-pair path do, so that both agree bit for bit.
+            diag_n, diag_t = _recursion(
+                arch, q1, q1, jnp.zeros_like(q1), d, get == "ntk"
+            )
+            diag = diag_t if get == "ntk" else diag_n
+            rows = jnp.arange(w.shape[0])[:, None] + offset
+            out = jnp.where(rows == jnp.arange(w.shape[1])[None, :], diag[:, None], out)
     else:
         nngp_, ntk_ = _recursion(arch, q1[:, None], q2[None, :], w, d, get == "ntk")
         out = ntk_ if get == "ntk" else nngp_
@@ -527,7 +591,8 @@ def _block(arch, x1, x2, offset, get, self_kernel, fit, coefs):
 
 
 def _near_mask(w, offset, self_kernel):
-    near = w < _NEAR_W
+    # Near angle 0 or near angle pi: both ends of arccos need the exact pair path.
+    near = (w < _NEAR_W) | (w > 2.0 - _NEAR_W)
     if self_kernel:
         rows = jnp.arange(w.shape[0])[:, None] + offset
         near = near & (rows != jnp.arange(w.shape[1])[None, :])
@@ -543,26 +608,42 @@ def _block_near(x1, x2, offset, self_kernel):
     return _near_mask(w, offset, self_kernel)
 
 
+@jax.jit
+def _variances(x):
+    """Variances |x|^2 / d of all rows in one reduction (its order varies by shape)."""
+    return jnp.sum(x * x, axis=1) / x.shape[1]
+
+
 @functools.partial(jax.jit, static_argnames=("get",))
 def _exact_pairs(arch, x1, x2, rows, cols, get):
-    """Kernel at selected pairs, w from the unit-vector difference (no cancellation).
+    """:func:`_exact_pairs_q` with the variances computed here."""
+    return _exact_pairs_q(arch, x1, x2, _variances(x1), _variances(x2), rows, cols, get)
+
+
+@functools.partial(jax.jit, static_argnames=("get",))
+def _exact_pairs_q(arch, x1, x2, q1, q2, rows, cols, get):
+    """Kernel at selected pairs, w from unit-vector differences (no cancellation).
 
     ``1 - cos(angle) = |a/|a| - b/|b||^2 / 2`` is accurate to round-off relative to
-    ``w``
-    itself, for duplicates and collinear pairs alike (where it is ~1e-32, not ~1e-16).
+    ``w`` itself, for duplicates and collinear pairs alike (where it is ~1e-32, not
+    ~1e-16); near angle pi ``1 + cos(angle) = |a/|a| + b/|b||^2 / 2`` is, and the
+    recursion takes the first angle from it. The variances are computed as in
+    :func:`_block`, so a duplicate pair equals the diagonal bit for bit.
     """
     a, b = x1[rows], x2[cols]
     d = a.shape[1]
+    qa, qb = q1[rows], q2[cols]
     na = jnp.sqrt(jnp.sum(a * a, axis=1, keepdims=True))
     nb = jnp.sqrt(jnp.sum(b * b, axis=1, keepdims=True))
     pos = (na > 0) & (nb > 0)
     ua = a / jnp.where(pos, na, 1.0)
     ub = b / jnp.where(pos, nb, 1.0)
-    w = jnp.where(pos[:, 0], 0.5 * jnp.sum((ua - ub) ** 2, axis=1), 1.0)
-    w = jnp.clip(w, 0.0, 2.0)
-    nngp_, ntk_ = _recursion(
-        arch, na[:, 0] ** 2 / d, nb[:, 0] ** 2 / d, w, d, get == "ntk"
-    )
+    w_minus = 0.5 * jnp.sum((ua - ub) ** 2, axis=1)
+    s_plus = jnp.clip(0.5 * jnp.sum((ua + ub) ** 2, axis=1), 0.0, 2.0)
+    w = jnp.where(w_minus <= 1.0, w_minus, 2.0 - s_plus)
+    w = jnp.clip(jnp.where(pos[:, 0], w, 1.0), 0.0, 2.0)
+    s_in = jnp.where(pos[:, 0], jnp.where(w_minus <= 1.0, 2.0 - w, s_plus), 1.0)
+    nngp_, ntk_ = _recursion(arch, qa, qb, w, d, get == "ntk", s_in=s_in)
     return ntk_ if get == "ntk" else nngp_
 
 
@@ -570,7 +651,7 @@ def _exact_pairs(arch, x1, x2, rows, cols, get):
 _SYM_TILE = 512
 
 
-def _symmetric_gram(arch, x, get, fit, coefs, progress):
+def _symmetric_gram(arch, x, q, get, fit, coefs, progress):
     """Self-Gram from the tiles on and above the diagonal, mirrored (half the work).
 
     Every tile has the same (padded) shape, so one compiled function serves them all;
@@ -581,6 +662,7 @@ def _symmetric_gram(arch, x, get, fit, coefs, progress):
     starts = list(range(0, n, t))
     pad = len(starts) * t - n
     xp = jnp.concatenate([x, jnp.broadcast_to(x[-1:], (pad, d))]) if pad else x
+    qp = jnp.concatenate([q, jnp.broadcast_to(q[-1:], (pad,))]) if pad else q
     out = np.empty((n, n), dtype=np.dtype(x.dtype))
     bar = None
     if progress is None or progress:
@@ -597,7 +679,8 @@ def _symmetric_gram(arch, x, get, fit, coefs, progress):
             c1 = min(c0 + t, n)
             diagonal = c0 == r0
             xc = xp[c0 : c0 + t]
-            tile, n_near = _block(arch, xr, xc, 0, get, diagonal, fit, coefs)
+            qr, qc = qp[r0 : r0 + t], qp[c0 : c0 + t]
+            tile, n_near = _block_q(arch, xr, xc, qr, qc, 0, get, diagonal, fit, coefs)
             tile = np.asarray(tile)[: r1 - r0, : c1 - c0]
             if int(n_near) > 0:
                 near = np.asarray(_block_near(xr, xc, 0, diagonal))
@@ -605,7 +688,7 @@ def _symmetric_gram(arch, x, get, fit, coefs, progress):
                 if rows.size:
                     tile = np.array(tile)
                     tile[rows, cols] = np.asarray(
-                        _exact_pairs(arch, x, x, rows + r0, cols + c0, get)
+                        _exact_pairs_q(arch, x, x, q, q, rows + r0, cols + c0, get)
                     )
             out[r0:r1, c0:c1] = tile
             if not diagonal:
@@ -628,6 +711,9 @@ def _kernel(arch, x1, x2, get, dtype, max_bytes, block_rows, progress):
             f"x1 and x2 must have the same number of columns; got {x1.shape[1]} and "
             f"{x2.shape[1]}"
         )
+    check_magnitude(x1, "x1", dtype)
+    if not self_kernel:
+        check_magnitude(x2, "x2", dtype)
     n1, n2 = x1.shape[0], x2.shape[0]
     check_dense_request(
         (n1, n2),
@@ -650,6 +736,8 @@ def _kernel(arch, x1, x2, get, dtype, max_bytes, block_rows, progress):
     with x64_scope(dtype):
         x1j = jnp.asarray(x1, dtype=dtype)
         x2j = x1j if self_kernel else jnp.asarray(x2, dtype=dtype)
+        q1j = _variances(x1j)
+        q2j = q1j if self_kernel else _variances(x2j)
         d = x1.shape[1]
         fit = None
         if not traced:
@@ -671,8 +759,8 @@ def _kernel(arch, x1, x2, get, dtype, max_bytes, block_rows, progress):
             else (jnp.zeros(1, dtype), jnp.zeros(1, dtype))
         )
         if self_kernel and not traced and user_block_rows is None and n1 > _SYM_TILE:
-            out = _symmetric_gram(arch, x1j, get, fit is not None, coefs, progress)
-            return jnp.asarray(out)
+            out = _symmetric_gram(arch, x1j, q1j, get, fit is not None, coefs, progress)
+            return _check_output(jnp.asarray(out), get, dtype)
         starts = list(range(0, n1, block_rows))
         bar = None
         if progress is None:
@@ -693,21 +781,38 @@ def _kernel(arch, x1, x2, get, dtype, max_bytes, block_rows, progress):
                 xb = jnp.concatenate(
                     [xb, jnp.broadcast_to(xb[-1:], (block_rows - (stop - start), d))]
                 )
-            out, n_near = _block(
-                arch, xb, x2j, start, get, self_kernel, fit is not None, coefs
+            qb = q1j[start:stop]
+            if qb.shape[0] < xb.shape[0]:
+                qb = jnp.concatenate(
+                    [qb, jnp.broadcast_to(qb[-1:], (xb.shape[0] - qb.shape[0],))]
+                )
+            out, n_near = _block_q(
+                arch, xb, x2j, qb, q2j, start, get, self_kernel, fit is not None, coefs
             )
             out = out[: stop - start]
             if not traced and int(n_near) > 0:
                 near = np.asarray(_block_near(xb, x2j, start, self_kernel))
                 rows, cols = np.nonzero(near[: stop - start])
-                vals = _exact_pairs(arch, x1j, x2j, rows + start, cols, get)
+                vals = _exact_pairs_q(arch, x1j, x2j, q1j, q2j, rows + start, cols, get)
                 out = out.at[rows, cols].set(vals)
             blocks.append(out)
             if bar is not None:
                 bar.update(stop - start)
         if bar is not None:
             bar.close()
-        return blocks[0] if len(blocks) == 1 else jnp.concatenate(blocks, axis=0)
+        out = blocks[0] if len(blocks) == 1 else jnp.concatenate(blocks, axis=0)
+        return out if traced else _check_output(out, get, dtype)
+
+
+def _check_output(out, get, dtype):
+    """Refuse a Gram holding inf/NaN: an overflow, since the inputs are finite."""
+    if not bool(jnp.all(jnp.isfinite(out))):
+        raise ValueError(
+            f"the {get.upper()} overflowed {np.dtype(dtype)} (inf/NaN entries): the "
+            "inputs or the architecture's W_std/b_std/depth are too large for this "
+            "dtype; rescale them"
+        )
+    return out
 
 
 def nngp(
@@ -760,9 +865,9 @@ def ntk(
 
     Example:
         >>> import numpy as np, ntkspec
-        >>> x = ntkspec.mappings.basic(1)(np.array([[0.0], [0.5]]))
+        >>> x = ntkspec.mappings.basic(1)(np.array([[0.0], [0.25]]))
         >>> ntkspec.ntk(ntkspec.ReluMLP(2), x).round(6).tolist()
-        [[2.0, 0.0], [0.0, 2.0]]
+        [[2.0, 0.31831], [0.31831, 2.0]]
     """
     return _kernel(arch, x1, x2, "ntk", dtype, max_bytes, block_rows, progress)
 

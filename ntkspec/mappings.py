@@ -43,7 +43,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._numerics import x64_scope
-from ._validation import as_points, check_positive_int, check_real, is_traced
+from ._validation import (
+    as_points,
+    check_positive_int,
+    check_real,
+    check_real_array,
+    is_traced,
+)
 
 __all__ = [
     "FourierMapping",
@@ -86,13 +92,20 @@ class FourierMapping:
     def __post_init__(self):
         B, a = self.B, self.a
         if isinstance(B, list | tuple):
-            B = np.asarray(B, dtype=np.float64)
-            object.__setattr__(self, "B", B)
+            B = np.asarray(B)
         if isinstance(a, list | tuple):
-            a = np.asarray(a, dtype=np.float64)
-            object.__setattr__(self, "a", a)
+            a = np.asarray(a)
         if not hasattr(B, "shape") or not hasattr(a, "shape"):
             return  # pytree unflattening with placeholders
+        # Complex frequencies or amplitudes would be cast to real (a ComplexWarning).
+        check_real_array(B, "B")
+        check_real_array(a, "a")
+        if isinstance(self.B, list | tuple):
+            B = B.astype(np.float64)
+            object.__setattr__(self, "B", B)
+        if isinstance(self.a, list | tuple):
+            a = a.astype(np.float64)
+            object.__setattr__(self, "a", a)
         if B.ndim != 2 or B.shape[0] < 1 or B.shape[1] < 1:
             raise ValueError(f"B must have shape (m, d) with m, d >= 1; got {B.shape}")
         if a.shape != (B.shape[0],):
@@ -297,6 +310,11 @@ def gaussian(key_or_seed, dim: int, num_freqs: int, sigma: float) -> FourierMapp
     num_freqs = check_positive_int(num_freqs, "num_freqs")
     check_real(sigma, "sigma", low=0.0, low_inclusive=False)
     if isinstance(key_or_seed, numbers.Integral) and not isinstance(key_or_seed, bool):
+        if not -(2**63) <= int(key_or_seed) < 2**63:
+            raise ValueError(
+                "key_or_seed must be an int seed in [-2**63, 2**63) (a 64-bit seed); "
+                f"got {key_or_seed}"
+            )
         key = jax.random.PRNGKey(int(key_or_seed))
     elif isinstance(key_or_seed, jax.Array):
         key = key_or_seed
@@ -306,7 +324,14 @@ def gaussian(key_or_seed, dim: int, num_freqs: int, sigma: float) -> FourierMapp
         )
     with x64_scope(np.float64):
         z = np.asarray(jax.random.normal(key, (num_freqs, dim), dtype=jnp.float64))
-    return FourierMapping(float(sigma) * z, np.ones(num_freqs))
+    with np.errstate(over="ignore"):
+        B = float(sigma) * z
+    if not np.all(np.isfinite(B)):
+        raise ValueError(
+            f"sigma = {float(sigma):g} is too large: sigma times the N(0, 1) draws "
+            "overflows float64"
+        )
+    return FourierMapping(B, np.ones(num_freqs))
 
 
 def power_law(num_freqs: int, p: float, *, normalize: bool = False) -> FourierMapping:

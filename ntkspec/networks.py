@@ -65,6 +65,7 @@ import dataclasses
 import functools
 import math
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -180,6 +181,24 @@ class _Spec:
     a: np.ndarray | None  # (m,) amplitudes
     offset: float  # raw-coordinate shift (IdentityMapping)
     mapping: object = None  # the FourierMapping / IdentityMapping itself
+    follow_inputs: bool = False  # mlp(dtype=None): compute in the inputs' dtype
+    _variants: dict = dataclasses.field(default_factory=dict, repr=False)
+
+    def resolve(self, v) -> _Spec:
+        """The spec to compute ``v`` with: itself, or its variant in v's dtype.
+
+        Variants are memoised, so each is one object (a stable jit cache key).
+        """
+        if not self.follow_inputs:
+            return self
+        dt = _input_dtype(v)
+        if dt == self.dtype:
+            return self
+        if dt not in self._variants:
+            self._variants[dt] = dataclasses.replace(
+                self, dtype=dt, follow_inputs=False, _variants={}
+            )
+        return self._variants[dt]
 
     def check_points(self, v, name: str = "v"):
         if isinstance(v, list | tuple):
@@ -253,8 +272,9 @@ class _Apply:
                     f"v must have shape (n, {spec.input_dim}) to match the mapping's "
                     f"input dimension; got shape {tuple(v.shape)}"
                 )
-            return spec.forward(params, v)
-        spec.check_points(v)
+            return spec.resolve(v).forward(params, v)
+        v = spec.check_points(v)
+        spec = spec.resolve(v)
         with x64_scope(spec.dtype):
             params = jax.tree_util.tree_map(
                 lambda a: jnp.asarray(a, spec.dtype), params
@@ -295,7 +315,7 @@ def mlp(
     out_dim: int = 1,
     output: str | None = None,
     initialization: str = "arch",
-    dtype=np.float32,
+    dtype=None,
 ) -> Network:
     r"""A finite ReLU MLP of hidden width ``width`` over a fixed input mapping.
 
@@ -319,8 +339,12 @@ def mlp(
             :math:`\mathcal N(0, 0.01^2)`,
             :math:`z = hW + b`; ``arch.W_std``, ``b_std`` and ``parameterization`` are
             then unused).
-        dtype: parameter and compute dtype, float32 (default) or float64 (``init`` and
-            the library's functions then run in a scoped x64 context).
+        dtype: None (default): follow the inputs, as JAX sees them: ``apply``,
+            :func:`empirical_ntk` and :func:`train` compute in float64 when given
+            float64 inputs while JAX's x64 mode is on in the caller (``with
+            jax.enable_x64(True):`` or the global flag), else in float32; ``init``
+            makes float32 parameters. float32 or float64 fix the parameter and compute
+            dtype whatever the inputs (float64 runs in a scoped x64 context).
 
     Returns:
         ``Network(init, apply)``: ``init(key)`` gives a list of ``{"W": (n_in, n_out),
@@ -357,7 +381,8 @@ def mlp(
     for name in ("W_std", "b_std"):
         if is_traced(getattr(arch, name)):
             raise TypeError(f"arch.{name} must be a concrete number for a network")
-    dtype = resolve_dtype(dtype)
+    follow = dtype is None
+    dtype = np.dtype(np.float32) if follow else resolve_dtype(dtype)
     input_dim, n0, B, a, offset = _mapping_arrays(mapping)
     layers = _Layers(
         widths=(n0,) + (width,) * (arch.depth - 1) + (out_dim,),
@@ -375,8 +400,16 @@ def mlp(
         a=a,
         offset=offset,
         mapping=mapping,
+        follow_inputs=follow,
     )
     return Network(_Init(spec), _Apply(spec))
+
+
+def _input_dtype(v) -> np.dtype:
+    """float64 for float64 inputs when JAX's x64 is on in the caller, else float32."""
+    dt = np.dtype(getattr(v, "dtype", np.float64))
+    x64 = jax.dtypes.canonicalize_dtype(np.float64) == np.dtype(np.float64)
+    return np.dtype(np.float64 if dt == np.float64 and x64 else np.float32)
 
 
 def _spec_of(net) -> _Spec | None:
@@ -495,7 +528,8 @@ def empirical_ntk(
         max_batch_bytes: memory bound for one block's Jacobian (default 256 MiB).
 
     Returns:
-        ``jax.Array`` of shape (n1, n2) in the parameters' dtype.
+        ``jax.Array`` of shape (n1, n2) in the network's dtype (for :func:`mlp` with
+        ``dtype=None``, the inputs' dtype as JAX sees it), else the parameters'.
 
     Raises:
         ValueError: bad shapes, an output index out of range, an unknown implementation.
@@ -515,6 +549,7 @@ def empirical_ntk(
     if spec is not None:
         v1 = spec.check_points(v1, "v1")
         v2 = v1 if v2 is None else spec.check_points(v2, "v2")
+        spec = spec.resolve(v1)
         out_dim = spec.layers.widths[-1]
     else:
         v1 = as_points(v1, "v1")
@@ -603,21 +638,47 @@ class TrainHistory:
         outputs: name -> (T, n, out_dim) network outputs at those steps, or None when
             ``record_outputs`` was False.
         step_losses: (steps,) training loss before each update.
-        seconds: wall time of the whole run (compilation included).
-        compile_seconds: wall time of the first chunk (compilation plus its steps).
-        chunk_seconds: (number of chunks,) wall time of each chunk of steps, evaluation
-            excluded (the first includes compilation unless it was cached).
         device: the device the run used, e.g. ``"cpu"`` or ``"gpu"``.
+        stats: wall-clock timings, in seconds: ``"seconds"`` (the whole run,
+            compilation included), ``"compile_seconds"`` (the first chunk: compilation
+            plus its steps) and ``"chunk_seconds"`` ((number of chunks,) array, each
+            chunk of steps, evaluation excluded; the first includes compilation unless
+            it was cached).
+
+    The attributes ``seconds``, ``compile_seconds`` and ``chunk_seconds`` are
+    deprecated aliases of the ``stats`` entries (a ``DeprecationWarning``; to be
+    removed in the next minor release).
     """
 
     steps: np.ndarray
     losses: dict
     outputs: dict | None
     step_losses: np.ndarray
-    seconds: float
-    compile_seconds: float
-    chunk_seconds: np.ndarray
     device: str
+    stats: dict
+
+    def _deprecated_stat(self, name: str):
+        warnings.warn(
+            f"TrainHistory.{name} is deprecated; use TrainHistory.stats[{name!r}]",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return self.stats[name]
+
+    @property
+    def seconds(self) -> float:
+        """Deprecated alias of ``stats["seconds"]``."""
+        return self._deprecated_stat("seconds")
+
+    @property
+    def compile_seconds(self) -> float:
+        """Deprecated alias of ``stats["compile_seconds"]``."""
+        return self._deprecated_stat("compile_seconds")
+
+    @property
+    def chunk_seconds(self) -> np.ndarray:
+        """Deprecated alias of ``stats["chunk_seconds"]``."""
+        return self._deprecated_stat("chunk_seconds")
 
 
 class TrainResult(NamedTuple):
@@ -827,6 +888,8 @@ def train(
                 f"{spec.layers.widths[-1]}"
             )
         checked[name] = (v, y)
+    if spec is not None:
+        spec = spec.resolve(checked["train"][0])
     dtype = _compute_dtype(spec, params)
     forward = spec.layers if spec is not None else _CoordinateForward(net.apply)
     device = jax.devices()[0].platform
@@ -894,9 +957,31 @@ def train(
         if rec_out is None
         else {k: np.stack(v) for k, v in rec_out.items()},
         step_losses=np.concatenate(step_losses),
-        seconds=time.perf_counter() - t0,
-        compile_seconds=compile_seconds,
-        chunk_seconds=np.asarray(chunk_seconds),
         device=device,
+        stats={
+            "seconds": time.perf_counter() - t0,
+            "compile_seconds": compile_seconds,
+            "chunk_seconds": np.asarray(chunk_seconds),
+        },
     )
+    _warn_non_finite(history.step_losses, history.losses["train"][-1], steps, opt)
     return TrainResult(params, opt_state, history)
+
+
+def _warn_non_finite(step_losses: np.ndarray, final: float, steps: int, opt) -> None:
+    """Warn when training reached a non-finite loss, naming the first such step."""
+    bad = np.flatnonzero(~np.isfinite(step_losses))
+    if bad.size:
+        step = int(bad[0])  # the loss before update `step`, i.e. after `step` updates
+    elif not math.isfinite(final):
+        step = steps
+    else:
+        return
+    warnings.warn(
+        f"training diverged: the loss is not finite after step {step} of {steps}"
+        "; the learning rate is probably above the stability limit "
+        "(for plain gradient descent 2 N_y / lambda_max of the empirical NTK, "
+        "N_y = y.size); the parameters are returned as computed",
+        RuntimeWarning,
+        stacklevel=3,
+    )

@@ -74,7 +74,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._numerics import resolve_dtype, x64_scope
+from ._numerics import check_grid_work, resolve_dtype, x64_scope
 from ._validation import (
     as_points,
     check_arch,
@@ -264,6 +264,7 @@ def kernel_on_offsets(
     if not isinstance(embed, bool):
         raise TypeError(f"embed must be True or False; got {embed!r}")
     dtype = resolve_dtype(dtype)
+    check_grid_work(grid.shape, embed=embed, what=f"The FFT/Toeplitz work on {grid!r}")
     if not embed and not mapping.is_periodic:
         raise ValueError(
             "embed=False needs a periodic mapping (all frequencies integer), whose "

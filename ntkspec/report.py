@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from ._io import atomic_write, write_json
+from ._io import atomic_write, check_writable_folder, write_json
 
 __all__ = [
     "Study",
@@ -1079,12 +1079,124 @@ def run_report(
         (every number the page shows, with its source JSON and pointer), ``page`` and
         ``provenance``.
 
+    The report is built in a hidden temporary folder beside ``out`` and swapped in at
+    the end, so an interrupted run (an exception, Ctrl-C, SIGTERM handled by the CLI)
+    leaves ``out`` as it was and removes the temporary folder.
+
     Raises:
-        ValueError: an unknown device or one JAX does not see.
+        ValueError: an unknown device or one JAX does not see; an ``out`` that cannot
+            be written (checked before any work).
     """
+    final = check_writable_folder(out, ("index.html", "report.json"), what="out")
+    if device not in ("cpu", "gpu", "auto"):
+        raise ValueError(f"device must be 'cpu', 'gpu' or 'auto'; got {device!r}")
+    with _staging(final) as staging:
+        summary = _build_report(
+            staging,
+            quick=quick,
+            seed=seed,
+            command=command,
+            device=device,
+            studies=studies,
+            progress=progress,
+        )
+        _swap_in(staging, final)
+    return summary
+
+
+def _nearest_existing(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+@contextlib.contextmanager
+def _staging(final: Path) -> Iterator[Path]:
+    """A temporary folder beside ``final`` (same filesystem), removed unless swapped."""
+    import shutil
+    import tempfile
+
+    base = _nearest_existing(final.absolute().parent)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name or 'report'}.partial-", dir=base))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it 0700; a plain mkdir would not
+    try:
+        yield tmp
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _is_previous_report(folder: Path) -> bool:
+    return (folder / "report.json").is_file() or (folder / "index.html").is_file()
+
+
+def _swap_in(staging: Path, final: Path) -> None:
+    """Move the finished report into place.
+
+    An absent or empty ``final``, or one holding a previous report, is replaced as a
+    whole (rename away, rename in, delete the old one), so no file of the old report
+    survives beside the new page. A folder holding other files keeps them; each of the
+    report's own entries replaces its namesake. SIGINT/SIGTERM are held off meanwhile.
+    """
+    import shutil
+    import signal
+    import threading
+
+    final.parent.mkdir(parents=True, exist_ok=True)
+    blocked = threading.current_thread() is threading.main_thread() and hasattr(
+        signal, "pthread_sigmask"
+    )
+    if blocked:
+        old_mask = signal.pthread_sigmask(
+            signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM}
+        )
+    try:
+        whole = not final.exists() or not any(final.iterdir())
+        whole = whole or _is_previous_report(final)
+        # never rename away the working directory, a folder above it, or a symlink
+        whole = whole and not Path.cwd().resolve().is_relative_to(final.resolve())
+        whole = whole and not final.is_symlink()
+        pairs = (
+            [(staging, final)]
+            if whole
+            else [(entry, final / entry.name) for entry in sorted(staging.iterdir())]
+        )
+        for src, dst in pairs:
+            old = None
+            if dst.exists() or dst.is_symlink():
+                old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
+                os.replace(dst, old)
+            try:
+                os.replace(src, dst)
+            except BaseException:
+                if old is not None:
+                    os.replace(old, dst)
+                raise
+            if old is not None:
+                if old.is_dir() and not old.is_symlink():
+                    shutil.rmtree(old, ignore_errors=True)
+                else:
+                    old.unlink()
+    finally:
+        if blocked:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+
+
+def _build_report(
+    out: Path,
+    *,
+    quick: bool,
+    seed: int,
+    command: str | None,
+    device: str,
+    studies: tuple[Study, ...] | None,
+    progress: bool,
+) -> dict:
+    """Run the studies and write the page into ``out`` (the staging folder)."""
     from .provenance import provenance
 
-    out = Path(out)
     page_dir = out
     studies = STUDIES if studies is None else tuple(studies)
     t0 = time.perf_counter()

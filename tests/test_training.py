@@ -106,7 +106,9 @@ def test_history_records_evaluations_and_outputs():
         h.outputs["train"][0], np.asarray(net.apply(params, v)), rtol=1e-6
     )
     np.testing.assert_allclose(h.losses["train"][1:3], h.step_losses[[3, 6]], rtol=1e-5)
-    assert h.device == jax.devices()[0].platform and h.chunk_seconds.shape == (3,)
+    assert h.device == jax.devices()[0].platform and h.stats["chunk_seconds"].shape == (
+        3,
+    )
     # an optax transformation is accepted as the optimiser
     res2 = networks.train(
         net, params, v, y[:, 0], steps=2, optimizer=optax.sgd(0.01), progress=False

@@ -137,8 +137,10 @@ def fit_image(image, mapping, lr: float, steps: int, seed: int):
         psnr_heldout=datasets.psnr(pred[held], y[held]),
         psnr_nontrain=datasets.psnr(pred[nontrain], y[nontrain]),
         psnr_train=datasets.psnr(pred[tr], y[tr]),
-        seconds=result.history.seconds,
-        steps_per_second=float(steps / max(result.history.chunk_seconds.sum(), 1e-9)),
+        seconds=result.history.stats["seconds"],
+        steps_per_second=float(
+            steps / max(result.history.stats["chunk_seconds"].sum(), 1e-9)
+        ),
     ), pred.reshape(crop, crop, 3)
 
 
