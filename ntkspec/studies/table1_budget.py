@@ -58,7 +58,9 @@ References:
 
 from __future__ import annotations
 
+import logging
 import math
+import os
 import time
 import warnings
 from pathlib import Path
@@ -95,10 +97,12 @@ __all__ = [
 #: The infinitely wide network and the GD networks' architecture.
 ARCH = ReluMLP(4, W_std=math.sqrt(2.0), b_std=0.1)
 RES = datasets.IMAGE_RES
+_LOG = logging.getLogger(__name__)
 
 #: Run sizes. ``crop``: side of the centre crop of the 512 x 512 images (512: the
 #: paper's task); ``images`` per set x ``seeds``; ``width`` of the GD networks of the
-#: table, ``sweep_widths`` on the first image and seed (all mappings); ``steps`` = T.
+#: table, ``sweep_widths`` on the first image and seed (all mappings); ``steps`` = T;
+#: ``none_crop``: the crop of the raw-coordinate row; ``sets``: the image sets.
 SIZES = {
     "tiny": dict(
         crop=16,
@@ -109,6 +113,7 @@ SIZES = {
         steps=16,
         adam_steps=16,
         none_crop=16,
+        sets=("natural",),
     ),
     "quick": dict(
         crop=32,
@@ -119,6 +124,7 @@ SIZES = {
         steps=256,
         adam_steps=500,
         none_crop=32,
+        sets=("natural", "text"),
     ),
     "cpu": dict(
         crop=48,
@@ -129,6 +135,7 @@ SIZES = {
         steps=512,
         adam_steps=1000,
         none_crop=48,
+        sets=("natural", "text"),
     ),
     "gpu": dict(
         crop=512,
@@ -139,6 +146,7 @@ SIZES = {
         steps=2000,
         adam_steps=2000,
         none_crop=128,
+        sets=("natural", "text"),
     ),
 }
 
@@ -250,8 +258,8 @@ def train_gd(mapping, x_train, y_train, x_test, y_test, *, width, steps, eta, se
 
 
 def _curve_steps(steps: int) -> np.ndarray:
-    grid = np.unique(np.round(np.geomspace(1, 8 * steps, 40)).astype(int))
-    return np.concatenate([[0], grid, [steps]]).astype(float)
+    grid = np.round(np.geomspace(1, 8 * steps, 40)).astype(int)
+    return np.unique(np.concatenate([[0, steps], grid])).astype(float)
 
 
 def _heldout(pred: np.ndarray, crop: int) -> np.ndarray:
@@ -419,10 +427,10 @@ def table1_budget(*, size: str = "cpu", seed: int = 0, image_sets=None, log=None
     ``image_sets`` (set -> name -> crop) replaces the loading of the images.
     """
     cfg = SIZES[size]
-    log = log or (lambda msg: None)
+    log = log or _LOG.info
     seeds = [seed + k for k in range(cfg["seeds"])]
     out = {}
-    for image_set in ("natural", "text"):
+    for image_set in cfg["sets"] if image_sets is None else image_sets:
         if image_sets is not None:
             imgs = image_sets[image_set]
         else:
@@ -436,6 +444,25 @@ def table1_budget(*, size: str = "cpu", seed: int = 0, image_sets=None, log=None
             p = PAPER_TABLE1[image_set][mname]
             rows[mname]["paper"] = {"mean": p[0], "std": p[1]}
         out[image_set] = dict(images=list(imgs), mappings=rows)
+    return out
+
+
+def _orderings(table: dict) -> dict:
+    """Per set and column: mappings by increasing mean PSNR, and the paper's order."""
+    out = {}
+    for image_set, block in table.items():
+        rows = block["mappings"]
+        cols = {}
+        for column in ("theory", "gd", "adam", "theory_infinity", "paper"):
+            means = {m: (rows[m].get(column) or {}).get("mean") for m in MAPPING_NAMES}
+            if any(v is None for v in means.values()):
+                cols[column] = None
+                continue
+            order = sorted(means, key=means.get)
+            cols[column] = dict(
+                increasing=order, paper_order=order == list(MAPPING_NAMES)
+            )
+        out[image_set] = cols
     return out
 
 
@@ -751,7 +778,9 @@ def run(
         raise ValueError(f"size must be one of {sorted(SIZES)}; got {size!r}")
     t0 = time.perf_counter()
     cfg = SIZES[size]
+    load_start = os.getloadavg()
     table = table1_budget(size=size, seed=seed)
+    load_end = os.getloadavg()
     data = dict(
         description=(
             "Tancik et al. 2020 Table 1 at a finite training budget: infinite-width "
@@ -770,6 +799,13 @@ def run(
         ),
         learning_rate_rule="eta = N_y / lambda_max(train Gram), N_y = 3 n (RGB)",
         table1=table,
+        ordering=_orderings(table),
+        load_average={
+            "start": [round(v, 2) for v in load_start],
+            "end": [round(v, 2) for v in load_end],
+            "note": "os.getloadavg() (1, 5, 15 min) before and after the runs; "
+            f"{os.cpu_count()} cores, shared",
+        },
     )
     if size != "gpu":
         gpu = SIZES["gpu"]
