@@ -52,6 +52,7 @@ def collapse_cause(
     y_eval,
     y_train,
     *,
+    reference_psnr: float | None = None,
     psnr_atol: float = PSNR_ATOL,
     constant_rtol: float = CONSTANT_RTOL,
 ) -> str | None:
@@ -61,6 +62,11 @@ def collapse_cause(
         prediction: the run's output on the evaluation pixels, shape (m, c).
         y_eval: the targets there, shape (m, c).
         y_train: the training targets, shape (n, c) (for the train-mean predictor).
+        reference_psnr: the PSNR the run should reach (the infinite-width theory's at
+            the same budget), or None. When it, too, equals the constant predictor's,
+            the budget learns little more than the mean: a network sitting there
+            follows the theory and is not collapsed (constant or non-finite outputs
+            still are).
         psnr_atol: dB within which a PSNR "equals" a constant predictor's.
         constant_rtol: spread (max - min per channel) below which the output is
             constant, relative to max(1, |output|).
@@ -84,7 +90,10 @@ def collapse_cause(
         return f"constant output ({values}) over all evaluation pixels"
     value = datasets.psnr(p, y)
     for name, ref in constant_psnrs(y_train, y).items():
-        if math.isfinite(ref) and abs(value - ref) <= psnr_atol:
+        expected_there = reference_psnr is not None and (
+            abs(reference_psnr - ref) <= psnr_atol
+        )
+        if math.isfinite(ref) and abs(value - ref) <= psnr_atol and not expected_there:
             what = "all-zero" if name == "zero" else "train-mean constant"
             return (
                 f"PSNR {value:.4f} dB equals the {what} predictor's {ref:.4f} dB "

@@ -78,7 +78,7 @@ from ..networks import mlp, train
 from ..spectra import spectrum
 from ._output import format_stat, write_study
 from ._paper import MAPPING_NAMES, PAPER_TABLE1, SCALES
-from ._table1 import collapse_cause, summarize
+from ._table1 import collapse_cause, constant_psnrs, summarize
 from .table1_networks import fit_image
 from .table1_networks import learning_rate as adam_learning_rate
 
@@ -102,7 +102,9 @@ _LOG = logging.getLogger(__name__)
 #: Run sizes. ``crop``: side of the centre crop of the 512 x 512 images (512: the
 #: paper's task); ``images`` per set x ``seeds``; ``width`` of the GD networks of the
 #: table, ``sweep_widths`` on the first image and seed (all mappings); ``steps`` = T;
-#: ``none_crop``: the crop of the raw-coordinate row; ``sets``: the image sets.
+#: ``none_crop``: the crop of the raw-coordinate row; ``sets``: the image sets;
+#: optional ``mappings``: the rows run (default all four), ``sweep_mappings``: the
+#: rows with a width sweep (default all).
 SIZES = {
     "tiny": dict(
         crop=16,
@@ -132,6 +134,7 @@ SIZES = {
         seeds=2,
         width=256,
         sweep_widths=(64, 1024),
+        sweep_mappings=("positional", "gaussian"),
         steps=512,
         adam_steps=1000,
         none_crop=48,
@@ -266,7 +269,7 @@ def _heldout(pred: np.ndarray, crop: int) -> np.ndarray:
     return pred[..., datasets.heldout_indices((crop, crop)), :]
 
 
-def _gd_run(m_t, x_tr, x_te, y, crop, width, steps, eta, seed) -> dict:
+def _gd_run(m_t, x_tr, x_te, y, crop, width, steps, eta, seed, ref_psnr) -> dict:
     """One centred GD network; a diverged run is rerun at half the learning rate."""
     held = datasets.heldout_indices((crop, crop))
     tr = datasets.train_indices((crop, crop))
@@ -275,7 +278,7 @@ def _gd_run(m_t, x_tr, x_te, y, crop, width, steps, eta, seed) -> dict:
         ck, g, train_psnr = train_gd(
             m_t, x_tr, y[tr], x_te, y, width=width, steps=steps, eta=lr, seed=seed
         )
-        cause = collapse_cause(g[-1][held], y[held], y[tr])
+        cause = collapse_cause(g[-1][held], y[held], y[tr], reference_psnr=ref_psnr)
         if not (cause and cause.startswith("non-finite")):
             break
         notes.append(f"diverged at eta {lr:.4g} ({cause}); rerun at eta/2")
@@ -369,14 +372,21 @@ def _entry(image_set, mname, imgs, seeds, cfg, log) -> dict:
                         psnr_infinity=curve[-1],
                         psnr_train=datasets.psnr(pred[i_T][tr], y[tr]),
                         curve=curve[:-1],
-                        collapsed=collapse_cause(pred[i_T][held], y[held], y[tr]),
+                        # the theory is exact: only a constant output is flagged
+                        collapsed=collapse_cause(
+                            pred[i_T][held], y[held], y[tr], reference_psnr=curve[i_T]
+                        ),
+                        constant_psnr=constant_psnrs(y[tr], y[held]),
                     )
                 )
             widths = [cfg["width"]]
-            if i == 0 and s == seeds[0]:
+            sweep_here = i == 0 and s == seeds[0] and cfg["sweep_widths"]
+            sweep_here = sweep_here and mname in cfg.get("sweep_mappings", (mname,))
+            if sweep_here:
                 widths += [w for w in cfg["sweep_widths"] if w != cfg["width"]]
+            ref_psnr = theory_runs[-1]["psnr_heldout"] if f_te is not None else None
             for w in widths:
-                run = _gd_run(m_t, x_tr, x_te, y, crop, w, steps, eta, s)
+                run = _gd_run(m_t, x_tr, x_te, y, crop, w, steps, eta, s, ref_psnr)
                 run["image"] = name
                 if f_te is not None:
                     ref = f_te[np.searchsorted(t_curve, steps), :, 3 * i : 3 * i + 3]
@@ -388,7 +398,7 @@ def _entry(image_set, mname, imgs, seeds, cfg, log) -> dict:
                     run.pop("_final")
                 if w == cfg["width"]:
                     gd_runs.append(run)
-                if i == 0 and s == seeds[0] and cfg["sweep_widths"]:
+                if sweep_here:
                     sweep.append(run)
             final, tries = _adam_run(
                 image_set, mname, mapping, imgs[name], y, crop, cfg, s
@@ -436,7 +446,7 @@ def table1_budget(*, size: str = "cpu", seed: int = 0, image_sets=None, log=None
         else:
             imgs = _images(image_set, cfg["crop"], cfg["images"])
         rows = {}
-        for mname in MAPPING_NAMES:
+        for mname in cfg.get("mappings", MAPPING_NAMES):
             use = imgs
             if image_sets is not None and mname == "none":
                 cfg = dict(cfg, none_crop=next(iter(imgs.values())).shape[0])
@@ -454,13 +464,14 @@ def _orderings(table: dict) -> dict:
         rows = block["mappings"]
         cols = {}
         for column in ("theory", "gd", "adam", "theory_infinity", "paper"):
-            means = {m: (rows[m].get(column) or {}).get("mean") for m in MAPPING_NAMES}
+            means = {m: (rows[m].get(column) or {}).get("mean") for m in rows}
             if any(v is None for v in means.values()):
                 cols[column] = None
                 continue
             order = sorted(means, key=means.get)
             cols[column] = dict(
-                increasing=order, paper_order=order == list(MAPPING_NAMES)
+                increasing=order,
+                paper_order=order == [m for m in MAPPING_NAMES if m in rows],
             )
         out[image_set] = cols
     return out
@@ -492,7 +503,7 @@ def _tables(result: dict, cfg: dict, device: str) -> list[dict]:
     main, lrs, gaps, sweep, collapsed = [], [], [], [], []
     for image_set, block in result["table1"].items():
         rows = block["mappings"]
-        for m in MAPPING_NAMES:
+        for m in rows:
             e = rows[m]
             main.append(
                 [
@@ -557,6 +568,8 @@ def _tables(result: dict, cfg: dict, device: str) -> list[dict]:
                     ]
                 )
         for hi, lo in _PAIRS:
+            if hi not in rows or lo not in rows:
+                continue
             a, b = rows[hi], rows[lo]
             pa, pb = a["paper"], b["paper"]
             gaps.append(
@@ -654,16 +667,17 @@ def _plot(result: dict, path: Path) -> None:
     from .._io import agg_subplots, readable
 
     sets = list(result["table1"])
+    names = list(result["table1"][sets[0]]["mappings"])
     fig, axes = agg_subplots(
         len(sets),
-        len(MAPPING_NAMES),
-        figsize=(18, 4.4 * len(sets)),
+        len(names),
+        figsize=(4.5 * len(names), 4.4 * len(sets)),
         squeeze=False,
         sharey="row",
     )
     steps = result["config"]["steps"]
     for r, image_set in enumerate(sets):
-        for c, m in enumerate(MAPPING_NAMES):
+        for c, m in enumerate(names):
             ax = axes[r, c]
             e = result["table1"][image_set]["mappings"][m]
             t = np.asarray(e["curve_steps"], float)
