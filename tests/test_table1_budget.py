@@ -1,4 +1,4 @@
-"""Table 1 at the training budget: collapse detection, statistics, theory, end to end."""
+"""Table 1 at the training budget: collapse detection, statistics, theory, a run."""
 
 import json
 import math
@@ -40,6 +40,19 @@ def test_psnr_of_a_constant_predictor_is_flagged():
     mean = np.broadcast_to(y_tr.mean(axis=0), y.shape) + tiny
     cause = _table1.collapse_cause(mean, y, y_tr)
     assert cause is not None and "train-mean" in cause
+
+
+def test_constant_psnr_expected_by_the_theory_is_not_a_collapse():
+    """A budget that learns only the mean: the network follows the theory there."""
+    y = _image(16).reshape(-1, 3)
+    y_tr = y[::3]
+    near_mean = np.broadcast_to(y_tr.mean(axis=0), y.shape) + 1e-3 * y
+    ref = _table1.constant_psnrs(y_tr, y)["mean"]
+    assert _table1.collapse_cause(near_mean, y, y_tr) is not None
+    assert _table1.collapse_cause(near_mean, y, y_tr, reference_psnr=ref) is None
+    # a constant output stays a collapse whatever the theory says
+    flat = np.full_like(y, 0.3)
+    assert _table1.collapse_cause(flat, y, y_tr, reference_psnr=ref) is not None
 
 
 def test_non_finite_output_is_flagged():
@@ -175,7 +188,8 @@ def test_tiny_run_end_to_end(tmp_path, monkeypatch):
     assert [r[1] for r in main["rows"]] == ["basic", "gaussian"]
     for row, m in zip(main["rows"], ("basic", "gaussian"), strict=True):
         entry = blob["table1"]["natural"]["mappings"][m]
-        for cell, key in zip(row[3:7], ("theory", "gd", "adam", "theory_infinity")):
+        keys = ("theory", "gd", "adam", "theory_infinity")
+        for cell, key in zip(row[3:7], keys, strict=True):
             stat = entry[key]
             # every run is counted: in n, or listed as collapsed (4 Adam steps may
             # leave a sigmoid network at its train-mean constant)
