@@ -200,3 +200,29 @@ def test_tiny_run_end_to_end(tmp_path, monkeypatch):
     # the sweep holds both widths on the first image and seed
     assert sorted(r["width"] for r in entry["width_sweep"]) == [16, 32]
     assert blob["tables"][-1]["title"].startswith("Collapsed runs")
+
+
+def test_theory_over_the_dense_cap_is_recorded_not_raised(tmp_path, monkeypatch):
+    """Full size before issue 12: the dense path refuses, the networks still run."""
+    cfg = dict(
+        crop=8,
+        images=1,
+        seeds=1,
+        width=16,
+        sweep_widths=(),
+        steps=4,
+        adam_steps=4,
+        none_crop=8,
+        sets=("natural",),
+        mappings=("gaussian",),
+        theory_max_bytes=1000,  # the 16 x 16 float64 train Gram is over the cap
+    )
+    monkeypatch.setitem(table1_budget.SIZES, "tiny", cfg)
+    table1_budget.run(tmp_path, size="tiny", command="pytest cap")
+    blob = json.loads((tmp_path / "table1_budget.json").read_text())
+    entry = blob["table1"]["natural"]["mappings"]["gaussian"]
+    assert entry["theory"] is None and entry["theory_runs"] == []
+    assert "memory cap" in entry["per_seed"]["0"]["theory_error"]
+    assert entry["gd"]["n"] + len(entry["gd"]["collapsed"]) == 1
+    assert blob["tables"][0]["rows"][0][3] is None  # no theory number is invented
+    assert (tmp_path / "table1_budget.png").stat().st_size > 0

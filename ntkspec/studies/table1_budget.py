@@ -104,7 +104,8 @@ _LOG = logging.getLogger(__name__)
 #: table, ``sweep_widths`` on the first image and seed (all mappings); ``steps`` = T;
 #: ``none_crop``: the crop of the raw-coordinate row; ``sets``: the image sets;
 #: optional ``mappings``: the rows run (default all four), ``sweep_mappings``: the
-#: rows with a width sweep (default all).
+#: rows with a width sweep (default all), ``theory_max_bytes``: the dense cap of the
+#: theory (default the library's).
 SIZES = {
     "tiny": dict(
         crop=16,
@@ -212,20 +213,31 @@ def budget_learning_rate(mapping, x_train, channels: int) -> tuple[float, float]
     return n * channels / lam, lam
 
 
-def theory_curves(mapping, x_train, y_train, x_test, steps, eta) -> np.ndarray:
+def theory_curves(
+    mapping, x_train, y_train, x_test, steps, eta, *, max_bytes=None
+) -> np.ndarray:
     """Test outputs of the infinitely wide network after each step count, (T, m, c).
 
     The one place the theory is computed: :func:`ntkspec.gd_dynamics` (discrete GD
     from the mean output 0) on whatever ``x_train``/``x_test`` are. With the Grids of
     :func:`task_inputs` it takes the structured path when ntkspec has one for the
     mapping (FFT for periodic mappings; Krylov once issue 12 lands), else the dense
-    path, which raises ValueError over its memory cap.
+    path, which raises ValueError over its memory cap (``max_bytes``, default the
+    library's).
     """
     with warnings.catch_warnings():
         # t = inf by Cholesky: an ill-conditioned Gram is expected and reported
         warnings.simplefilter("ignore", RuntimeWarning)
         _, f_test = gd_dynamics(
-            ARCH, mapping, x_train, y_train, x_test, steps, eta, discrete=True
+            ARCH,
+            mapping,
+            x_train,
+            y_train,
+            x_test,
+            steps,
+            eta,
+            discrete=True,
+            max_bytes=max_bytes,
         )
     return np.asarray(f_test, np.float64)
 
@@ -372,7 +384,15 @@ def _entry(image_set, mname, imgs, seeds, cfg, log) -> dict:
         eta, lam = budget_learning_rate(m_t, x_tr, 3)
         t0 = time.perf_counter()
         try:
-            f_te = theory_curves(m_t, x_tr, y_all[tr], x_te, t_all, eta)
+            f_te = theory_curves(
+                m_t,
+                x_tr,
+                y_all[tr],
+                x_te,
+                t_all,
+                eta,
+                max_bytes=cfg.get("theory_max_bytes"),
+            )
             theory_error = None
         except ValueError as err:  # dense path over its cap: no structured path yet
             f_te, theory_error = None, str(err).splitlines()[0][:300]
