@@ -759,7 +759,7 @@ def _plot(result: dict, path: Path) -> None:
                     color="C0",
                     ms=6,
                     capsize=3,
-                    label=f"GD network, width {result['config']['width']}",
+                    label=f"GD network, width {result['config']['width']} (mean ± std)",
                 )
             for k, w in enumerate(result["config"]["sweep_widths"]):
                 pts = [q for q in e["width_sweep"] if q["width"] == w]
@@ -769,10 +769,10 @@ def _plot(result: dict, path: Path) -> None:
                         np.where(ck == 0, 0.5, ck),
                         pts[0]["psnr_checkpoints"],
                         "sD"[k % 2],
-                        color=f"C{k + 2}",
+                        color=("C2", "C4")[k % 2],
                         ms=4,
                         mfc="none",
-                        label=f"GD network, width {w} (first image)",
+                        label=f"GD network, width {w} (first image and seed only)",
                     )
             adam = e["adam"]
             if adam.get("mean") is not None:
@@ -784,7 +784,7 @@ def _plot(result: dict, path: Path) -> None:
                     color="C3",
                     ms=11,
                     capsize=3,
-                    label="Adam network (paper setup)",
+                    label="Adam network (paper setup; x = its Adam steps)",
                 )
             ax.axhline(
                 e["paper"]["mean"],
@@ -798,7 +798,18 @@ def _plot(result: dict, path: Path) -> None:
             ax.set_xlabel("training steps (0 drawn at 0.5)")
             ax.grid(alpha=0.3, which="both")
         axes[r, 0].set_ylabel("held-out PSNR (dB)")
-    axes[0, 0].legend(fontsize=7, loc="lower right")
+    handles = {}
+    for ax in axes.ravel():
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(lab, h)
+    fig.legend(
+        list(handles.values()),
+        list(handles),
+        loc="lower center",
+        ncol=min(len(handles), 4),
+        fontsize=9,
+        bbox_to_anchor=(0.5, 0.0),
+    )
     prov = result["provenance"]
     fig.suptitle(
         f"Held-out PSNR against training time: theory curves, networks as points · "
@@ -806,7 +817,7 @@ def _plot(result: dict, path: Path) -> None:
         fontsize=10,
     )
     readable(fig, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07 if len(sets) > 1 else 0.12, 1, 1))
     save_figure(fig, path, dpi=90)
 
 
