@@ -118,6 +118,7 @@ SIZES = {
         adam_steps=16,
         none_crop=16,
         sets=("natural",),
+        mappings=("gaussian",),  # a smoke test of every column, in seconds
     ),
     "quick": dict(
         crop=32,
