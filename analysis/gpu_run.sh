@@ -3,6 +3,9 @@
 #
 #   analysis/gpu_run.sh OUTDIR          # full size (~6 min on one H100)
 #   analysis/gpu_run.sh OUTDIR --tiny   # dry run of the same logic at tiny sizes (CPU ok)
+#   analysis/gpu_run.sh OUTDIR --budget # only device.txt and table1_budget/ (issue 13,
+#                                       # full size, ~5 min estimated on one H100: one
+#                                       # call within a 10-minute device limit)
 #
 # Runs from the source tree (PYTHONPATH=.) with the machine's Python (3.12, jax CUDA,
 # optax, numpy, scipy, scikit-image, matplotlib, tqdm, torch preinstalled); installs
@@ -14,10 +17,18 @@
 #                           (widths 64..8192), GD dynamics vs theory (widths to 8192),
 #                           Table 1 with networks at 512x512 / 2000 steps, sigma sweep,
 #                           figures, JSON and summary.md (device named in every file)
+#   table1_budget/          Table 1 at the training budget (issue 13) at the paper's
+#                           size, 256^2 -> 512^2: NTK theory after T = 2000 GD steps,
+#                           centred GD networks (same eta, T; widths 64/256/1024),
+#                           Adam networks, t = inf, paper; 3 images x 2 seeds per set;
+#                           JSON, Markdown and PNG, device in each (provenance, notes,
+#                           title). Theory rows of non-periodic mappings need the
+#                           structured gd_dynamics of issue 12; until it lands they
+#                           record the dense path's refusal instead of a number.
 #   *.log                   the console output of each part
 # and packs OUTDIR into OUTDIR.tar.gz (one file to copy back).
 set -uo pipefail
-OUT=${1:?usage: analysis/gpu_run.sh OUTDIR [--tiny]}
+OUT=${1:?usage: analysis/gpu_run.sh OUTDIR [--tiny | --budget]}
 MODE=${2:-}
 cd "$(dirname "$0")/.."
 mkdir -p "$OUT"
@@ -28,14 +39,19 @@ export XLA_PYTHON_CLIENT_PREALLOCATE=false
 export TF_CPP_MIN_LOG_LEVEL=2
 PY=${PYTHON:-python3}
 
+ONLY_BUDGET=0
+if [ "$MODE" = "--budget" ]; then
+  ONLY_BUDGET=1
+  MODE=""
+fi
 if [ "$MODE" = "--tiny" ]; then
   SIZE=tiny
   BENCH=(--pixels 1024 --steps 1 --rounds 1 --sweep --sweep-steps 3)
-  T_BENCH=600; T_VAL=600
+  T_BENCH=600; T_VAL=600; T_BUDGET=600; BUDGET_SIZE=tiny
 else
   SIZE=gpu
   BENCH=(--sweep)
-  T_BENCH=120; T_VAL=420
+  T_BENCH=120; T_VAL=420; T_BUDGET=480; BUDGET_SIZE=gpu
 fi
 
 {
@@ -57,11 +73,16 @@ cat "$OUT/device.txt"
 
 start=$(date +%s)
 status=0
-timeout "$T_BENCH" "$PY" -m analysis.bench_training "${BENCH[@]}" \
-  --out "$OUT/bench/training.json" 2>&1 | tee "$OUT/bench.log" || status=1
-echo "bench done after $(( $(date +%s) - start )) s (status $status)"
-timeout "$T_VAL" "$PY" -m analysis.fig_validation --size "$SIZE" \
-  --out "$OUT/validation" 2>&1 | tee "$OUT/validation.log" || status=1
+if [ "$ONLY_BUDGET" = 0 ]; then
+  timeout "$T_BENCH" "$PY" -m analysis.bench_training "${BENCH[@]}" \
+    --out "$OUT/bench/training.json" 2>&1 | tee "$OUT/bench.log" || status=1
+  echo "bench done after $(( $(date +%s) - start )) s (status $status)"
+  timeout "$T_VAL" "$PY" -m analysis.fig_validation --size "$SIZE" \
+    --out "$OUT/validation" 2>&1 | tee "$OUT/validation.log" || status=1
+fi
+timeout "$T_BUDGET" "$PY" -m analysis.fig_table1_budget --size "$BUDGET_SIZE" \
+  --out "$OUT/table1_budget" 2>&1 | tee "$OUT/table1_budget.log" || status=1
+echo "table1_budget done after $(( $(date +%s) - start )) s (status $status)"
 echo "all done after $(( $(date +%s) - start )) s (status $status)" | tee -a "$OUT/device.txt"
 # One archive beside OUTDIR, for machines that hand back only a few files per run.
 tar -czf "${OUT%/}.tar.gz" -C "$(dirname "$OUT")" "$(basename "$OUT")" || status=1

@@ -47,6 +47,10 @@ __all__ = [
     "natural_images",
     "text_images",
     "rendered_text_image",
+    "NATURAL_SET",
+    "natural_set",
+    "random_text_image",
+    "text_set",
     "image_task",
     "natural_tasks",
     "text_tasks",
@@ -232,6 +236,212 @@ def text_images(res: int = IMAGE_RES, num_rendered: int = 4) -> dict[str, np.nda
         out[name] = np.tile(scan, reps)[:res, :res]
     for i in range(num_rendered):
         out[f"rendered_{i}"] = rendered_text_image(seed=i, res=res)
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Image sets for statistics (issue 13): more photos, a text set like the paper's
+# --------------------------------------------------------------------------------------
+
+#: The natural set's photos in the order the studies take them: name -> (source, side
+#: of the square centre crop at native resolution). scikit-image's ``cat`` is the same
+#: picture as ``chelsea`` and is left out.
+NATURAL_SET = {
+    "astronaut": ("skimage", 512),
+    "coffee": ("skimage", 400),
+    "immunohistochemistry": ("skimage", 512),
+    "chelsea": ("skimage", 300),
+    "rocket": ("skimage", 427),
+    "grace_hopper": ("matplotlib", 512),
+    "retina": ("skimage", 1411),
+    "hubble_deep_field": ("skimage", 872),
+}
+
+
+def _natural_raw(name: str) -> np.ndarray:
+    source, _ = NATURAL_SET[name]
+    if source == "matplotlib":
+        import matplotlib.cbook as cbook
+        import matplotlib.image as mpimg
+
+        with cbook.get_sample_data(f"{name}.jpg") as fh:
+            return mpimg.imread(fh, format="jpg")
+    import skimage.data as skdata
+
+    return getattr(skdata, name)()
+
+
+def natural_set(
+    res: int = IMAGE_RES, *, crop: int | None = None, names=None
+) -> dict[str, np.ndarray]:
+    """Photos bundled with scikit-image and matplotlib, as (s, s, 3) float64 in [0, 1].
+
+    Every photo of :data:`NATURAL_SET` (or of ``names``) is centre-cropped to a square
+    and prepared without upsampling, which would remove high frequencies and inflate
+    PSNR:
+
+    * ``crop=None``: the square is resized to ``res`` (bilinear, anti-aliased); photos
+      whose shorter side is below ``res`` are left out (at 512: astronaut,
+      immunohistochemistry, grace_hopper, retina, hubble_deep_field).
+    * ``crop=c``: the centre ``c`` x ``c`` pixels of the photo at pixel pitch 1/``res``:
+      photos larger than ``res`` are first resized to ``res`` (as with ``crop=None``),
+      smaller ones are cropped at their native resolution (a pixel stays a pixel).
+      Photos smaller than ``c`` are left out.
+
+    Args:
+        res: side of the prepared square (``crop=None``) or of the nominal image the
+            crop is taken from.
+        crop: side of the centre crop, or None.
+        names: photos to load (default: all of :data:`NATURAL_SET`, in its order).
+
+    Returns:
+        name -> image, in :data:`NATURAL_SET` order.
+
+    Raises:
+        ValueError: ``res``/``crop`` not a positive integer, ``crop`` > ``res``, an
+            unknown name.
+    """
+    res = check_positive_int(res, "res")
+    if crop is not None:
+        crop = check_positive_int(crop, "crop")
+        if crop > res:
+            raise ValueError(f"crop must be <= res = {res}; got {crop}")
+    names = list(NATURAL_SET) if names is None else list(names)
+    unknown = [n for n in names if n not in NATURAL_SET]
+    if unknown:
+        raise ValueError(
+            f"names must be photos of NATURAL_SET {sorted(NATURAL_SET)}; got {unknown}"
+        )
+    out = {}
+    for name in names:
+        side = NATURAL_SET[name][1]
+        if side < (res if crop is None else crop):
+            continue
+        img = _natural_raw(name)
+        if crop is None or side >= res:
+            img = _square_512(img, res)
+        else:
+            img = np.clip(_centre_crop_square(_to_float_rgb(img)), 0.0, 1.0)
+        if crop is not None:
+            lo = (img.shape[0] - crop) // 2
+            img = img[lo : lo + crop, lo : lo + crop]
+        out[name] = np.ascontiguousarray(img)
+    return out
+
+
+_FONT_FILES = (
+    "DejaVuSans.ttf",
+    "DejaVuSans-Bold.ttf",
+    "DejaVuSans-Oblique.ttf",
+    "DejaVuSans-BoldOblique.ttf",
+    "DejaVuSerif.ttf",
+    "DejaVuSerif-Bold.ttf",
+    "DejaVuSerif-Italic.ttf",
+    "DejaVuSerif-BoldItalic.ttf",
+    "DejaVuSansMono.ttf",
+    "DejaVuSansMono-Bold.ttf",
+    "DejaVuSansMono-Oblique.ttf",
+    "STIXGeneral.ttf",
+    "STIXGeneralBol.ttf",
+    "STIXGeneralItalic.ttf",
+)
+_CHARACTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def random_text_image(seed, res: int = IMAGE_RES) -> np.ndarray:
+    """Lines of random strings in random fonts, sizes and colours, like the paper's set.
+
+    On a white background, lines of text fill the page from top to bottom: each line
+    has a random height of 3 % to 12 % of the side and holds strings of 3 to 12 random
+    letters and digits (from a random start, running off the right edge), each string
+    in one of fourteen faces bundled with matplotlib (DejaVu sans, serif, mono and
+    STIX; regular, bold, italic) and in a random saturated colour. Drawn on a
+    ``matplotlib.figure.Figure`` with its own Agg canvas (no pyplot, no backend
+    switch), so the pixels depend only on ``seed``, ``res`` and the matplotlib version.
+
+    Args:
+        seed: an int or a sequence of ints, NumPy ``default_rng`` seed.
+        res: side in pixels.
+
+    Returns:
+        (res, res, 3) float64 in [0, 1].
+    """
+    import colorsys
+    from pathlib import Path
+
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.font_manager import FontProperties
+
+    res = check_positive_int(res, "res")
+    rng = np.random.default_rng(seed)
+    ttf = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    dpi = 100.0
+    fig = Figure(figsize=(res / dpi, res / dpi), dpi=dpi)
+    canvas = FigureCanvasAgg(fig)
+    fig.patch.set_facecolor("white")
+    top = float(rng.uniform(0.0, 0.04))  # from the top of the page, in units of res
+    while top < 1.0:
+        height = float(rng.uniform(0.03, 0.12))
+        left = float(rng.uniform(-0.3, 0.1))
+        while left < 1.0:  # strings along the line until it is full
+            length = int(rng.integers(3, 13))
+            string = "".join(rng.choice(list(_CHARACTERS), size=length))
+            hue, light = float(rng.uniform()), float(rng.uniform(0.2, 0.6))
+            colour = colorsys.hls_to_rgb(hue, light, float(rng.uniform(0.6, 1.0)))
+            font = _FONT_FILES[int(rng.integers(len(_FONT_FILES)))]
+            fig.text(
+                left,
+                1.0 - top - height,
+                string,
+                fontproperties=FontProperties(
+                    fname=str(ttf / font), size=height * res * 72.0 / dpi
+                ),
+                color=colour,
+            )
+            left += (0.55 * length + float(rng.uniform(0.5, 2.0))) * height
+        top += height * float(rng.uniform(1.0, 1.5))
+    canvas.draw()
+    img = np.asarray(canvas.buffer_rgba())[:res, :res, :3].astype(np.float64) / 255.0
+    return np.ascontiguousarray(img)
+
+
+def text_set(
+    res: int = IMAGE_RES, *, count: int = 8, seed: int = 0, crop: int | None = None
+) -> dict[str, np.ndarray]:
+    """The text set: ``count`` images of :func:`random_text_image`.
+
+    Image i uses the seed ``(seed, i)``, so the set is deterministic given ``seed`` and
+    a larger ``count`` extends it without changing the first images.
+
+    Args:
+        res: side of the rendered images.
+        count: number of images (>= 1; the paper-like set has 8).
+        seed: seed of the set.
+        crop: side of the centre crop kept (pixel pitch 1/``res``), or None.
+
+    Returns:
+        ``"text_<i>"`` -> (s, s, 3) float64 in [0, 1], s = ``crop`` or ``res``.
+
+    Raises:
+        ValueError: ``res``, ``count`` or ``crop`` not a positive integer, or
+            ``crop`` > ``res``.
+    """
+    res = check_positive_int(res, "res")
+    count = check_positive_int(count, "count")
+    check_positive_int(seed, "seed", minimum=0)
+    if crop is not None:
+        crop = check_positive_int(crop, "crop")
+        if crop > res:
+            raise ValueError(f"crop must be <= res = {res}; got {crop}")
+    out = {}
+    for i in range(count):
+        img = random_text_image((int(seed), i), res)
+        if crop is not None:
+            lo = (res - crop) // 2
+            img = np.ascontiguousarray(img[lo : lo + crop, lo : lo + crop])
+        out[f"text_{i}"] = img
     return out
 
 

@@ -122,6 +122,14 @@ STUDIES: tuple[Study, ...] = (
         section="Kernel regression",
     ),
     Study(
+        "table1_budget",
+        "Table 1 at the training budget: NTK theory, GD and Adam networks",
+        "ntkspec.studies.table1_budget",
+        section="Networks",
+        report_options=(("size", "report"),),
+        quick_options=(("size", "tiny"),),
+    ),
+    Study(
         "validation",
         "Theory against trained networks",
         "ntkspec.validation",
@@ -368,7 +376,8 @@ def tables_of(data: dict) -> list[tuple[str, dict]]:
     ``"table": table`` at the top level, where a table is ``{"columns": [...], "rows":
     [...]}`` (rows are lists in column order, or mappings column -> cell; optional
     ``"title"`` and ``"note"``). A cell is a string, a number, None, or
-    ``{"mean": m, "std": s}``. Anything else is ignored.
+    ``{"mean": m, "std": s}``, optionally with ``"n"`` (the number of runs, shown as
+    ``(n = k)``). Anything else is ignored.
     """
     found = []
     tables = data.get("tables")
@@ -404,7 +413,8 @@ def _declared_table(pointer: str, tdata: dict) -> dict:
                 cells.append(Ref(ptr))
             elif isinstance(cell, dict) and _is_number(cell.get("mean")):
                 std = Ref(ptr + "/std") if _is_number(cell.get("std")) else None
-                cells.append(PlusMinus(Ref(ptr + "/mean"), std))
+                n = Ref(ptr + "/n") if _is_number(cell.get("n")) else None
+                cells.append(PlusMinus(Ref(ptr + "/mean"), std, n))
             else:
                 cells.append(cell)
         rows.append(cells)

@@ -91,3 +91,65 @@ def test_bundled_image_sets():
     np.testing.assert_array_equal(txt["rendered_1"], data.rendered_text_image(1))
     # rendered text is mostly white background with coloured strokes
     assert np.mean(txt["rendered_0"] > 0.95) > 0.5
+
+
+def test_text_set_is_deterministic_given_the_seed():
+    a = data.text_set(96, count=8, seed=3)
+    b = data.text_set(96, count=8, seed=3)
+    assert list(a) == [f"text_{i}" for i in range(8)]
+    for name in a:
+        assert a[name].shape == (96, 96, 3) and a[name].dtype == np.float64
+        np.testing.assert_array_equal(a[name], b[name])
+    other = data.text_set(96, count=2, seed=4)
+    for name in other:
+        assert not np.array_equal(other[name], a[name])
+    # the images of a set differ from each other, and a longer set extends a shorter
+    assert not np.array_equal(a["text_0"], a["text_1"])
+    np.testing.assert_array_equal(
+        data.text_set(96, count=1, seed=3)["text_0"], a["text_0"]
+    )
+
+
+def test_text_set_looks_like_coloured_text_on_white():
+    img = data.text_set(256, count=1, seed=0)["text_0"]
+    assert 0.0 <= img.min() and img.max() <= 1.0
+    white = np.all(img > 0.97, axis=2).mean()
+    assert 0.3 < white < 0.95  # a page full of strokes, not a blank or a solid one
+    ink = img[np.any(img < 0.7, axis=2)]
+    # several hues: the per-channel spread of the ink is large
+    assert ink.std(axis=0).min() > 0.1
+    # crops keep the pixel pitch: a crop is the centre of the full image
+    crop = data.text_set(256, count=1, seed=0, crop=64)["text_0"]
+    np.testing.assert_array_equal(crop, img[96:160, 96:160])
+
+
+def test_text_set_checks_arguments():
+    with pytest.raises(ValueError, match="count"):
+        data.text_set(64, count=0)
+    with pytest.raises(ValueError, match="crop"):
+        data.text_set(64, count=1, crop=128)
+    with pytest.raises(TypeError, match="res"):
+        data.text_set(64.0)
+
+
+def test_natural_set_has_five_full_size_photos_and_more_as_crops():
+    crops = data.natural_set(512, crop=64)
+    assert len(crops) >= 8 and "cat" not in crops  # cat is chelsea
+    for img in crops.values():
+        assert img.shape == (64, 64, 3) and img.dtype == np.float64
+        assert 0.0 <= img.min() and img.max() <= 1.0 and img.std() > 0.01
+    # a photo smaller than 512 is cropped at its native resolution (no resize)
+    import skimage.data as skdata
+
+    coffee = skdata.coffee() / 255.0
+    np.testing.assert_allclose(
+        crops["coffee"], coffee[168:232, 268:332], rtol=0, atol=1e-15
+    )
+    # at 512 only the photos at least that large, none upsampled
+    sizes = {k: v[1] for k, v in data.NATURAL_SET.items()}
+    full = [k for k in data.NATURAL_SET if sizes[k] >= 512]
+    assert len(full) >= 5
+    small = data.natural_set(512, names=["coffee", "astronaut"])
+    assert list(small) == ["astronaut"]
+    with pytest.raises(ValueError, match="names"):
+        data.natural_set(64, names=["lily"])
