@@ -17,8 +17,17 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "ntkspec"
-# studies/_output.py and studies/_paper.py are the studies' own shared helpers.
-HELPERS = {"_validation", "_numerics", "_io", "_linalg", "_typing", "_output", "_paper"}
+# studies/_output.py, _paper.py and _table1.py are the studies' own shared helpers.
+HELPERS = {
+    "_validation",
+    "_numerics",
+    "_io",
+    "_linalg",
+    "_typing",
+    "_output",
+    "_paper",
+    "_table1",
+}
 
 
 def _private(name: str) -> bool:
