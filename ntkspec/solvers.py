@@ -13,6 +13,9 @@ converged flag, in the style of lineax's ``Solution``) and :class:`LanczosResult
   Gram, :func:`t_chan_preconditioner`).
 * :func:`block_lanczos`: the top k eigenpairs by block Lanczos with full
   reorthogonalisation (Golub & Underwood 1977).
+* :func:`restarted_lanczos`: the same with thick restarts (Wu & Simon 2000), so the
+  basis stays at ``krylov_dim`` rows (``spectra.lanczos_eigenpairs(...,
+  algorithm="restarted")``).
 * :func:`lanczos_matfun`: :math:`f(A) V` by m steps of Lanczos per column,
   :math:`f(A) v \approx \|v\|\, Q_m f(T_m) e_1` (Saad 1992), with the a-posteriori
   error estimate :math:`\|v\|\,\|f(T_m) e_1 - [f(T_{m-1}) e_1; 0]\|`.
@@ -38,6 +41,8 @@ References:
     Stat. Comput. 9(4), 1988.
     Golub & Underwood, "The block Lanczos method for computing eigenvalues", 1977;
     Golub & Van Loan, "Matrix Computations", 4th ed., section 10.3.
+    Wu & Simon, "Thick-restart Lanczos method for large symmetric eigenvalue
+    problems", SIAM J. Matrix Anal. Appl. 22(2), 2000.
     Saad, "Analysis of some Krylov subspace approximations to the matrix exponential
     operator", SIAM J. Numer. Anal. 29(1), 1992.
 """

@@ -79,12 +79,18 @@ def test_lanczos_result_diagnostics():
             op, 5, block_size=2, max_dim=8, tol=1e-14, algorithm="unrestarted"
         )
     assert not bad.converged
-    res = spectra.lanczos_eigenpairs(op, 5, block_size=4)  # restarted, the default
+    res = spectra.lanczos_eigenpairs(op, 5, block_size=4, algorithm="restarted")
     assert res.converged and res.residuals.shape == (5,)
     assert np.all(res.residuals <= 1e-10 * res.eigenvalues)
     with pytest.warns(RuntimeWarning, match="did not converge"):
         bad = spectra.lanczos_eigenpairs(
-            op, 5, block_size=2, max_dim=10, tol=1e-14, max_restarts=0
+            op,
+            5,
+            block_size=2,
+            max_dim=10,
+            tol=1e-14,
+            max_restarts=0,
+            algorithm="restarted",
         )
     assert not bad.converged and bad.restarts == 0
     with pytest.raises(ValueError, match="algorithm"):
