@@ -647,6 +647,25 @@ def _exact_pairs_q(arch, x1, x2, q1, q2, rows, cols, get):
     return ntk_ if get == "ntk" else nngp_
 
 
+def _exact_pairs_bucketed(arch, x1, x2, rows, cols, get, q1=None, q2=None):
+    """:func:`_exact_pairs_q` with the pair count padded to a power of two (>= 8).
+
+    The count of near pairs changes from call to call; padding it (with copies of the
+    first pair, sliced off after) lets one compiled function serve every count in a
+    bucket instead of compiling once per count.
+    """
+    q1 = _variances(x1) if q1 is None else q1
+    q2 = _variances(x2) if q2 is None else q2
+    rows, cols = np.asarray(rows), np.asarray(cols)
+    count = int(rows.size)
+    if count == 0:
+        return _exact_pairs_q(arch, x1, x2, q1, q2, rows, cols, get)
+    size = max(8, 1 << (count - 1).bit_length())
+    rp = np.concatenate([rows, np.full(size - count, rows[0], rows.dtype)])
+    cp = np.concatenate([cols, np.full(size - count, cols[0], cols.dtype)])
+    return _exact_pairs_q(arch, x1, x2, q1, q2, rp, cp, get)[:count]
+
+
 #: Tile side of the symmetric self-Gram path (2**18 entries per tile).
 _SYM_TILE = 512
 
@@ -688,7 +707,9 @@ def _symmetric_gram(arch, x, q, get, fit, coefs, progress):
                 if rows.size:
                     tile = np.array(tile)
                     tile[rows, cols] = np.asarray(
-                        _exact_pairs_q(arch, x, x, q, q, rows + r0, cols + c0, get)
+                        _exact_pairs_bucketed(
+                            arch, x, x, rows + r0, cols + c0, get, q, q
+                        )
                     )
             out[r0:r1, c0:c1] = tile
             if not diagonal:
@@ -793,7 +814,9 @@ def _kernel(arch, x1, x2, get, dtype, max_bytes, block_rows, progress):
             if not traced and int(n_near) > 0:
                 near = np.asarray(_block_near(xb, x2j, start, self_kernel))
                 rows, cols = np.nonzero(near[: stop - start])
-                vals = _exact_pairs_q(arch, x1j, x2j, q1j, q2j, rows + start, cols, get)
+                vals = _exact_pairs_bucketed(
+                    arch, x1j, x2j, rows + start, cols, get, q1j, q2j
+                )
                 out = out.at[rows, cols].set(vals)
             blocks.append(out)
             if bar is not None:
@@ -958,6 +981,9 @@ def exact_pair_values(arch: ReluMLP, x1, x2, rows, cols, *, kernel: str):
     r"""The kernel at pairs ``(x1[rows], x2[cols])``, cancellation-free.
 
     :math:`1 - \cos\theta_0 = |a/|a| - b/|b||^2/2` is accurate relative to itself for
-    duplicate and collinear pairs alike.
+    duplicate and collinear pairs alike. Concrete (NumPy) ``rows``/``cols`` are padded
+    to a power-of-two count, so a new number of pairs rarely recompiles.
     """
+    if isinstance(rows, np.ndarray) and isinstance(cols, np.ndarray):
+        return _exact_pairs_bucketed(arch, x1, x2, rows, cols, kernel)
     return _exact_pairs(arch, x1, x2, rows, cols, kernel)

@@ -14,12 +14,14 @@ from ntkspec.regression import kernel_regression
 from ntkspec.solvers import (
     CG,
     Cholesky,
+    ConvergenceWarning,
     JacobiPreconditioner,
     LanczosResult,
     Solution,
     block_lanczos,
     cg,
     lanczos_matfun,
+    restarted_lanczos,
     t_chan_preconditioner,
 )
 
@@ -215,3 +217,48 @@ def test_kernel_regression_accepts_solver_values(rng):
     )
     assert info.solver == "pcg"
     np.testing.assert_array_equal(p1, p2)
+
+
+@pytest.mark.parametrize(
+    ("k", "block_size"),
+    [(6, 4), (8, 8), (40, 4), (70, 8)],  # k near the block size, and far above it
+)
+def test_restarted_lanczos_matches_eigh(rng, k, block_size):
+    n = 300
+    q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    lam = np.exp(-np.arange(n) / 25.0) * (1.0 + 0.01 * rng.random(n))
+    a = (q * lam) @ q.T
+    a = 0.5 * (a + a.T)
+    dense = np.linalg.eigvalsh(a)[::-1]
+    res = restarted_lanczos(_dense(a), k, vectors=True, block_size=block_size)
+    assert res.converged and res.restarts >= 1  # the basis (2k rows) had to restart
+    assert res.krylov_dim < n
+    # 1e-10 relative: the requested residual tolerance.
+    np.testing.assert_allclose(res.eigenvalues, dense[:k], rtol=1e-10, atol=0)
+    v = res.eigenvectors
+    assert v.shape == (n, k)
+    np.testing.assert_allclose(v.T @ v, np.eye(k), rtol=0, atol=1e-10)
+    true_res = np.linalg.norm(a @ v - v * res.eigenvalues, axis=0)
+    assert np.all(true_res <= 1e-9 * res.eigenvalues)
+    np.testing.assert_allclose(res.residuals, true_res, rtol=0, atol=1e-12)
+
+
+def test_restarted_lanczos_reports_non_convergence(rng):
+    n = 200
+    a = rng.standard_normal((n, n))
+    a = a @ a.T
+    with pytest.warns(ConvergenceWarning, match="did not converge"):
+        res = restarted_lanczos(_dense(a), 30, block_size=4, max_restarts=1)
+    assert not res.converged and res.restarts == 1
+    assert res.eigenvalues.shape == (30,) and res.residuals.shape == (30,)
+    assert np.max(res.residuals / res.eigenvalues) > 1e-10
+
+
+def test_restarted_lanczos_arguments(rng):
+    op = _dense(np.eye(50))
+    with pytest.raises(ValueError, match="k must be"):
+        restarted_lanczos(op, 0)
+    with pytest.raises(TypeError, match="max_restarts"):
+        restarted_lanczos(op, 3, max_restarts=1.5)
+    with pytest.raises(ValueError, match="start"):
+        restarted_lanczos(op, 3, block_size=2, start=np.ones(7))

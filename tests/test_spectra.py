@@ -71,12 +71,30 @@ def test_lanczos_result_diagnostics():
     grid = Grid((16, 16))
     mapping = mappings.gaussian(0, 2, 64, 3.0)
     op = grid_operator(ARCH, mapping, grid)
-    res = spectra.lanczos_eigenpairs(op, 5, block_size=4)
+    res = spectra.lanczos_eigenpairs(op, 5, block_size=4, algorithm="unrestarted")
     assert res.converged and res.eigenvectors is None
     assert res.matvecs == res.krylov_dim and res.residuals.shape == (5,)
     with pytest.warns(RuntimeWarning, match="did not converge"):
-        bad = spectra.lanczos_eigenpairs(op, 5, block_size=2, max_dim=8, tol=1e-14)
+        bad = spectra.lanczos_eigenpairs(
+            op, 5, block_size=2, max_dim=8, tol=1e-14, algorithm="unrestarted"
+        )
     assert not bad.converged
+    res = spectra.lanczos_eigenpairs(op, 5, block_size=4, algorithm="restarted")
+    assert res.converged and res.residuals.shape == (5,)
+    assert np.all(res.residuals <= 1e-10 * res.eigenvalues)
+    with pytest.warns(RuntimeWarning, match="did not converge"):
+        bad = spectra.lanczos_eigenpairs(
+            op,
+            5,
+            block_size=2,
+            max_dim=10,
+            tol=1e-14,
+            max_restarts=0,
+            algorithm="restarted",
+        )
+    assert not bad.converged and bad.restarts == 0
+    with pytest.raises(ValueError, match="algorithm"):
+        spectra.lanczos_eigenpairs(op, 5, algorithm="arpack")
 
 
 def test_dense_array_path_and_identity_on_grid(rng):

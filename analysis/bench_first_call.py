@@ -1,0 +1,148 @@
+"""First-call latency in a fresh process, import included (issue 17, item 2).
+
+Each task runs in a new Python process that imports ntkspec, then times the task once
+(cold: import + compilation + run) and once more (warm), from before ``import ntkspec``:
+
+* the paper's regression task: astronaut 256^2 train -> 512^2 predict, RGB, Gaussian
+  sigma 10, 256 frequencies, depth 4 (``--quick``: 64^2 -> 128^2);
+* the full exact periodic spectrum of a 512^2 grid (``--quick``: 64^2).
+
+Both without and with JAX's persistent compilation cache (a fresh cache folder under
+``figures/tmp``, filled by a first process, read by a second), the way the README
+tells users to turn it on. The load average is recorded. Targets: regression < 2 s cold,
+< 0.7 s warm; 512^2 periodic spectrum < 1 s cold.
+
+Usage: ``python -m analysis bench_first_call [--quick] [--out PATH]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+_CHILD = r"""
+import json, sys, time
+t0 = time.perf_counter()
+import numpy as np
+import ntkspec
+from ntkspec import data, mappings
+task, res = sys.argv[1], int(sys.argv[2])
+t_import = time.perf_counter() - t0
+arch = ntkspec.ReluMLP(4)
+gauss = mappings.gaussian(0, 2, 256, 10.0)
+if task == "regression":
+    img = data.natural_images(res)["astronaut"]
+    g_tr, y_tr, g_te, _ = data.image_task(img)
+    run = lambda: np.asarray(ntkspec.kernel_regression(arch, gauss, g_tr, y_tr, g_te))
+else:
+    per = mappings.FourierMapping(np.round(np.asarray(gauss.B)), np.ones(256))
+    grid = ntkspec.Grid((res, res))
+    run = lambda: ntkspec.spectrum(arch, per, grid)
+t1 = time.perf_counter()
+run()
+cold = time.perf_counter() - t0
+t2 = time.perf_counter()
+run()
+warm = time.perf_counter() - t2
+print(json.dumps({"import_s": t_import, "cold_incl_import_s": cold,
+                  "cold_call_s": time.perf_counter() - t1 - warm, "warm_s": warm}))
+"""
+
+
+def _child(task: str, res: int, env: dict) -> dict:
+    repo = Path(__file__).resolve().parents[1]
+    env = dict(env, PYTHONPATH=str(repo))
+    out = subprocess.run(
+        [sys.executable, "-c", _CHILD, task, str(res)],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def bench(quick: bool = False) -> dict:
+    cases = (
+        (("regression", 128), ("periodic_spectrum", 64))
+        if quick
+        else (
+            ("regression", 512),
+            ("periodic_spectrum", 512),
+        )
+    )
+    base = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COMPILATION")}
+    rows = []
+    for task, res in cases:
+        load0 = os.getloadavg()
+        plain = _child(task, res, base)
+        cache = Path(tempfile.mkdtemp(prefix="jaxcache-"))
+        try:
+            env = dict(
+                base,
+                JAX_COMPILATION_CACHE_DIR=str(cache),
+                JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+                JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
+            )
+            _child(task, res, env)  # fills the cache
+            cached = _child(task, res, env)
+        finally:
+            shutil.rmtree(cache, ignore_errors=True)
+        rows.append(
+            {
+                "task": task,
+                "resolution": res,
+                "no_cache": plain,
+                "persistent_cache_second_process": cached,
+                "load_average_before": list(load0),
+                "load_average_after": list(os.getloadavg()),
+            }
+        )
+    targets = {}
+    for r in rows:
+        if r["task"] == "regression" and r["resolution"] == 512:
+            targets["regression < 2 s cold (no cache)"] = (
+                r["no_cache"]["cold_incl_import_s"] < 2.0
+            )
+            targets["regression < 0.7 s warm"] = r["no_cache"]["warm_s"] < 0.7
+        if r["task"] == "periodic_spectrum" and r["resolution"] == 512:
+            targets["512^2 periodic spectrum < 1 s cold (no cache)"] = (
+                r["no_cache"]["cold_incl_import_s"] < 1.0
+            )
+    return {"rows": rows, "targets_hit": targets, "cpus": os.cpu_count()}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes")
+    parser.add_argument("--out", default="figures/bench/first_call.json")
+    args = parser.parse_args(argv)
+    from ntkspec._io import write_json
+    from ntkspec.provenance import provenance
+
+    res = bench(quick=args.quick)
+    res["quick"] = bool(args.quick)
+    res["provenance"] = provenance(
+        " ".join(
+            ["python -m analysis bench_first_call"]
+            + (argv if argv is not None else sys.argv[1:])
+        ),
+        0,
+    )
+    write_json(Path(args.out), res)
+    for r in res["rows"]:
+        print(r)
+    print(res["targets_hit"])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
