@@ -91,9 +91,16 @@ __all__ = [
     "InverseInfo",
     "BlockCirculantPreconditioner",
     "block_circulant_preconditioner",
+    "coarse_ct_operator",
     "mean_measured_diagonal",
     "inverse_regression",
 ]
+
+
+#: Bins per block of the coarse problem behind the "auto" preconditioner's E.
+_COARSE_BINS = 64
+#: Fourier modes per block kept exactly by the "auto" preconditioner.
+_COARSE_MODES = 24
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,29 +182,62 @@ def _fourier_basis(w: int, k0: int) -> np.ndarray:
     return np.stack(cols, axis=1)
 
 
+def _matvec_chunked(operator, V: np.ndarray, chunk: int = 16) -> np.ndarray:
+    """``operator.matvec`` on the columns of V (M, r) in chunks (bounded FFT memory)."""
+    out = np.empty((operator.shape[0], V.shape[1]))
+    for s in range(0, V.shape[1], chunk):
+        out[:, s : s + chunk] = np.asarray(
+            operator.matvec(jnp.asarray(V[:, s : s + chunk]))
+        )
+    return out
+
+
+def _block_basis(nb: int, w: int, k0: int) -> tuple[np.ndarray, np.ndarray]:
+    """The per-block basis (w, q) and the block-diagonal Z (nb w, nb q)."""
+    basis = _fourier_basis(w, k0)
+    q = basis.shape[1]
+    Z = np.zeros((nb * w, nb * q))
+    for a in range(nb):
+        Z[a * w : (a + 1) * w, a * q : (a + 1) * q] = basis
+    return basis, Z
+
+
 def block_circulant_preconditioner(
-    operator, num_blocks: int, *, shift: float = 0.0, coarse_modes: int = 6
+    operator,
+    num_blocks: int,
+    *,
+    shift: float = 0.0,
+    coarse_modes: int = 6,
+    coarse_operator=None,
 ) -> BlockCirculantPreconditioner:
     r"""The two-level block-circulant preconditioner of ``operator`` + ``shift`` I.
 
     ``operator`` is M x M with M = ``num_blocks`` x W (e.g. :math:`A K A^\top` of the
     CT projector, blocks = angles). One column of every block's centre is measured
     (one batched matvec) and its DFT, clipped below at :math:`10^{-3}` of its largest
-    value, is that block's circulant symbol; the coarse matrix
+    value, is that block's circulant symbol. The coarse matrix
     :math:`E = Z^\top(\text{operator} + \text{shift}\,I)Z` is formed from
-    ``num_blocks * (2 coarse_modes + 1)`` more columns.
+    ``num_blocks * (2 coarse_modes + 1)`` more columns of ``operator``, or, with
+    ``coarse_operator`` (the same blocks at :math:`W_c < W` bins each, e.g. the CT
+    problem on a coarser grid), as :math:`(W/W_c)\, Z_c^\top G_c Z_c + \text{shift}
+    \, I`: the low Fourier modes are resolved on the coarse grid, and an
+    orthonormal mode on W points is :math:`\sqrt{W_c/W}` times its coarse samples,
+    while a line average does not depend on the resolution.
 
     Args:
         operator: symmetric positive semi-definite, with ``shape`` and ``matvec``.
         num_blocks: number of blocks, dividing M.
         shift: :math:`\delta \ge 0` added to the operator.
         coarse_modes: :math:`k_0 \ge 0`, the per-block Fourier modes kept exactly.
+        coarse_operator: None, or an :math:`M_c \times M_c` operator with the same
+            number of blocks, approximating ``operator`` at a coarser resolution.
 
     Returns:
         A :class:`BlockCirculantPreconditioner`.
 
     Raises:
-        ValueError: ``num_blocks`` does not divide M, or a negative argument.
+        ValueError: ``num_blocks`` does not divide M (or :math:`M_c`), or a negative
+            argument.
     """
     m = int(operator.shape[0])
     nb = check_positive_int(num_blocks, "num_blocks")
@@ -211,25 +251,80 @@ def block_circulant_preconditioner(
     with x64_scope(np.float64):
         probe = np.zeros((m, nb))
         probe[np.arange(nb) * w + w // 2, np.arange(nb)] = 1.0
-        cols = np.asarray(operator.matvec(jnp.asarray(probe)))
+        cols = _matvec_chunked(operator, probe)
         sym = np.empty((nb, w // 2 + 1))
         for a in range(nb):
             col = np.roll(cols[a * w : (a + 1) * w, a], -(w // 2))
             sym[a] = np.fft.rfft(col).real
         sym = np.maximum(sym, 1e-3 * sym.max(axis=1, keepdims=True)) + shift
-        basis = _fourier_basis(w, k0)
-        q = basis.shape[1]
-        Z = np.zeros((m, nb * q))
-        for a in range(nb):
-            Z[a * w : (a + 1) * w, a * q : (a + 1) * q] = basis
-        E = Z.T @ np.asarray(operator.matvec(jnp.asarray(Z))) + shift * np.eye(nb * q)
-        E = 0.5 * (E + E.T)
+        if coarse_operator is None:
+            basis, Z = _block_basis(nb, w, k0)
+            E = Z.T @ _matvec_chunked(operator, Z)
+        else:
+            mc = int(coarse_operator.shape[0])
+            if mc % nb:
+                raise ValueError(
+                    f"num_blocks must divide the coarse operator's size {mc}; got "
+                    f"{num_blocks}"
+                )
+            wc = mc // nb
+            k0 = min(k0, (wc - 1) // 2)
+            basis, _ = _block_basis(nb, w, k0)
+            _, Zc = _block_basis(nb, wc, k0)
+            E = (w / wc) * (Zc.T @ _matvec_chunked(coarse_operator, Zc))
+        E = 0.5 * (E + E.T) + shift * np.eye(E.shape[0])
         lam, vec = np.linalg.eigh(E)
         lam = np.maximum(lam, 1e-14 * lam.max())
         e_inv = (vec / lam) @ vec.T
         return BlockCirculantPreconditioner(
             jnp.asarray(1.0 / sym), jnp.asarray(basis), jnp.asarray(e_inv), nb, w
         )
+
+
+def coarse_ct_operator(arch, mapping, grid, forward, factor: int, *, kernel="ntk"):
+    r"""The measured Gram of a sparse block measurement on a ``factor``-coarser grid.
+
+    :math:`G_c = A_c K_c A_c^\top` with :math:`A_c = R A P`: :math:`P` upsamples a
+    coarse image piecewise-constantly onto ``grid``, :math:`R` averages groups of
+    ``factor`` consecutive measurements (detector bins of one angle), and
+    :math:`K_c` is the kernel on the coarse grid (spacing ``factor`` fine pixels).
+
+    Args:
+        arch: the architecture.
+        mapping: the Fourier mapping.
+        grid: the fine 2D grid (H, W), both sides multiples of ``factor``.
+        forward: a :class:`~ntkspec.measurements.SparseMeasurement` whose M is a
+            multiple of ``factor``.
+        factor: the coarsening factor r >= 1.
+        kernel: "ntk" or "nngp".
+
+    Returns:
+        The :class:`~ntkspec.operators.ComposedOperator` :math:`G_c`.
+    """
+    import scipy.sparse
+
+    from .grid import Grid
+
+    r = check_positive_int(factor, "factor")
+    h, w = grid.shape
+    m = forward.shape[0]
+    if h % r or w % r or m % r:
+        raise ValueError(
+            f"factor {r} must divide the grid sides {grid.shape} and M = {m}"
+        )
+    hc, wc = h // r, w // r
+    fine = np.arange(h * w)
+    coarse_idx = (fine // w // r) * wc + (fine % w) // r
+    P = scipy.sparse.csr_array(
+        (np.ones(h * w), (fine, coarse_idx)), shape=(h * w, hc * wc)
+    )
+    rows = np.arange(m)
+    R = scipy.sparse.csr_array(
+        (np.full(m, 1.0 / r), (rows // r, rows)), shape=(m // r, m)
+    )
+    Ac = scipy.sparse.csr_array(R @ forward.to_scipy() @ P)
+    Kc = grid_operator(arch, mapping, Grid((hc, wc)), kernel=kernel)
+    return composed(as_measurement(Ac), Kc)
 
 
 def mean_measured_diagonal(operator, *, rows: int | None = 64) -> float:
@@ -247,8 +342,8 @@ def mean_measured_diagonal(operator, *, rows: int | None = 64) -> float:
     idx = np.unique(np.linspace(0, m - 1, take).round().astype(np.int64))
     total = 0.0
     with x64_scope(np.float64):
-        for start in range(0, idx.size, 256):
-            part = idx[start : start + 256]
+        for start in range(0, idx.size, 16):
+            part = idx[start : start + 16]
             probe = np.zeros((m, part.size))
             probe[part, np.arange(part.size)] = 1.0
             out = np.asarray(operator.matvec(jnp.asarray(probe)))
@@ -330,7 +425,9 @@ def _check_time(time, steps, lr):
     check_real(lr, "lr", low=0.0, low_inclusive=False)
 
 
-def _pick_preconditioner(preconditioner, G, forward, grid, ridge):
+def _pick_preconditioner(
+    preconditioner, G, forward, grid, ridge, arch, mapping, kernel
+):
     """(value or None, name, setup matvecs)."""
     if preconditioner is None or preconditioner == "none":
         return None, "none", 0
@@ -354,10 +451,24 @@ def _pick_preconditioner(preconditioner, G, forward, grid, ridge):
         ):
             return None, "none", 0
         nb = m // w
-        k0 = 6
-        pre = block_circulant_preconditioner(G, nb, shift=ridge, coarse_modes=k0)
+        # Coarse matrix on a grid of at most 64 bins per block when W allows it.
+        factor = 1
+        for r in range(1, w + 1):
+            if w % r == 0 and grid.shape[0] % r == 0 and w // r <= _COARSE_BINS:
+                factor = r
+                break
+        k0 = _COARSE_MODES
+        coarse = None
+        if factor > 1 and isinstance(forward, SparseMeasurement):
+            coarse = coarse_ct_operator(
+                arch, mapping, grid, forward, factor, kernel=kernel
+            )
+        pre = block_circulant_preconditioner(
+            G, nb, shift=ridge, coarse_modes=k0, coarse_operator=coarse
+        )
         q = pre.basis.shape[1]
-        return pre, "blocks", nb + nb * q
+        setup = nb if coarse is not None else nb + nb * q
+        return pre, "blocks", setup
     if not callable(getattr(preconditioner, "apply", None)):
         raise TypeError(
             "preconditioner must be 'auto', 'blocks', None or a value with apply(r); "
@@ -467,7 +578,9 @@ def inverse_regression(
     with x64_scope(np.float64):
         Yj = jnp.asarray(Y)
         if time is None and steps is None:
-            pre, name, setup = _pick_preconditioner(preconditioner, G, op, grid, ridge)
+            pre, name, setup = _pick_preconditioner(
+                preconditioner, G, op, grid, ridge, arch, mapping, kernel
+            )
             sol = cg(system, Yj, preconditioner=pre, rtol=rtol, max_iter=max_iter)
             st = sol.stats
             solver = "cg" if pre is None else "pcg"
