@@ -97,10 +97,8 @@ __all__ = [
 ]
 
 
-#: Bins per block of the coarse problem behind the "auto" preconditioner's E.
-_COARSE_BINS = 64
-#: Fourier modes per block kept exactly by the "auto" preconditioner.
-_COARSE_MODES = 24
+#: Fourier modes per block kept exactly by the "auto" preconditioner (k0).
+_COARSE_MODES = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -425,9 +423,7 @@ def _check_time(time, steps, lr):
     check_real(lr, "lr", low=0.0, low_inclusive=False)
 
 
-def _pick_preconditioner(
-    preconditioner, G, forward, grid, ridge, arch, mapping, kernel
-):
+def _pick_preconditioner(preconditioner, G, forward, grid, ridge):
     """(value or None, name, setup matvecs)."""
     if preconditioner is None or preconditioner == "none":
         return None, "none", 0
@@ -451,23 +447,10 @@ def _pick_preconditioner(
         ):
             return None, "none", 0
         nb = m // w
-        # Coarse matrix on a grid of at most 64 bins per block when W allows it.
-        factor = 1
-        for r in range(1, w + 1):
-            if w % r == 0 and grid.shape[0] % r == 0 and w // r <= _COARSE_BINS:
-                factor = r
-                break
-        k0 = _COARSE_MODES
-        coarse = None
-        if factor > 1 and isinstance(forward, SparseMeasurement):
-            coarse = coarse_ct_operator(
-                arch, mapping, grid, forward, factor, kernel=kernel
-            )
         pre = block_circulant_preconditioner(
-            G, nb, shift=ridge, coarse_modes=k0, coarse_operator=coarse
+            G, nb, shift=ridge, coarse_modes=_COARSE_MODES
         )
-        q = pre.basis.shape[1]
-        setup = nb if coarse is not None else nb + nb * q
+        setup = nb + nb * int(pre.basis.shape[1])
         return pre, "blocks", setup
     if not callable(getattr(preconditioner, "apply", None)):
         raise TypeError(
@@ -578,9 +561,7 @@ def inverse_regression(
     with x64_scope(np.float64):
         Yj = jnp.asarray(Y)
         if time is None and steps is None:
-            pre, name, setup = _pick_preconditioner(
-                preconditioner, G, op, grid, ridge, arch, mapping, kernel
-            )
+            pre, name, setup = _pick_preconditioner(preconditioner, G, op, grid, ridge)
             sol = cg(system, Yj, preconditioner=pre, rtol=rtol, max_iter=max_iter)
             st = sol.stats
             solver = "cg" if pre is None else "pcg"
