@@ -62,6 +62,10 @@ timeout "$T_BENCH" "$PY" -m analysis.bench_training "${BENCH[@]}" \
 echo "bench done after $(( $(date +%s) - start )) s (status $status)"
 timeout "$T_VAL" "$PY" -m analysis.fig_validation --size "$SIZE" \
   --out "$OUT/validation" 2>&1 | tee "$OUT/validation.log" || status=1
+# CT column of Table 1: trained 4 x 256 networks, Adam, as the 2d_CT notebook (issue 14).
+if [ "$MODE" = "--tiny" ]; then CT=(--res 64 --images 1 --steps 20); else CT=(); fi
+timeout 600 "$PY" -m analysis.ct_networks "${CT[@]}" \
+  --out "$OUT/ct/networks.json" 2>&1 | tee "$OUT/ct.log" || status=1
 echo "all done after $(( $(date +%s) - start )) s (status $status)" | tee -a "$OUT/device.txt"
 # One archive beside OUTDIR, for machines that hand back only a few files per run.
 tar -czf "${OUT%/}.tar.gz" -C "$(dirname "$OUT")" "$(basename "$OUT")" || status=1
