@@ -166,6 +166,7 @@ def test_channels_are_independent(mri_problem):
 # Contract tests for ntkspec.inverse_regression (issue 14).
 # --------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("kind", ["dense", "sparse", "functions", "value"])
 @pytest.mark.parametrize("channels", [None, 2])
 def test_inverse_regression_matches_dense_formula(ct_problem, kind, channels):
