@@ -286,6 +286,10 @@ def coarse_ct_operator(arch, mapping, grid, forward, factor: int, *, kernel="ntk
     coarse image piecewise-constantly onto ``grid``, :math:`R` averages groups of
     ``factor`` consecutive measurements (detector bins of one angle), and
     :math:`K_c` is the kernel on the coarse grid (spacing ``factor`` fine pixels).
+    As the ``coarse_operator`` of :func:`block_circulant_preconditioner` it is cheap
+    but measured worse than the exact coarse matrix (CT, Gaussian sigma 4, k0 = 24:
+    469 iterations at 128^2 against 110; no convergence in 1500 at 512^2), so the
+    "auto" preconditioner does not use it.
 
     Args:
         arch: the architecture.
