@@ -79,6 +79,10 @@ if [ "$ONLY_BUDGET" = 0 ]; then
   echo "bench done after $(( $(date +%s) - start )) s (status $status)"
   timeout "$T_VAL" "$PY" -m analysis.fig_validation --size "$SIZE" \
     --out "$OUT/validation" 2>&1 | tee "$OUT/validation.log" || status=1
+  # CT column of Table 1: trained 4 x 256 networks, Adam, as the 2d_CT notebook (issue 14).
+  if [ "$MODE" = "--tiny" ]; then CT=(--res 64 --images 1 --steps 20); else CT=(); fi
+  timeout 600 "$PY" -m analysis.ct_networks "${CT[@]}" \
+    --out "$OUT/ct/networks.json" 2>&1 | tee "$OUT/ct.log" || status=1
 fi
 timeout "$T_BUDGET" "$PY" -m analysis.fig_table1_budget --size "$BUDGET_SIZE" \
   --out "$OUT/table1_budget" 2>&1 | tee "$OUT/table1_budget.log" || status=1

@@ -16,6 +16,7 @@ from . import theory as theory
 from .dynamics import eigenmode_residuals as eigenmode_residuals
 from .dynamics import gd_dynamics as gd_dynamics
 from .grid import Grid as Grid
+from .inverse import inverse_regression as inverse_regression
 from .kernels import ReluMLP as ReluMLP
 from .kernels import nngp as nngp
 from .kernels import ntk as ntk
@@ -43,6 +44,7 @@ __all__ = [
     "eigenmode_residuals",
     "gd_dynamics",
     "kernel_regression",
+    "inverse_regression",
     "theory",
     "FourierMapping",
     "ReluMLP",

@@ -16,8 +16,8 @@ place that calls into :mod:`ntkspec.kernels`.
   grid; points to points is a rectangular :class:`DenseOperator` or
   :class:`BlockedGramOperator`.
 * :class:`Shifted` (:math:`K + \delta I`) and :class:`ComposedOperator`
-  (:math:`A K A^\top` for a :class:`LinearMeasurement` A: dense, sparse or a pair of
-  functions; :func:`composed`).
+  (:math:`A K A^\top` for a measurement value A of :mod:`ntkspec.measurements`:
+  dense, sparse, a pair of functions, CT or k-space; :func:`composed`).
 
 The grid operators:
 
@@ -96,6 +96,7 @@ from .kernels import (
     self_kernel_values,
 )
 from .mappings import FourierMapping
+from .measurements import as_measurement
 
 __all__ = [
     "kernel_on_offsets",
@@ -111,7 +112,6 @@ __all__ = [
     "blocked_gram",
     "Shifted",
     "Eigendecomposition",
-    "LinearMeasurement",
     "measurement",
     "ComposedOperator",
     "composed",
@@ -1026,82 +1026,29 @@ def grid_operators(
 # --------------------------------------------------------------------------------------
 
 
-@functools.partial(
-    jax.tree_util.register_dataclass,
-    data_fields=["matrix"],
-    meta_fields=["forward", "adjoint", "dims"],
-)
-@dataclasses.dataclass(frozen=True)
-class LinearMeasurement:
-    r"""A linear map :math:`A: \mathbb{R}^N \to \mathbb{R}^M` with its adjoint.
+def measurement(A, adjoint: Callable | None = None, *, shape=None):
+    r"""Deprecated spelling of :func:`ntkspec.measurements.as_measurement`.
 
-    Either a matrix (dense ``jax.Array`` or ``jax.experimental.sparse.BCOO``) or a pair
-    of pure JAX functions (``forward``, ``adjoint``) with ``dims`` = (M, N).
-
-    Attributes:
-        matrix: the (M, N) matrix, or None.
-        forward: :math:`v \mapsto A v` (static), or None.
-        adjoint: :math:`u \mapsto A^\top u` (static), or None.
-        dims: (M, N).
-    """
-
-    matrix: object
-    forward: Callable | None
-    adjoint: Callable | None
-    dims: tuple[int, int]
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """(M, N)."""
-        return self.dims
-
-    def apply(self, v):
-        """:math:`A v`, v of shape (N,) or (N, c)."""
-        return self.matrix @ v if self.forward is None else self.forward(v)
-
-    def apply_adjoint(self, u):
-        r""":math:`A^\top u`, u of shape (M,) or (M, c)."""
-        return self.matrix.T @ u if self.adjoint is None else self.adjoint(u)
-
-
-def measurement(A, adjoint: Callable | None = None, *, shape=None) -> LinearMeasurement:
-    r"""A :class:`LinearMeasurement` from an array, a scipy.sparse matrix or functions.
-
-    Args:
-        A: a dense (M, N) array, a ``scipy.sparse`` matrix, or a function
-            :math:`v \mapsto Av` (then ``adjoint`` and ``shape`` are required).
-        adjoint: :math:`u \mapsto A^T u` when ``A`` is a function.
-        shape: (M, N) when ``A`` is a function.
+    Kept so that older code runs; there is one measurement concept, the values of
+    :mod:`ntkspec.measurements` (``shape``, ``forward``, ``adjoint``).
+    ``measurement(A)`` is ``as_measurement(A)`` and ``measurement(fn, adjoint,
+    shape=(M, N))`` is ``as_measurement((fn, adjoint), shape=(M, N))``.
 
     Raises:
         TypeError: a function without its adjoint, or an unsupported ``A``.
         ValueError: a matrix that is not 2-D, or a bad ``shape``.
     """
-    import scipy.sparse
-
-    if callable(A):
+    if callable(A) and not _is_measurement(A):
         if not callable(adjoint):
             raise TypeError("adjoint must be given (a function) when A is a function")
-        if shape is None or len(shape) != 2:
-            raise ValueError(f"shape must be (M, N) when A is a function; got {shape}")
-        return LinearMeasurement(None, A, adjoint, (int(shape[0]), int(shape[1])))
-    with x64_scope(np.float64):
-        if scipy.sparse.issparse(A):
-            from jax.experimental import sparse as jsparse
+        return as_measurement((A, adjoint), shape=shape)
+    return as_measurement(A)
 
-            mat = jsparse.BCOO.from_scipy_sparse(
-                scipy.sparse.coo_matrix(A, dtype=float)
-            )
-        elif hasattr(A, "shape") and hasattr(A, "dtype"):
-            mat = jnp.asarray(A, jnp.float64)
-        else:
-            raise TypeError(
-                "A must be an array, a scipy.sparse matrix or a function; got "
-                f"{type(A).__name__}"
-            )
-    if len(mat.shape) != 2:
-        raise ValueError(f"A must be a matrix (M, N); got shape {mat.shape}")
-    return LinearMeasurement(mat, None, None, tuple(int(s) for s in mat.shape))
+
+def _is_measurement(value) -> bool:
+    return callable(getattr(value, "forward", None)) and callable(
+        getattr(value, "adjoint", None)
+    )
 
 
 @functools.partial(
@@ -1114,11 +1061,12 @@ class ComposedOperator:
     r"""The measured Gram :math:`A K A^\top` (M x M) for a linear measurement A.
 
     Attributes:
-        measurement: the :class:`LinearMeasurement` :math:`A` (M x N).
+        measurement: a measurement value of :mod:`ntkspec.measurements` (``shape``
+            (M, N), ``forward`` and ``adjoint``).
         operator: the kernel operator :math:`K` (N x N).
     """
 
-    measurement: LinearMeasurement
+    measurement: object
     operator: object
 
     @property
@@ -1136,22 +1084,24 @@ class ComposedOperator:
         r""":math:`A K A^\top u` for u of shape (M,) or (M, c)."""
         with x64_scope(self.dtype):
             u = jnp.asarray(u, self.dtype)
-            return self.measurement.apply(
-                self.operator.matvec(self.measurement.apply_adjoint(u))
+            return self.measurement.forward(
+                self.operator.matvec(self.measurement.adjoint(u))
             )
 
 
 def composed(measurement_op, operator) -> ComposedOperator:
     r"""The operator :math:`A K A^\top` of a measurement A and a kernel operator K.
 
-    ``measurement_op`` is a :class:`LinearMeasurement` or anything :func:`measurement`
-    accepts; K must be N x N for A of N columns.
+    ``measurement_op`` is a measurement value of :mod:`ntkspec.measurements` or
+    anything :func:`~ntkspec.measurements.as_measurement` accepts (a dense or sparse
+    matrix, a pair of functions with ``shape`` given through ``as_measurement``); K
+    must be N x N for A of N columns.
 
     Raises:
         ValueError: A has N columns but the operator is not N x N.
     """
-    if not isinstance(measurement_op, LinearMeasurement):
-        measurement_op = measurement(measurement_op)
+    if not _is_measurement(measurement_op):
+        measurement_op = as_measurement(measurement_op)
     n = measurement_op.shape[1]
     if tuple(operator.shape) != (n, n):
         raise ValueError(

@@ -104,6 +104,12 @@ STUDIES: tuple[Study, ...] = (
         quick_options=(("size", "tiny"),),
     ),
     Study(
+        "ct_table",
+        "Table 1, CT column, by NTK regression",
+        "ntkspec.studies.ct_table",
+        section="Kernel regression",
+    ),
+    Study(
         "sigma_sweep",
         "Gaussian scale sweep: under- and overfitting",
         "ntkspec.studies.sigma_sweep",

@@ -11,8 +11,8 @@ The helpers below compute both densely (NumPy/SciPy, float64) from ntkspec's Gra
 a small 2D/3D grid, so that a matrix-free `inverse_regression` can be checked against
 them. The tests here check the helpers themselves through formulas that do not share
 their code (push-through identity, the consistent-system property, t -> infinity).
-The contract tests at the end run once `ntkspec.inverse_regression` exists (the call
-form of issue 14) and are skipped before.
+The contract tests at the end check `ntkspec.inverse_regression` (the call form of
+issue 14) against them.
 """
 
 import numpy as np
@@ -163,16 +163,10 @@ def test_channels_are_independent(mri_problem):
 
 
 # --------------------------------------------------------------------------------------
-# Contract tests for ntkspec.inverse_regression (issue 14), skipped until it exists.
+# Contract tests for ntkspec.inverse_regression (issue 14).
 # --------------------------------------------------------------------------------------
 
-needs_inverse = pytest.mark.skipif(
-    not hasattr(ntkspec, "inverse_regression"),
-    reason="ntkspec.inverse_regression is not implemented yet (issue 14)",
-)
 
-
-@needs_inverse
 @pytest.mark.parametrize("kind", ["dense", "sparse", "functions", "value"])
 @pytest.mark.parametrize("channels", [None, 2])
 def test_inverse_regression_matches_dense_formula(ct_problem, kind, channels):
@@ -197,7 +191,6 @@ def test_inverse_regression_matches_dense_formula(ct_problem, kind, channels):
     np.testing.assert_allclose(got, ref, rtol=1e-8, atol=1e-8 * np.abs(ref).max())
 
 
-@needs_inverse
 def test_inverse_regression_3d_kspace(mri_problem):
     grid, mapping, gram, op, a, f_true = mri_problem
     y = a @ f_true
@@ -209,7 +202,6 @@ def test_inverse_regression_3d_kspace(mri_problem):
     np.testing.assert_allclose(got, ref, rtol=1e-8, atol=1e-8 * np.abs(ref).max())
 
 
-@needs_inverse
 def test_inverse_regression_reproduces_consistent_measurements_at_ridge_zero(
     ct_problem,
 ):
@@ -219,7 +211,6 @@ def test_inverse_regression_reproduces_consistent_measurements_at_ridge_zero(
     np.testing.assert_allclose(a @ got, y, rtol=1e-8, atol=1e-8 * np.abs(y).max())
 
 
-@needs_inverse
 def test_inverse_regression_bad_input(ct_problem):
     grid, mapping, _, op, a, f_true = ct_problem
     y = a @ f_true[:, 0]

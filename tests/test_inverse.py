@@ -1,0 +1,161 @@
+"""ntkspec.inverse_regression against dense formulas written here (issue 14).
+
+The contract tests (dense, sparse, functions and value forward maps, 1 and 2
+channels, 3D k-space, ridge 0, bad input) live in tests/test_inverse_reference.py;
+these add the raw function pair, the block-circulant preconditioner, finite time
+(gradient flow and discrete GD), non-convergence and more bad input.
+"""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import ntkspec
+from ntkspec import inverse, measurements, operators
+from ntkspec._numerics import x64_scope
+from ntkspec.solvers import ConvergenceWarning
+from tests.test_inverse_reference import (
+    dense_gram,
+    dense_inverse_gd_reference,
+    dense_inverse_reference,
+)
+
+ARCH = ntkspec.ReluMLP(3)
+
+
+@pytest.fixture(scope="module")
+def problem():
+    grid = ntkspec.Grid((12, 12))
+    mapping = ntkspec.mappings.gaussian(3, 2, 32, 3.0)
+    gram = dense_gram(ARCH, mapping, grid)
+    op = measurements.ct_projections(grid.shape, num_angles=5)
+    a = op.to_scipy().toarray()
+    f = np.random.default_rng(3).random((grid.size, 3))
+    return grid, mapping, gram, op, a, f
+
+
+def _close(got, ref, tol=1e-8):
+    np.testing.assert_allclose(got, ref, rtol=tol, atol=tol * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("channels", [None, 3])
+def test_raw_function_pair_and_blocks_preconditioner(problem, channels):
+    grid, mapping, gram, op, a, f = problem
+    f = f[:, 0] if channels is None else f
+    y = a @ f
+    ridge = 1e-5 * np.trace(a @ gram @ a.T) / a.shape[0]
+    ref = dense_inverse_reference(gram, a, y, ridge)
+    with x64_scope(np.float64):
+        aj = jnp.asarray(a)
+    pair = (lambda v: aj @ v, lambda u: aj.T @ u)  # no shape: M found from the grid
+    got = ntkspec.inverse_regression(ARCH, mapping, grid, pair, y, ridge=ridge)
+    assert got.shape == ref.shape
+    _close(got, ref)
+    got, info = ntkspec.inverse_regression(
+        ARCH, mapping, grid, op, y, ridge=ridge, preconditioner="blocks",
+        return_info=True,
+    )  # fmt: skip
+    _close(got, ref)
+    assert info.preconditioner == "blocks" and info.converged
+    assert info.solver == "pcg"
+
+
+def test_block_preconditioner_is_spd_and_coarse_grid_variant(problem):
+    grid, mapping, gram, op, a, _ = problem
+    K = operators.grid_operator(ARCH, mapping, grid)
+    G = operators.composed(op, K)
+    fine = inverse.block_circulant_preconditioner(G, 5, shift=1e-4, coarse_modes=2)
+    coarse = inverse.coarse_ct_operator(ARCH, mapping, grid, op, 2)
+    two = inverse.block_circulant_preconditioner(
+        G, 5, shift=1e-4, coarse_modes=2, coarse_operator=coarse
+    )
+    m = a.shape[0]
+    for pre in (fine, two):
+        with x64_scope(np.float64):
+            P = np.asarray(pre.apply(jnp.eye(m)))
+        np.testing.assert_allclose(P, P.T, rtol=0, atol=1e-12 * np.abs(P).max())
+        assert np.linalg.eigvalsh(0.5 * (P + P.T)).min() > 0
+    with pytest.raises(ValueError, match="num_blocks"):
+        inverse.block_circulant_preconditioner(G, 7)
+
+
+def test_gradient_flow_matches_dense(problem):
+    grid, mapping, gram, op, a, f = problem
+    y = a @ f[:, :2]
+    g_top = np.linalg.eigvalsh(a @ gram @ a.T).max()
+    for t in (0.3 / g_top, 30.0 / g_top):
+        ref = dense_inverse_gd_reference(gram, a, y, t=t, lr=1.0)
+        got, info = ntkspec.inverse_regression(
+            ARCH, mapping, grid, op, y, time=t, return_info=True, krylov_dim=60
+        )
+        assert info.solver == "lanczos"
+        _close(got, ref)
+
+
+def test_discrete_gd_matches_dense_polynomial(problem):
+    grid, mapping, gram, op, a, f = problem
+    y = a @ f[:, 0]
+    g = a @ gram @ a.T
+    lr = 1.0 / np.linalg.eigvalsh(g).max()
+    k = 25
+    # Direct iteration of f <- f - lr K A^T (A f - y) from f = 0.
+    fk = np.zeros(gram.shape[0])
+    for _ in range(k):
+        fk = fk - lr * gram @ a.T @ (a @ fk - y)
+    got = ntkspec.inverse_regression(
+        ARCH, mapping, grid, op, y, steps=k, lr=lr, krylov_dim=60
+    )
+    _close(got, fk)
+
+
+def test_mean_measured_diagonal(problem):
+    grid, mapping, gram, op, a, _ = problem
+    G = operators.composed(op, operators.grid_operator(ARCH, mapping, grid))
+    exact = np.trace(a @ gram @ a.T) / a.shape[0]
+    np.testing.assert_allclose(inverse.mean_measured_diagonal(G, rows=None), exact)
+    est = inverse.mean_measured_diagonal(G, rows=7)
+    assert 0.5 * exact < est < 2 * exact
+
+
+def test_non_convergence_warns_and_returns_best_iterate(problem):
+    grid, mapping, _, op, a, f = problem
+    y = a @ f[:, 0]
+    with pytest.warns(ConvergenceWarning, match="did not reach"):
+        got, info = ntkspec.inverse_regression(
+            ARCH, mapping, grid, op, y, ridge=1e-8, max_iter=2, return_info=True
+        )
+    assert not info.converged and info.iterations == 2
+    assert np.all(np.isfinite(got))
+    with pytest.warns(ConvergenceWarning, match="krylov_dim"):
+        ntkspec.inverse_regression(
+            ARCH, mapping, grid, op, y, time=1e6, krylov_dim=2, rtol=1e-12
+        )
+
+
+def test_more_bad_input(problem):
+    grid, mapping, _, op, a, f = problem
+    y = a @ f[:, 0]
+    with pytest.raises(ValueError, match="time"):
+        ntkspec.inverse_regression(ARCH, mapping, grid, op, y, time=1.0, steps=3)
+    with pytest.raises(ValueError, match="time"):
+        ntkspec.inverse_regression(ARCH, mapping, grid, op, y, time=-1.0)
+    with pytest.raises(ValueError, match="lr"):
+        ntkspec.inverse_regression(ARCH, mapping, grid, op, y, steps=2, lr=0.0)
+    with pytest.raises(ValueError, match="y"):
+        ntkspec.inverse_regression(ARCH, mapping, grid, op, y[:, None][:, :0])
+    with pytest.raises(TypeError, match="y"):
+        ntkspec.inverse_regression(ARCH, mapping, grid, op, "y")
+    with pytest.raises(ValueError, match="forward"):
+        ntkspec.inverse_regression(ARCH, mapping, grid, a[:, :-1], y)
+    with pytest.raises(TypeError, match="forward"):
+        ntkspec.inverse_regression(ARCH, mapping, grid, "A", y)
+    with pytest.raises(ValueError, match="preconditioner"):
+        ntkspec.inverse_regression(
+            ARCH, mapping, grid, op, y, preconditioner="multigrid"
+        )
+    with pytest.raises(TypeError, match="preconditioner"):
+        ntkspec.inverse_regression(ARCH, mapping, grid, op, y, preconditioner=3)
+    with pytest.raises(ValueError, match="mapping|grid|dimension"):
+        ntkspec.inverse_regression(
+            ARCH, ntkspec.mappings.gaussian(0, 3, 8, 1.0), grid, op, y
+        )
