@@ -436,7 +436,9 @@ def _krylov_dynamics(
             fs = []
             for i in finite:
                 fs.extend(_krylov_functions(float(t[i]), rate, discrete))
-            sols = lanczos_matfuns(system, fs, R, rtol=rtol, max_dim=max_dim)
+            sols = lanczos_matfuns(
+                system, fs, R, rtol=rtol, max_dim=max_dim, reorthogonalize=False
+            )
             for k, i in enumerate(finite):
                 phi, dec = sols[2 * k], sols[2 * k + 1]
                 f_train[i] = Y - np.asarray(dec.value)
