@@ -881,7 +881,8 @@ def lanczos_matfuns(
     .. math::
 
         \epsilon_i = \frac{\|f_i(T_m) e_1 - [f_i(T_{m'}) e_1; 0]\|}{\|f_i(T_m) e_1\|},
-        \qquad m' = m - \texttt{check\_every},
+        \qquad m' = m - \texttt{check\_every}
+        \;(m - 1 \text{ at the first check}),
 
     is computed (the change since the previous check, which bounds the error of the
     older iterate and, under the superlinear convergence of entire functions, that of
@@ -989,15 +990,20 @@ def lanczos_matfuns(
             for col in np.flatnonzero(active & check):
                 m = dims[col]
                 out = _tridiag_e1(fs, alpha[col, :m], beta[col, : m - 1])
+                first = None
+                if prev[0][col] is None and m > 1 and not invariant[col]:
+                    # no earlier check yet: compare with m - 1 steps
+                    first = _tridiag_e1(fs, alpha[col, : m - 1], beta[col, : m - 2])
                 for i, y in enumerate(out):
                     ynorm = np.linalg.norm(y)
                     if invariant[col]:
                         e = 0.0
-                    elif prev[i][col] is None:
+                    elif prev[i][col] is None and first is None:
                         e = np.inf
                     else:
+                        older = first[i] if prev[i][col] is None else prev[i][col]
                         old = np.zeros(m)
-                        old[: prev[i][col].size] = prev[i][col]
+                        old[: older.size] = older
                         e = np.linalg.norm(y - old) / (ynorm if ynorm > 0 else 1.0)
                     est[i, col], ys[i][col], prev[i][col] = e, y, y
                 if invariant[col] or np.all(est[:, col] <= rtol):
