@@ -639,6 +639,13 @@ def eigenmode_residuals(
 
     Returns:
         A :class:`ModeResiduals`.
+
+    Always dense, also on Grids: a :class:`ModeResiduals` holds the full orthonormal
+    eigenbasis (n, n) and every mode's residual, which is itself a dense n x n
+    object (34 GB at 256^2), so a Krylov path cannot return it. On large Toeplitz
+    grids use :func:`gd_dynamics` (Krylov path) for the residual in pixel space, or
+    the top-k eigenpairs of :func:`ntkspec.solvers.block_lanczos` projected by hand
+    (a structured top-k variant is left to a later issue).
     """
     t, lr, ridge, x, _, y = _check_dynamics(
         arch,
