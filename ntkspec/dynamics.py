@@ -43,7 +43,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 
+import jax.numpy as jnp
 import numpy as np
 
 from ._numerics import (
@@ -57,14 +59,27 @@ from ._validation import (
     check_inputs,
     check_kernel,
     check_mapping,
+    check_positive_int,
     check_real,
     check_symmetric,
     check_targets,
 )
 from .grid import Grid
 from .kernels import ReluMLP
-from .operators import Eigendecomposition, dense_gram, grid_operators, grid_ratio
-from .solvers import psd_solve
+from .operators import (
+    Eigendecomposition,
+    Shifted,
+    dense_gram,
+    grid_operators,
+    grid_ratio,
+)
+from .solvers import (
+    ConvergenceWarning,
+    cg,
+    lanczos_matfuns,
+    psd_solve,
+    t_chan_preconditioner,
+)
 
 __all__ = [
     "ModeResiduals",
@@ -277,6 +292,9 @@ def gd_dynamics(
     discrete: bool = False,
     max_bytes: float | None = None,
     return_info: bool = False,
+    rtol: float = 1e-10,
+    max_krylov_dim: int = 1000,
+    max_iter: int = 2000,
 ):
     r"""Mean outputs of the infinitely wide network trained by GD on the MSE.
 
@@ -303,18 +321,46 @@ def gd_dynamics(
             initialisations); shape of ``y_train``.
         f_test_0: outputs on the test points at t = 0 (default 0).
         discrete: discrete GD steps instead of gradient flow.
-        max_bytes: memory cap for dense arrays.
+        max_bytes: memory cap for dense kernel matrices only (the Krylov basis and
+            FFT workspaces of the Krylov path are not counted).
         return_info: also return a :class:`DynamicsInfo` (third element).
+        rtol: Krylov path: relative tolerance on the a-posteriori error estimate of
+            every finite time and on the PCG residual at ``t = inf``.
+        max_krylov_dim: Krylov path: largest Lanczos dimension per channel.
+        max_iter: Krylov path: PCG iteration cap for ``t = inf``.
 
     Returns:
         ``(f_train, f_test)`` of shapes (T, n, c) and (T, n_test, c) ((T, n) and
         (T, n_test) for a 1-D ``y_train``), float64 NumPy arrays; with
         ``return_info``, ``(f_train, f_test, info)``.
 
-    Paths: dense (one ``eigh`` of the train Gram) for point arrays and for Grids with a
-    non-periodic mapping (within the memory cap); for two Grids and a periodic mapping
-    (integer frequencies) the train Gram is circulant and everything is exact FFT
-    filtering, at any size.
+    Paths (``info.method``):
+
+    * ``"fft"``: two Grids and a periodic mapping (integer frequencies): the train Gram
+      is circulant and everything is exact FFT filtering, at any size.
+    * ``"krylov"``: two Grids and any other stationary (Fourier) mapping, e.g.
+      Gaussian or positional: the train Gram is multilevel Toeplitz, applied by FFT
+      (:class:`~ntkspec.operators.GridKernelOperator`), never formed, at any size and
+      whatever ``max_bytes``. With :math:`r = y - f_{\rm train}(0)`,
+
+      .. math::
+
+          f_{\rm test}(t) = f_{\rm test}(0) + \Theta_{*X}\,\varphi_t(\Theta)\, r,
+          \qquad \varphi_t(\lambda) = \frac{1 - e^{-\eta\lambda t/N_y}}{\lambda}
+          \quad\Big(\text{discrete: } \frac{1 - (1 - \eta\lambda/N_y)^t}{\lambda}\Big),
+
+      and :math:`f_{\rm train}(t) = y - e^{-\eta t\Theta/N_y} r`. Both functions of
+      every finite time come from one Lanczos run per channel (the channels share
+      each FFT matvec; :func:`ntkspec.solvers.lanczos_matfuns`) whose dimension is set
+      by the a-posteriori error estimate (``rtol``); :math:`\Theta_{*X}` is one FFT
+      convolution on the test grid; ``t = inf`` is the PCG solve
+      (:func:`ntkspec.solvers.cg`, T. Chan preconditioner) of
+      :func:`ntkspec.kernel_regression`. The Krylov dimension grows like
+      :math:`\sqrt{\eta t\lambda_{\max}/N_y}`: large finite times cost more. Missing
+      ``rtol`` warns (:class:`~ntkspec.solvers.ConvergenceWarning`) and returns the
+      last iterate, with the estimate in ``info``.
+    * ``"dense"``: point arrays, or Grids with a non-stationary mapping: one ``eigh``
+      of the train Gram (within ``max_bytes``).
 
     Raises:
         ValueError: bad shapes, non-finite y, negative ridge, times or learning rate,
@@ -333,14 +379,125 @@ def gd_dynamics(
         arch, mapping, x_train, y_train, x_test, times, learning_rate, kernel, ridge,
         discrete,
     )  # fmt: skip
-    periodic = isinstance(x_tr, Grid) and bool(getattr(mapping, "is_periodic", False))
-    path = _fft_dynamics if periodic else _dense_dynamics
-    out = path(
-        arch, mapping, x_tr, y, x_te, t, lr, kernel, ridge, f_train_0, f_test_0,
-        discrete, max_bytes,
-    )  # fmt: skip
-    info = DynamicsInfo("fft" if periodic else "dense")
+    check_real(rtol, "rtol", low=0.0, low_inclusive=False)
+    max_krylov_dim = check_positive_int(max_krylov_dim, "max_krylov_dim", minimum=2)
+    max_iter = check_positive_int(max_iter, "max_iter")
+    grids = isinstance(x_tr, Grid)
+    if grids and bool(getattr(mapping, "is_periodic", False)):
+        out = _fft_dynamics(
+            arch, mapping, x_tr, y, x_te, t, lr, kernel, ridge, f_train_0, f_test_0,
+            discrete, max_bytes,
+        )  # fmt: skip
+        info = DynamicsInfo("fft")
+    elif grids and bool(getattr(mapping, "is_stationary", False)):
+        *out, info = _krylov_dynamics(
+            arch, mapping, x_tr, y, x_te, t, lr, kernel, ridge, f_train_0, f_test_0,
+            discrete, rtol, max_krylov_dim, max_iter,
+        )  # fmt: skip
+    else:
+        out = _dense_dynamics(
+            arch, mapping, x_tr, y, x_te, t, lr, kernel, ridge, f_train_0, f_test_0,
+            discrete, max_bytes,
+        )  # fmt: skip
+        info = DynamicsInfo("dense")
+    out = tuple(out)
     return (*out, info) if return_info else out
+
+
+def _krylov_functions(t: float, rate: float, discrete: bool):
+    r"""(:math:`\varphi_t`, decay) as NumPy functions of Ritz values, finite at 0."""
+    s = rate * t
+
+    def decay(lam):
+        lam = np.maximum(lam, 0.0)
+        if discrete:
+            return (1.0 - rate * lam) ** t
+        return np.exp(-s * lam)
+
+    def phi(lam):
+        lam = np.maximum(lam, 0.0)
+        pos = lam > 0
+        safe = np.where(pos, lam, 1.0)
+        if discrete:
+            x = rate * lam
+            small = x < 0.5
+            stable = -np.expm1(t * np.log1p(-np.where(small, x, 0.0))) / safe
+            direct = (1.0 - (1.0 - x) ** t) / safe
+            return np.where(pos, np.where(small, stable, direct), s)
+        return np.where(pos, -np.expm1(-s * lam) / safe, s)
+
+    return phi, decay
+
+
+def _krylov_dynamics(
+    arch, mapping, g_tr, y, g_te, t, lr, kernel, ridge, f_train_0, f_test_0, discrete,
+    rtol, max_dim, max_iter,
+):  # fmt: skip
+    r"""Toeplitz train Gram by FFT: Lanczos :math:`\varphi_t(K) r`, PCG at t = inf."""
+    train, test_train = grid_operators(arch, mapping, g_tr, g_te, kernel=kernel)
+    system = Shifted(train, ridge)
+    squeeze = y.ndim == 1
+    Y = y[:, None] if squeeze else y
+    c = Y.shape[1]
+    F0 = _initial(f_train_0, (g_tr.size, c), squeeze, "f_train_0")
+    Ft0 = _initial(f_test_0, (g_te.size, c), squeeze, "f_test_0")
+    R = Y - F0
+    rate = lr / Y.size
+    finite = [i for i, ti in enumerate(t) if math.isfinite(ti) and ti > 0]
+    f_train = np.empty((t.size, g_tr.size, c))
+    f_test = np.empty((t.size, g_te.size, c))
+    estimate, dim, its, cg_res, ok = 0.0, 0, 0, 0.0, True
+    with x64_scope(np.float64):
+        for i, ti in enumerate(t):
+            if ti == 0:
+                f_train[i], f_test[i] = F0, Ft0
+        if finite:
+            fs = []
+            for i in finite:
+                fs.extend(_krylov_functions(float(t[i]), rate, discrete))
+            sols = lanczos_matfuns(
+                system, fs, R, rtol=rtol, max_dim=max_dim, reorthogonalize=False
+            )
+            for k, i in enumerate(finite):
+                phi, dec = sols[2 * k], sols[2 * k + 1]
+                f_train[i] = Y - np.asarray(dec.value)
+                f_test[i] = Ft0 + np.asarray(test_train.matvec(phi.value))
+            estimate = max(float(s.residual) for s in sols)
+            dim = max(int(s.iterations) for s in sols)
+            ok = all(bool(s.converged) for s in sols)
+            if not ok:
+                warnings.warn(
+                    f"gd_dynamics (Krylov path): the Lanczos error estimate "
+                    f"{estimate:.2e} missed rtol={rtol:.1e} at Krylov dimension "
+                    f"{dim} (max_krylov_dim={max_dim}); returning that iterate. "
+                    "Raise max_krylov_dim or loosen rtol (large times need more).",
+                    ConvergenceWarning,
+                    stacklevel=4,
+                )
+        if np.any(np.isinf(t)):
+            sol = cg(
+                system,
+                jnp.asarray(R),
+                preconditioner=t_chan_preconditioner(train, ridge),
+                rtol=rtol,
+                max_iter=max_iter,
+            )
+            st = sol.stats
+            its, cg_res = st["iterations"], st["residual"]
+            if not st["converged"]:
+                ok = False
+                warnings.warn(
+                    f"gd_dynamics (t = inf): PCG did not reach rtol={rtol:.1e} in "
+                    f"{its} iterations (reached {cg_res:.2e}); returning that iterate. "
+                    "Raise max_iter, loosen rtol or add a ridge.",
+                    ConvergenceWarning,
+                    stacklevel=4,
+                )
+            pred = Ft0 + np.asarray(test_train.matvec(sol.value))
+            for i in np.flatnonzero(np.isinf(t)):
+                f_train[i], f_test[i] = Y, pred
+    info = DynamicsInfo("krylov", estimate, dim, ok, its, cg_res)
+    return (*_squeeze((f_train, f_test), squeeze), info)
 
 
 def _fft_dynamics(
@@ -433,10 +590,23 @@ class DynamicsInfo:
     """How :func:`gd_dynamics` computed (``return_info=True``).
 
     Attributes:
-        method: "dense" (one ``eigh`` of the train Gram) or "fft" (circulant, exact).
+        method: "dense" (one ``eigh`` of the train Gram), "fft" (circulant, exact) or
+            "krylov" (Toeplitz Gram by FFT; Lanczos, and PCG at ``t = inf``).
+        error_estimate: Krylov path: the worst a-posteriori relative error estimate
+            over the finite times (:func:`ntkspec.solvers.lanczos_matfuns`); else 0.
+        krylov_dim: Krylov path: the Lanczos dimension reached (one run serves all
+            finite times); else 0.
+        converged: whether every estimate and the PCG residual met ``rtol``.
+        cg_iterations: PCG iterations for ``t = inf`` (0 if none).
+        cg_residual: PCG relative residual for ``t = inf`` (0 if none).
     """
 
     method: str
+    error_estimate: float = 0.0
+    krylov_dim: int = 0
+    converged: bool = True
+    cg_iterations: int = 0
+    cg_residual: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -495,6 +665,13 @@ def eigenmode_residuals(
 
     Returns:
         A :class:`ModeResiduals`.
+
+    Always dense, also on Grids: a :class:`ModeResiduals` holds the full orthonormal
+    eigenbasis (n, n) and every mode's residual, which is itself a dense n x n
+    object (34 GB at 256^2), so a Krylov path cannot return it. On large Toeplitz
+    grids use :func:`gd_dynamics` (Krylov path) for the residual in pixel space, or
+    the top-k eigenpairs of :func:`ntkspec.solvers.block_lanczos` projected by hand
+    (a structured top-k variant is left to a later issue).
     """
     t, lr, ridge, x, _, y = _check_dynamics(
         arch,
