@@ -803,6 +803,44 @@ class _CoordinateForward:
         return self.apply(params, v)
 
 
+def _check_train_sets(spec, v_train, y_train, eval_sets) -> dict:
+    """``{"train": (v, y), name: (v, y), ...}`` checked against the network."""
+    check = (
+        spec.check_points if spec is not None else (lambda v, name: as_points(v, name))
+    )
+    sets = {"train": (v_train, y_train)}
+    for name, pair in (eval_sets or {}).items():
+        if name == "train":
+            raise ValueError("eval_sets must not use the name 'train' (it is built in)")
+        if not isinstance(pair, tuple | list) or len(pair) != 2:
+            raise TypeError(f"eval_sets[{name!r}] must be a pair (v, y)")
+        sets[name] = tuple(pair)
+    checked = {}
+    for name, (v, y) in sets.items():
+        label = "v_train" if name == "train" else f"eval_sets[{name!r}] v"
+        v = check(v, label)
+        y = _check_targets(
+            y, v.shape[0], "y_train" if name == "train" else f"eval_sets[{name!r}] y"
+        )
+        if spec is not None and y.shape[1] != spec.layers.widths[-1]:
+            raise ValueError(
+                f"targets have {y.shape[1]} columns but the network has out_dim = "
+                f"{spec.layers.widths[-1]}"
+            )
+        checked[name] = (v, y)
+    return checked
+
+
+def _device_data(spec, checked: dict, dtype) -> dict:
+    """Features (the mapping evaluated once) and targets as device arrays."""
+    data = {}
+    for name, (v, y) in checked.items():
+        v = jnp.asarray(v, dtype)
+        x = spec.features(v) if spec is not None else v
+        data[name] = (jax.block_until_ready(x), jnp.asarray(y, dtype))
+    return data
+
+
 def train(
     net: Network,
     params,
@@ -865,29 +903,7 @@ def train(
     if block_rows is not None:
         block_rows = check_positive_int(block_rows, "block_rows")
     spec = _spec_of(net)
-    check = (
-        spec.check_points if spec is not None else (lambda v, name: as_points(v, name))
-    )
-    sets = {"train": (v_train, y_train)}
-    for name, pair in (eval_sets or {}).items():
-        if name == "train":
-            raise ValueError("eval_sets must not use the name 'train' (it is built in)")
-        if not isinstance(pair, tuple | list) or len(pair) != 2:
-            raise TypeError(f"eval_sets[{name!r}] must be a pair (v, y)")
-        sets[name] = tuple(pair)
-    checked = {}
-    for name, (v, y) in sets.items():
-        label = "v_train" if name == "train" else f"eval_sets[{name!r}] v"
-        v = check(v, label)
-        y = _check_targets(
-            y, v.shape[0], "y_train" if name == "train" else f"eval_sets[{name!r}] y"
-        )
-        if spec is not None and y.shape[1] != spec.layers.widths[-1]:
-            raise ValueError(
-                f"targets have {y.shape[1]} columns but the network has out_dim = "
-                f"{spec.layers.widths[-1]}"
-            )
-        checked[name] = (v, y)
+    checked = _check_train_sets(spec, v_train, y_train, eval_sets)
     if spec is not None:
         spec = spec.resolve(checked["train"][0])
     dtype = _compute_dtype(spec, params)
@@ -895,11 +911,7 @@ def train(
     device = jax.devices()[0].platform
     t0 = time.perf_counter()
     with x64_scope(dtype):
-        data = {}
-        for name, (v, y) in checked.items():
-            v = jnp.asarray(v, dtype)
-            x = spec.features(v) if spec is not None else v
-            data[name] = (jax.block_until_ready(x), jnp.asarray(y, dtype))
+        data = _device_data(spec, checked, dtype)
         n_train = data["train"][0].shape[0]
         if block_rows is None:
             block_rows = n_train if device != "cpu" or n_train <= 2048 else 1024
