@@ -188,7 +188,9 @@ def check_inputs(x, name: str, mapping):
     return pts, grid
 
 
-def check_targets(y, n: int, name: str = "y_train", x_name: str = "x_train"):
+def check_targets(
+    y, n: int, name: str = "y_train", x_name: str = "x_train", unit: str = "points"
+):
     """Finite real targets of shape (n,) or (n, c); returned as float64 NumPy."""
     y = np.asarray(y)
     if y.ndim not in (1, 2) or (y.ndim == 2 and y.shape[1] < 1):
@@ -197,7 +199,7 @@ def check_targets(y, n: int, name: str = "y_train", x_name: str = "x_train"):
         raise TypeError(f"{name} must hold real numbers; got dtype {y.dtype}")
     if y.shape[0] != n:
         raise ValueError(
-            f"{name} has {y.shape[0]} rows but {x_name} has {n} points; they must match"
+            f"{name} has {y.shape[0]} rows but {x_name} has {n} {unit}; they must match"
         )
     if not np.all(np.isfinite(y)):
         raise ValueError(f"{name} must be finite; it contains NaN or inf")

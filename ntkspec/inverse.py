@@ -82,6 +82,7 @@ from ._validation import (
     check_positive_int,
     check_real,
     check_stationary_mapping,
+    check_targets,
 )
 from .measurements import SparseMeasurement, as_measurement
 from .operators import ComposedOperator, Shifted, composed, grid_operator
@@ -365,19 +366,7 @@ def _check_y(y, m: int) -> np.ndarray:
         raise TypeError(
             f"y must be an array of shape (M,) or (M, c); got {type(y).__name__}"
         )
-    y = np.asarray(y)
-    if y.ndim not in (1, 2) or (y.ndim == 2 and y.shape[1] < 1):
-        raise ValueError(f"y must have shape (M,) or (M, c); got shape {y.shape}")
-    if not (np.issubdtype(y.dtype, np.floating) or np.issubdtype(y.dtype, np.integer)):
-        raise TypeError(f"y must hold real numbers; got dtype {y.dtype}")
-    if y.shape[0] != m:
-        raise ValueError(
-            f"y has {y.shape[0]} rows but the forward map has M = {m} measurements; "
-            "they must match"
-        )
-    if not np.all(np.isfinite(y)):
-        raise ValueError("y must be finite; it contains NaN or inf")
-    return y.astype(np.float64)
+    return check_targets(y, m, "y", "the forward map", unit="measurements (M)")
 
 
 def _as_forward(forward, grid):
