@@ -356,7 +356,10 @@ def gd_dynamics(
       convolution on the test grid; ``t = inf`` is the PCG solve
       (:func:`ntkspec.solvers.cg`, T. Chan preconditioner) of
       :func:`ntkspec.kernel_regression`. The Krylov dimension grows like
-      :math:`\sqrt{\eta t\lambda_{\max}/N_y}`: large finite times cost more. Missing
+      :math:`\sqrt{\eta t\lambda_{\max}/N_y}`: large finite times cost more. On grids
+      with at most ``max_krylov_dim`` train points the basis is fully
+      reorthogonalised, so a Krylov space that fills the train space is detected as
+      invariant (exact). Missing
       ``rtol`` warns (:class:`~ntkspec.solvers.ConvergenceWarning`) and returns the
       last iterate, with the estimate in ``info``.
     * ``"dense"``: point arrays, or Grids with a non-stationary mapping: one ``eigh``
@@ -455,9 +458,14 @@ def _krylov_dynamics(
             fs = []
             for i in finite:
                 fs.extend(_krylov_functions(float(t[i]), rate, discrete))
+            # Plain recurrence (O(c N) a step) when the Krylov space cannot fill
+            # the train space; when it can (small grids), full reorthogonalisation
+            # keeps the basis orthogonal, so that reaching an invariant space is
+            # detected (then the result is exact) instead of reported as missed.
             sols = lanczos_matfuns(
-                system, fs, R, rtol=rtol, max_dim=max_dim, reorthogonalize=False
-            )
+                system, fs, R, rtol=rtol, max_dim=max_dim,
+                reorthogonalize=g_tr.size <= max_dim,
+            )  # fmt: skip
             for k, i in enumerate(finite):
                 phi, dec = sols[2 * k], sols[2 * k + 1]
                 f_train[i] = Y - np.asarray(dec.value)

@@ -136,6 +136,13 @@ STUDIES: tuple[Study, ...] = (
         quick_options=(("size", "tiny"),),
     ),
     Study(
+        "psnr_vs_time",
+        "Held-out PSNR against training time, per mapping (infinite-width NTK)",
+        "ntkspec.studies.psnr_vs_time",
+        section="Networks",
+        quick_options=(("size", "tiny"),),
+    ),
+    Study(
         "validation",
         "Theory against trained networks",
         "ntkspec.validation",

@@ -1,5 +1,7 @@
 """The Krylov path of gd_dynamics on Toeplitz grids against a dense eigh here."""
 
+import warnings
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -106,6 +108,36 @@ def test_error_estimate_bounds_true_error():
             )
             est = float(sol.residual)
             assert err <= max(est, 1e-13), (dim, reorth, err, est)
+
+
+def test_krylov_space_filling_a_small_grid_is_exact_not_a_missed_tolerance():
+    """When the Krylov space reaches the whole train space the answer is exact.
+
+    A 6 x 6 train grid at large times: the Lanczos run needs all 36 dimensions. It
+    must detect the invariant space (error estimate ~0, converged, no warning), not
+    report a missed rtol, and equal the dense eigh.
+    """
+    g_tr, g_te = Grid((6, 6)), Grid((12, 12))
+    y = np.random.default_rng(3).standard_normal((g_tr.size, 2))
+    times = [1e4, 1e6]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        tr, te, info = gd_dynamics(
+            ARCH, GAUSS, g_tr, y, g_te, times, 1.0, return_info=True
+        )
+    assert info.method == "krylov" and info.converged
+    assert info.krylov_dim == g_tr.size and info.error_estimate <= 1e-10
+    f, ft = np.asarray(GAUSS(g_tr.points())), np.asarray(GAUSS(g_te.points()))
+    lam, V = np.linalg.eigh(np.asarray(ntkspec.ntk(ARCH, f)))
+    Kt = np.asarray(ntkspec.ntk(ARCH, ft, f))
+    for k, t in enumerate(times):
+        dec = np.exp(-t * lam / y.size)
+        ref_tr = y - V @ (dec[:, None] * (V.T @ y))
+        ref_te = Kt @ V @ ((-np.expm1(-t * lam / y.size) / lam)[:, None] * (V.T @ y))
+        np.testing.assert_allclose(tr[k], ref_tr, rtol=0, atol=ATOL * np.abs(y).max())
+        np.testing.assert_allclose(
+            te[k], ref_te, rtol=0, atol=ATOL * np.abs(ref_te).max()
+        )
 
 
 def test_nonconvergence_warns_and_returns_best_iterate(task):
