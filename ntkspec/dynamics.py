@@ -80,6 +80,7 @@ from .solvers import (
     psd_solve,
     t_chan_preconditioner,
 )
+from .spectra import spectrum
 
 __all__ = [
     "ModeResiduals",
@@ -651,6 +652,9 @@ def eigenmode_residuals(
     ridge: float = 0.0,
     f_train_0=None,
     discrete: bool = False,
+    k: int | None = None,
+    tol: float = 1e-10,
+    max_bytes: float | None = None,
 ) -> ModeResiduals:
     r"""Per-eigenmode residual of y under gradient flow (or GD).
 
@@ -670,16 +674,29 @@ def eigenmode_residuals(
         ridge: absolute ridge added to the train kernel.
         f_train_0: train outputs at t = 0 (default 0).
         discrete: discrete GD steps instead of gradient flow.
+        k: None (default): every mode, one dense ``eigh`` of the train Gram. An int
+            in [1, n]: only the k modes of largest eigenvalue, from
+            :func:`ntkspec.spectrum` with ``vectors=True``: block Lanczos on the
+            FFT matvec of a Grid with a non-periodic stationary mapping (no dense
+            Gram, at any size the (n, k) eigenvectors fit), the exact Fourier modes
+            on a periodic one, the top of a dense ``eigh`` on points.
+        tol: ``k`` path on a Grid: relative Ritz residual tolerance of the Lanczos
+            eigenpairs (a ``RuntimeWarning`` reports a miss).
+        max_bytes: memory cap for dense matrices and, on the ``k`` path, for the
+            Lanczos basis and the (n, k) eigenvectors (default 4 GiB or
+            ``NTKSPEC_MAX_DENSE_BYTES``).
 
     Returns:
-        A :class:`ModeResiduals`.
+        A :class:`ModeResiduals`; with ``k``, its arrays hold the top k modes only
+        (``eigenvalues`` (k,) ascending, ``eigenvectors`` (n, k), ``initial`` (k, c),
+        ``decay`` (T, k), ``residual`` (T, k, c)).
 
-    Always dense, also on Grids: a :class:`ModeResiduals` holds the full orthonormal
-    eigenbasis (n, n) and every mode's residual, which is itself a dense n x n
-    object (34 GB at 256^2), so a Krylov path cannot return it. On large Toeplitz
-    grids use :func:`gd_dynamics` (Krylov path) for the residual in pixel space, or
-    the top-k eigenpairs of :func:`ntkspec.solvers.block_lanczos` projected by hand
-    (a structured top-k variant is left to a later issue).
+    With ``k=None`` the result holds the full orthonormal eigenbasis (n, n), a dense
+    n x n object (34 GB at 256^2): on large grids ask for the top k modes, or use
+    :func:`gd_dynamics` (Krylov path) for the whole residual in pixel space.
+    Degenerate eigenvalues (the :math:`\pm m` Fourier pairs of periodic grids) have an
+    arbitrary basis of their eigenspace, so per-mode projections there are defined
+    only up to a rotation within it.
     """
     t, lr, ridge, x, _, y = _check_dynamics(
         arch,
@@ -693,12 +710,22 @@ def eigenmode_residuals(
         ridge,
         discrete,
     )
-    x = x.points() if isinstance(x, Grid) else x
     squeeze = y.ndim == 1
     Y = y[:, None] if squeeze else y
     F0 = _initial(f_train_0, Y.shape, squeeze, "f_train_0")
-    K = np.asarray(dense_gram(arch, mapping, x, kernel=kernel).matrix)
-    lam, V = np.linalg.eigh(K + ridge * np.eye(K.shape[0]))
+    if k is None:
+        x = x.points() if isinstance(x, Grid) else x
+        K = np.asarray(
+            dense_gram(arch, mapping, x, kernel=kernel, max_bytes=max_bytes).matrix
+        )
+        lam, V = np.linalg.eigh(K + ridge * np.eye(K.shape[0]))
+    else:
+        check_real(tol, "tol", low=0.0, low_inclusive=False)
+        top, vecs = spectrum(
+            arch, mapping, x, k, kernel, True, tol=tol, max_bytes=max_bytes
+        )
+        lam = np.asarray(top, np.float64)[::-1] + ridge  # ascending, as eigh
+        V = np.ascontiguousarray(np.asarray(vecs, np.float64)[:, ::-1])
     check_gd_stability(float(lam[-1]), lr, Y.size, t, discrete=discrete)
     rate = lr / Y.size
     initial = V.T @ (F0 - Y)
