@@ -179,7 +179,7 @@ def psnr_vs_time(*, size: str = "full", seed: int = 0, images=None) -> dict:
         size: a key of :data:`SIZES`.
         seed: draws the Gaussian frequencies.
         images: optional set -> ``{"name", crop: image, none_crop: image}`` replacing
-            :func:`study_images` (tests).
+            :func:`study_images` (other images or crops).
     """
     if size not in SIZES:
         raise ValueError(f"size must be one of {sorted(SIZES)}; got {size!r}")
