@@ -27,17 +27,18 @@ per device; the O(N^2) or O(2^d N) work and its memory are divided by D:
   transposition, the FFT along axis 0, the symbol, and back; each device holds
   :math:`1/D` of the :math:`(2n_1)\cdots(2n_d)` complex embedding. Otherwise (1-D
   grids) the channels are padded to D.
-* a dense Gram (:func:`rows_on_devices`, ``ntk(..., mesh=)``): rows
-  :math:`[iN/D, (i+1)N/D)` are computed on device i and the result is one row-sharded
-  ``jax.Array``.
+* a dense Gram (:func:`sharded_gram`, ``ntk(..., mesh=)``): rows
+  :math:`[iN/D, (i+1)N/D)` are computed on device i (one ``shard_map``) and the
+  result is one row-sharded ``jax.Array``.
 * training (:func:`data_parallel`): the rows of every gradient block are split over
   the devices and the loss and gradient are summed by ``psum``; ensembles
   (:func:`train_ensemble`) put one member per device slot (``vmap`` inside
   ``shard_map``).
 
 Multi-host: after ``jax.distributed.initialize()``, a mesh over ``jax.devices()``
-spans all hosts; each process computes only its addressable rows
-(:func:`rows_on_devices`) and the collectives run over the mesh.
+spans all hosts and the collectives run over it. (Tested here on one host only: the
+dense paths gather results to the host with ``np.asarray``, which needs every shard
+addressable.)
 
 References:
     JAX documentation, "Distributed arrays and automatic parallelization" and
@@ -67,13 +68,17 @@ __all__ = [
     "row_sharding",
     "replicated",
     "shard_rows",
-    "rows_on_devices",
+    "sharded_gram",
+    "gram_on_mesh",
+    "host_value",
     "device_block",
     "ShardedBlockedGram",
     "ShardedGridOperator",
     "ShardedDense",
     "shard_operator",
     "data_parallel",
+    "batch_rows",
+    "shard_batches",
     "train_ensemble",
 ]
 
@@ -152,41 +157,130 @@ def shard_rows(x, mesh: Mesh):
     return jax.device_put(x, row_sharding(mesh, x.ndim))
 
 
-def _addressable(mesh: Mesh):
-    me = jax.process_index()
-    return [
-        (i, dev) for i, dev in enumerate(mesh.devices.flat) if dev.process_index == me
-    ]
+def sharded_gram(arch, x1, x2, kernel: str, dtype, mesh: Mesh) -> jax.Array:
+    r"""The (n1, n2) NNGP/NTK Gram, row-sharded over ``mesh``, computed in place.
 
-
-def rows_on_devices(compute: Callable[[int, int], jax.Array], n_rows: int, mesh: Mesh):
-    """One row-sharded ``jax.Array`` whose rows ``[a, b)`` device i computed.
-
-    ``compute(a, b)`` returns rows ``a:b`` of the result; it runs under
-    ``jax.default_device`` of device i, for the devices of this process only (so it
-    also works across hosts), and its outputs are assembled without a copy by
-    :func:`jax.make_array_from_single_device_arrays`.
+    One ``shard_map``: device i evaluates rows :math:`[i n_1/D, (i+1) n_1/D)` in
+    chunks of about :math:`2^{20}` entries (:func:`ntkspec.kernels.gram_block`, the
+    Chebyshev profile when all inputs have equal norm, as on one device) and counts
+    its near pairs; the chunks that have some are located on the host and their
+    pairs replaced by :func:`ntkspec.kernels.exact_pair_values`, device by device.
+    ``x2`` None is the self-Gram (its diagonal exactly at angle 0).
 
     Raises:
-        ValueError: ``n_rows`` is not a multiple of the device count.
+        ValueError: n1 is not a multiple of the device count.
     """
+    from . import kernels as kn  # kernels imports this module
+
     d = device_count(mesh)
-    if n_rows % d:
+    ax = axis_name(mesh)
+    n1, dim = x1.shape
+    if n1 % d:
         raise ValueError(
-            f"mesh has {d} devices but x1 has {n_rows} rows: with a mesh the rows are "
+            f"mesh has {d} devices but x1 has {n1} rows: with a mesh the rows are "
             f"split evenly, so their number must be a multiple of {d} (pad x1, e.g. "
             f"with ntkspec.sharding.pad_rows, and slice the result)"
         )
-    r = n_rows // d
-    pieces = []
-    for i, dev in _addressable(mesh):
-        with jax.default_device(dev):
-            block = compute(i * r, (i + 1) * r)
-        pieces.append(jax.device_put(block, dev))
-    shape = (n_rows,) + tuple(pieces[0].shape[1:])
-    return jax.make_array_from_single_device_arrays(
-        shape, row_sharding(mesh, len(shape)), pieces
+    self_kernel = x2 is None
+    x1 = np.asarray(x1, np.float64)
+    x2 = x1 if self_kernel else np.asarray(x2, np.float64)
+    n2 = x2.shape[0]
+    q = np.concatenate([np.sum(x1**2, axis=1), np.sum(x2**2, axis=1)]) / dim
+    equal = q[0] > 0 and np.max(np.abs(q - q[0])) <= 1e-13 * q[0]
+    fit = None
+    if equal and n1 * n2 > 4096:
+        fit = kn.profile_coefficients(arch, float(q[0]), dim, kernel)
+    r = n1 // d
+    cb = max(1, min(r, 2**20 // max(n2, 1)))
+    chunks = -(-r // cb)
+    rep = replicated(mesh)
+    with x64_scope(dtype):
+        x1j = jax.device_put(jnp.asarray(x1, dtype), row_sharding(mesh, 2))
+        x2j = jax.device_put(jnp.asarray(x2, dtype), rep)
+        coefs = None if fit is None else tuple(jnp.asarray(c, dtype) for c in fit)
+        coefs, arch_r = jax.device_put((coefs, arch), rep)
+
+        def local(xl, x2, arch, coefs):
+            off = jax.lax.axis_index(ax) * r
+            xb = pad_rows(xl, cb).reshape(chunks, cb, dim)
+
+            def one(j):
+                o = off + j * cb
+                blk = kn.gram_block(
+                    arch, xb[j], x2, o, kernel=kernel, self_kernel=self_kernel,
+                    coefs=coefs,
+                )  # fmt: skip
+                near = kn.near_pairs(xb[j], x2, o, self_kernel=self_kernel)
+                valid = (j * cb + jnp.arange(cb)) < r
+                return blk, jnp.sum(near & valid[:, None])
+
+            blocks, counts = jax.lax.map(one, jnp.arange(chunks))
+            return blocks.reshape(chunks * cb, n2)[:r], counts
+
+        out, counts = jax.jit(
+            _shard_map(local, mesh, (P(ax), P(), P(), P()), (P(ax), P(ax)))
+        )(x1j, x2j, arch_r, coefs)
+        counts = np.asarray(counts).reshape(d, chunks)
+        if counts.sum() == 0:
+            return out
+        rows, cols = [], []
+        for i, j in zip(*np.nonzero(counts), strict=True):
+            start = i * r + j * cb
+            stop = min(start + cb, (i + 1) * r)
+            near = np.asarray(
+                kn.near_pairs(
+                    jnp.asarray(x1[start:stop], dtype), jnp.asarray(x2, dtype), start,
+                    self_kernel=self_kernel,
+                )
+            )  # fmt: skip
+            rr, cc = np.nonzero(near)
+            rows.append(rr + start)
+            cols.append(cc)
+        rows, cols = np.concatenate(rows), np.concatenate(cols)
+        vals = np.asarray(
+            kn.exact_pair_values(
+                arch, jnp.asarray(x1, dtype), jnp.asarray(x2, dtype), rows, cols,
+                kernel=kernel,
+            )
+        )  # fmt: skip
+
+        def fix(block, rows, cols, vals):
+            lr = rows - jax.lax.axis_index(ax) * r
+            lr = jnp.where((lr >= 0) & (lr < r), lr, r)  # other devices' rows: dropped
+            return block.at[lr, cols].set(vals, mode="drop")
+
+        args = jax.device_put(
+            (jnp.asarray(rows), jnp.asarray(cols), jnp.asarray(vals, dtype)), rep
+        )
+        return jax.jit(_shard_map(fix, mesh, (P(ax), P(), P(), P()), P(ax)))(out, *args)
+
+
+def gram_on_mesh(fn: Callable, x1, x2, mesh: Mesh | None, **kwargs):
+    """``fn(x1, x2, **kwargs)`` (``ntk``/``nngp``), its rows computed over the mesh.
+
+    With a mesh the rows of ``x1`` are padded (last row repeated) to a multiple of D,
+    computed row-sharded (``fn(..., mesh=mesh)``) and gathered into a host array of
+    the (n1, n2) Gram; without one this is ``fn(x1, x2, **kwargs)``.
+    """
+    if mesh is None:
+        return fn(x1, x2, **kwargs)
+    n = x1.shape[0]
+    x1 = np.asarray(x1)
+    out = fn(
+        pad_rows(x1, device_count(mesh)), x1 if x2 is None else x2, mesh=mesh, **kwargs
     )
+    return np.asarray(out)[:n]
+
+
+def host_value(x):
+    """``x`` as a NumPy array when it is a ``jax.Array`` on several devices.
+
+    Eager host callbacks (``pure_callback``, e.g. the scipy-backed measurements)
+    refuse arrays placed on a mesh; inside ``jit`` they accept them.
+    """
+    if isinstance(x, jax.Array) and len(x.sharding.device_set) > 1:
+        return np.asarray(x)
+    return x
 
 
 def device_block(block_rows: int, mesh: Mesh | None) -> int:
@@ -632,6 +726,18 @@ def batch_rows(block_rows: int, mesh: Mesh | None) -> int:
     return padded_size(block_rows, device_count(mesh))
 
 
+def shard_batches(batches, mesh: Mesh):
+    """Place ``(x, y, mask, scale)`` blocks with their rows (axis 1) on the mesh."""
+    xb, yb, mb, scale = batches
+    ax = axis_name(mesh)
+
+    def put(a):
+        spec = P(None, ax, *([None] * (a.ndim - 2)))
+        return jax.device_put(a, NamedSharding(mesh, spec))
+
+    return put(xb), put(yb), put(mb), scale
+
+
 def train_ensemble(
     loss_fn: Callable,
     params,
@@ -688,6 +794,9 @@ def train_ensemble(
         return p, losses
     ax = axis_name(mesh)
     fn = _shard_map(run, mesh, (P(ax), P(ax)), (P(ax), P(None, ax)))
-    p, losses = jax.jit(fn)(pad(params), pad(data))
+    members = NamedSharding(mesh, P(ax))
+    p, losses = jax.jit(fn)(
+        jax.device_put(pad(params), members), jax.device_put(pad(data), members)
+    )
     p = jax.tree_util.tree_map(lambda a: a[:e], p)
     return p, losses[:, :e]
