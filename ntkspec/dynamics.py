@@ -332,7 +332,8 @@ def gd_dynamics(
         max_iter: Krylov path: PCG iteration cap for ``t = inf``.
         mesh: None or a 1-D ``jax.sharding.Mesh``: the Krylov path's FFT matvecs
             and the test-train convolutions run over its devices, the dense path's
-            Grams are computed row-sharded (:mod:`ntkspec.sharding`).
+            Grams are computed row-sharded (:mod:`ntkspec.sharding`); the exact FFT
+            path (periodic mappings) ignores it.
 
     Returns:
         ``(f_train, f_test)`` of shapes (T, n, c) and (T, n_test, c) ((T, n) and

@@ -798,5 +798,7 @@ def train_ensemble(
     p, losses = jax.jit(fn)(
         jax.device_put(pad(params), members), jax.device_put(pad(data), members)
     )
-    p = jax.tree_util.tree_map(lambda a: a[:e], p)
-    return p, losses[:, :e]
+    # Gathered before the padding members are dropped (slicing a sharded axis
+    # unevenly is refused under Explicit axes).
+    p, losses = jax.device_put((p, losses), replicated(mesh))
+    return jax.tree_util.tree_map(lambda a: a[:e], p), losses[:, :e]
