@@ -24,16 +24,17 @@ per device; the O(N^2) or O(2^d N) work and its memory are divided by D:
   multiple of D; with fewer channels than devices on a grid of dimension >= 2 whose
   first side and (embedded) second side are multiples of D, the grid is sharded along
   its first axis ("slab" decomposition): FFTs along the local axes, an ``all_to_all``
-  transposition, the FFT along axis 0, the symbol, and back; each device holds
-  :math:`1/D` of the :math:`(2n_1)\cdots(2n_d)` complex embedding. Otherwise (1-D
-  grids) the channels are padded to D.
+  transposition, the FFT along axis 0, the symbol, and back, one channel at a time;
+  each device's complex FFT workspace is :math:`1/D` of the
+  :math:`(2n_1)\cdots(2n_d)` embedding (the operator's real column and
+  half-spectrum stay replicated). Otherwise (1-D grids) the channels are padded to D.
 * a dense Gram (:func:`sharded_gram`, ``ntk(..., mesh=)``): rows
   :math:`[iN/D, (i+1)N/D)` are computed on device i (one ``shard_map``) and the
   result is one row-sharded ``jax.Array``.
 * training (:func:`data_parallel`): the rows of every gradient block are split over
   the devices and the loss and gradient are summed by ``psum``; ensembles
-  (:func:`train_ensemble`) put one member per device slot (``vmap`` inside
-  ``shard_map``).
+  (:func:`train_ensemble`) split their members over the devices, each device
+  ``vmap``-ing its own (``shard_map``).
 
 Multi-host: after ``jax.distributed.initialize()``, a mesh over ``jax.devices()``
 spans all hosts and the collectives run over it. (Tested here on one host only: the
