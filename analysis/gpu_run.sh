@@ -25,6 +25,7 @@
 #                           title). Theory rows of non-periodic mappings need the
 #                           structured gd_dynamics of issue 12; until it lands they
 #                           record the dense path's refusal instead of a number.
+#   bench/scaling.json      issue 18: sharded matvec scaling on the real devices
 #   *.log                   the console output of each part
 # and packs OUTDIR into OUTDIR.tar.gz (one file to copy back).
 set -uo pipefail
@@ -83,6 +84,14 @@ if [ "$ONLY_BUDGET" = 0 ]; then
   if [ "$MODE" = "--tiny" ]; then CT=(--res 64 --images 1 --steps 20); else CT=(); fi
   timeout 600 "$PY" -m analysis.ct_networks "${CT[@]}" \
     --out "$OUT/ct/networks.json" 2>&1 | tee "$OUT/ct.log" || status=1
+fi
+# Issue 18: strong scaling of the sharded matvecs on the machine's real devices
+# (1, 2, 4, 8 of them, as many as there are), device named in the JSON; the target
+# (efficiency >= 0.8 per added device) needs more than one real device.
+if [ "$ONLY_BUDGET" = 0 ]; then
+  if [ "$MODE" = "--tiny" ]; then SCALE=(--quick); else SCALE=(); fi
+  timeout 300 "$PY" -m analysis.bench_scaling --real "${SCALE[@]}" \
+    --out "$OUT/bench/scaling.json" 2>&1 | tee "$OUT/scaling.log" || status=1
 fi
 timeout "$T_BUDGET" "$PY" -m analysis.fig_table1_budget --size "$BUDGET_SIZE" \
   --out "$OUT/table1_budget" 2>&1 | tee "$OUT/table1_budget.log" || status=1

@@ -10,6 +10,7 @@ from . import operators as operators
 from . import phantoms as phantoms
 from . import plotting as plotting
 from . import shapes as shapes
+from . import sharding as sharding
 from . import solvers as solvers
 from . import spectra as spectra
 from . import theory as theory
@@ -52,6 +53,7 @@ __all__ = [
     "measurements",
     "phantoms",
     "shapes",
+    "sharding",
     "networks",
     "nngp",
     "ntk",

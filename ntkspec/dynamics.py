@@ -73,6 +73,7 @@ from .operators import (
     grid_operators,
     grid_ratio,
 )
+from .sharding import check_mesh, shard_operator
 from .solvers import (
     ConvergenceWarning,
     cg,
@@ -296,6 +297,7 @@ def gd_dynamics(
     rtol: float = 1e-10,
     max_krylov_dim: int = 1000,
     max_iter: int = 2000,
+    mesh=None,
 ):
     r"""Mean outputs of the infinitely wide network trained by GD on the MSE.
 
@@ -329,6 +331,10 @@ def gd_dynamics(
             every finite time and on the PCG residual at ``t = inf``.
         max_krylov_dim: Krylov path: largest Lanczos dimension per channel.
         max_iter: Krylov path: PCG iteration cap for ``t = inf``.
+        mesh: None or a 1-D ``jax.sharding.Mesh``: the Krylov path's FFT matvecs
+            and the test-train convolutions run over its devices, the dense path's
+            Grams are computed row-sharded (:mod:`ntkspec.sharding`); the exact FFT
+            path (periodic mappings) ignores it.
 
     Returns:
         ``(f_train, f_test)`` of shapes (T, n, c) and (T, n_test, c) ((T, n) and
@@ -383,6 +389,7 @@ def gd_dynamics(
         arch, mapping, x_train, y_train, x_test, times, learning_rate, kernel, ridge,
         discrete,
     )  # fmt: skip
+    mesh = check_mesh(mesh)
     check_real(rtol, "rtol", low=0.0, low_inclusive=False)
     max_krylov_dim = check_positive_int(max_krylov_dim, "max_krylov_dim", minimum=2)
     max_iter = check_positive_int(max_iter, "max_iter")
@@ -396,12 +403,12 @@ def gd_dynamics(
     elif grids and bool(getattr(mapping, "is_stationary", False)):
         *out, info = _krylov_dynamics(
             arch, mapping, x_tr, y, x_te, t, lr, kernel, ridge, f_train_0, f_test_0,
-            discrete, rtol, max_krylov_dim, max_iter,
+            discrete, rtol, max_krylov_dim, max_iter, mesh,
         )  # fmt: skip
     else:
         out = _dense_dynamics(
             arch, mapping, x_tr, y, x_te, t, lr, kernel, ridge, f_train_0, f_test_0,
-            discrete, max_bytes,
+            discrete, max_bytes, mesh,
         )  # fmt: skip
         info = DynamicsInfo("dense")
     out = tuple(out)
@@ -435,10 +442,11 @@ def _krylov_functions(t: float, rate: float, discrete: bool):
 
 def _krylov_dynamics(
     arch, mapping, g_tr, y, g_te, t, lr, kernel, ridge, f_train_0, f_test_0, discrete,
-    rtol, max_dim, max_iter,
+    rtol, max_dim, max_iter, mesh=None,
 ):  # fmt: skip
     r"""Toeplitz train Gram by FFT: Lanczos :math:`\varphi_t(K) r`, PCG at t = inf."""
     train, test_train = grid_operators(arch, mapping, g_tr, g_te, kernel=kernel)
+    train, test_train = shard_operator(train, mesh), shard_operator(test_train, mesh)
     system = Shifted(train, ridge)
     squeeze = y.ndim == 1
     Y = y[:, None] if squeeze else y
@@ -535,7 +543,7 @@ def _fft_dynamics(
 
 def _dense_dynamics(
     arch, mapping, x_tr, y, x_te, t, lr, kernel, ridge, f_train_0, f_test_0, discrete,
-    max_bytes,
+    max_bytes, mesh=None,
 ):  # fmt: skip
     """Dense Grams (points, or Grids with a non-periodic mapping): one ``eigh``."""
     x_tr = x_tr.points() if isinstance(x_tr, Grid) else x_tr
@@ -552,8 +560,9 @@ def _dense_dynamics(
             what=f"The dense {what}",
             alternative="Periodic mappings on Grids use the exact FFT path.",
         )
-    K = dense_gram(arch, mapping, x_tr, kernel=kernel, max_bytes=max_bytes).matrix
-    Kt = dense_gram(arch, mapping, x_te, x_tr, kernel=kernel, max_bytes=max_bytes)
+    kw = {"kernel": kernel, "max_bytes": max_bytes, "mesh": mesh}
+    K = dense_gram(arch, mapping, x_tr, **kw).matrix
+    Kt = dense_gram(arch, mapping, x_te, x_tr, **kw)
     return gradient_flow(
         np.asarray(K), y, np.asarray(Kt.matrix), t, lr, ridge=ridge,
         f_train_0=f_train_0, f_test_0=f_test_0, discrete=discrete,

@@ -86,6 +86,7 @@ from ._validation import (
 )
 from .measurements import SparseMeasurement, as_measurement
 from .operators import ComposedOperator, Shifted, composed, grid_operator
+from .sharding import check_mesh, host_value, shard_operator
 from .solvers import ConvergenceWarning, cg, lanczos_matfun
 
 __all__ = [
@@ -470,6 +471,7 @@ def inverse_regression(
     preconditioner="auto",
     krylov_dim: int = 128,
     return_info: bool = False,
+    mesh=None,
 ):
     r"""The NTK/NNGP prediction on a grid from linear measurements of it.
 
@@ -504,6 +506,9 @@ def inverse_regression(
             none), "blocks" (force it), None, or a value with ``apply(r)``.
         krylov_dim: Lanczos steps for the finite-time prediction.
         return_info: also return an :class:`InverseInfo`.
+        mesh: None or a 1-D ``jax.sharding.Mesh``: the FFT matvecs of K run over its
+            devices (:mod:`ntkspec.sharding`); A and the preconditioner are applied
+            replicated.
 
     Returns:
         The prediction, a NumPy float64 array of shape (N,) for y of shape (M,), or
@@ -530,6 +535,7 @@ def inverse_regression(
         >>> bool(np.allclose(A.to_scipy() @ g, A.to_scipy() @ f, atol=1e-8))
         True
     """
+    mesh = check_mesh(mesh)
     check_arch(arch)
     check_grid(grid)
     check_stationary_mapping(mapping, grid)
@@ -548,7 +554,7 @@ def inverse_regression(
     max_iter = check_positive_int(max_iter, "max_iter")
     krylov_dim = check_positive_int(krylov_dim, "krylov_dim", minimum=2)
 
-    K = grid_operator(arch, mapping, grid, kernel=kernel)
+    K = shard_operator(grid_operator(arch, mapping, grid, kernel=kernel), mesh)
     G = composed(op, K)
     system = Shifted(G, ridge)
     with x64_scope(np.float64):
@@ -602,6 +608,7 @@ def inverse_regression(
                     stacklevel=2,
                 )
             coef = sol.value
+        coef = host_value(coef)  # eager host callbacks refuse mesh-placed arrays
         pred = np.asarray(K.matvec(op.adjoint(coef)), dtype=np.float64)
     if not return_info:
         return pred

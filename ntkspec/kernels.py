@@ -90,6 +90,7 @@ from ._validation import (
     check_real,
     is_traced,
 )
+from .sharding import check_mesh, device_count, sharded_gram
 
 __all__ = [
     "ReluMLP",
@@ -721,7 +722,8 @@ def _symmetric_gram(arch, x, q, get, fit, coefs, progress):
     return out
 
 
-def _kernel(arch, x1, x2, get, dtype, max_bytes, block_rows, progress):
+def _kernel(arch, x1, x2, get, dtype, max_bytes, block_rows, progress, mesh=None):
+    mesh = check_mesh(mesh)
     check_arch(arch)
     dtype = resolve_dtype(dtype)
     x1 = as_points(x1, "x1")
@@ -732,6 +734,20 @@ def _kernel(arch, x1, x2, get, dtype, max_bytes, block_rows, progress):
             f"x1 and x2 must have the same number of columns; got {x1.shape[1]} and "
             f"{x2.shape[1]}"
         )
+    if mesh is not None:
+        if any(is_traced(t) for t in (x1, x2, *jax.tree_util.tree_leaves(arch))):
+            raise ValueError("mesh needs concrete x1, x2 and arch (not traced)")
+        check_magnitude(x1, "x1", dtype)
+        check_magnitude(x2, "x2", dtype)
+        check_dense_request(
+            (x1.shape[0] // device_count(mesh), x2.shape[0]),
+            np.dtype(dtype).itemsize,
+            max_bytes,
+            what=f"The {get.upper()} Gram's rows on one device",
+            alternative="Use more devices, or a matrix-free solver.",
+        )
+        gram = sharded_gram(arch, x1, None if self_kernel else x2, get, dtype, mesh)
+        return _check_output(gram, get, dtype)
     check_magnitude(x1, "x1", dtype)
     if not self_kernel:
         check_magnitude(x2, "x2", dtype)
@@ -847,6 +863,7 @@ def nngp(
     max_bytes: float | None = None,
     block_rows: int | None = None,
     progress: bool | None = None,
+    mesh=None,
 ):
     r"""The NNGP kernel :math:`K(x_1, x_2)` of the infinitely wide ``arch``.
 
@@ -860,15 +877,21 @@ def nngp(
         ``NTKSPEC_MAX_DENSE_BYTES``).
         block_rows: rows per block (default: blocks of about 2**21 entries).
         progress: show a tqdm bar (default: when there are more than 8 blocks).
+        mesh: None (one device) or a 1-D ``jax.sharding.Mesh`` of D devices: device
+            i computes rows ``[i n1/D, (i+1) n1/D)`` and the result is row-sharded
+            over the mesh (n1 must be a multiple of D; ``max_bytes`` then caps each
+            device's rows). See :mod:`ntkspec.sharding`.
 
     Returns:
-        ``jax.Array`` of shape (n1, n2) and the requested dtype.
+        ``jax.Array`` of shape (n1, n2) and the requested dtype (row-sharded over
+        ``mesh`` when one is given).
 
     Raises:
-        ValueError: bad shapes, non-finite inputs, or an output over the memory cap.
-        TypeError: ``arch`` is not a :class:`ReluMLP`.
+        ValueError: bad shapes, non-finite inputs, an output over the memory cap, a
+            mesh that is not 1-D, or n1 not a multiple of its devices.
+        TypeError: ``arch`` is not a :class:`ReluMLP`, or ``mesh`` is not a Mesh.
     """
-    return _kernel(arch, x1, x2, "nngp", dtype, max_bytes, block_rows, progress)
+    return _kernel(arch, x1, x2, "nngp", dtype, max_bytes, block_rows, progress, mesh)
 
 
 def ntk(
@@ -880,6 +903,7 @@ def ntk(
     max_bytes: float | None = None,
     block_rows: int | None = None,
     progress: bool | None = None,
+    mesh=None,
 ):
     r"""The neural tangent kernel :math:`\Theta(x_1, x_2)` of the infinite-width arch.
 
@@ -892,7 +916,7 @@ def ntk(
         >>> ntkspec.ntk(ntkspec.ReluMLP(2), x).round(6).tolist()
         [[2.0, 0.31831], [0.31831, 2.0]]
     """
-    return _kernel(arch, x1, x2, "ntk", dtype, max_bytes, block_rows, progress)
+    return _kernel(arch, x1, x2, "ntk", dtype, max_bytes, block_rows, progress, mesh)
 
 
 def nngp_and_ntk(arch: ReluMLP, x1, x2=None, **kwargs):

@@ -97,6 +97,7 @@ from .kernels import (
 )
 from .mappings import FourierMapping
 from .measurements import as_measurement
+from .sharding import check_mesh, gram_on_mesh
 
 __all__ = [
     "kernel_on_offsets",
@@ -696,6 +697,7 @@ def dense_gram(
     *,
     kernel: str = "ntk",
     max_bytes: float | None = None,
+    mesh=None,
 ) -> DenseOperator:
     r"""The dense Gram :math:`k(\gamma(x_1), \gamma(x_2))` as a :class:`DenseOperator`.
 
@@ -706,7 +708,10 @@ def dense_gram(
         x2: raw points (n2, d); None for the self-Gram of ``x1``.
         kernel: "ntk" or "nngp".
         max_bytes: memory cap of the matrix (default 4 GiB).
+        mesh: None or a 1-D mesh: the Gram's rows are computed over its devices
+            (:func:`ntkspec.sharding.gram_on_mesh`); the matrix is then gathered.
     """
+    mesh = check_mesh(mesh)
     check_arch(arch)
     check_mapping(mapping)
     check_kernel(kernel)
@@ -714,7 +719,14 @@ def dense_gram(
     f1 = mapping(x1)
     f2 = None if x2 is None else mapping(x2)
     with x64_scope(np.float64):
-        mat = fn(arch, f1, f2, max_bytes=max_bytes, progress=False)
+        mat = gram_on_mesh(
+            functools.partial(fn, arch),
+            f1,
+            f2,
+            mesh,
+            max_bytes=max_bytes,
+            progress=False,
+        )
         return DenseOperator(jnp.asarray(mat, jnp.float64))
 
 

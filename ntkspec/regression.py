@@ -70,6 +70,7 @@ from .operators import (
     grid_operators,
     grid_ratio,
 )
+from .sharding import check_mesh, device_block, device_count, shard_operator
 from .solvers import (
     CG,
     Cholesky,
@@ -112,6 +113,7 @@ class RegressionInfo:
             solvers) or None.
         variance: NNGP posterior variance at the test points, shape (n_test,), when
             requested, else None.
+        devices: the number of devices used (1 without a mesh).
     """
 
     solver: str
@@ -121,6 +123,7 @@ class RegressionInfo:
     ridge: float
     condition: float | None = None
     variance: np.ndarray | None = None
+    devices: int = 1
 
 
 def _relative_residual(Ax, b) -> float:
@@ -217,7 +220,9 @@ def _plan(
 # --------------------------------------------------------------------------------------
 
 
-def _dense_path(arch, mapping, x_tr, Y, x_te, kernel, ridge, max_bytes, variance):
+def _dense_path(
+    arch, mapping, x_tr, Y, x_te, kernel, ridge, max_bytes, variance, mesh=None
+):
     n, n_test = x_tr.shape[0], x_te.shape[0]
     check_dense_request(
         (n, n),
@@ -227,14 +232,16 @@ def _dense_path(arch, mapping, x_tr, Y, x_te, kernel, ridge, max_bytes, variance
         alternative="Use solver='blocked' (matrix-free CG) or Grid inputs.",
     )
     A = np.array(
-        dense_gram(arch, mapping, x_tr, kernel=kernel, max_bytes=max_bytes).matrix
+        dense_gram(
+            arch, mapping, x_tr, kernel=kernel, max_bytes=max_bytes, mesh=mesh
+        ).matrix
     )
     A[np.diag_indices(n)] += ridge
     sol = psd_solve(A, Y, "K(X, X) + ridge I", stacklevel=5)
     res = _relative_residual(A @ sol.value, Y)
     fac = sol
     if variance and kernel != "nngp":
-        G = np.array(dense_gram(arch, mapping, x_tr, kernel="nngp").matrix)
+        G = np.array(dense_gram(arch, mapping, x_tr, kernel="nngp", mesh=mesh).matrix)
         G[np.diag_indices(n)] += ridge
         fac = psd_solve(G, np.zeros((n, 1)), "NNGP K(X, X) + ridge I", stacklevel=5)
     # The test-train kernel is applied in blocks of test rows (never all at once).
@@ -244,14 +251,16 @@ def _dense_path(arch, mapping, x_tr, Y, x_te, kernel, ridge, max_bytes, variance
     for s in range(0, n_test, rows):
         e = min(s + rows, n_test)
         Kt = np.asarray(
-            dense_gram(arch, mapping, x_te[s:e], x_tr, kernel=kernel).matrix
+            dense_gram(arch, mapping, x_te[s:e], x_tr, kernel=kernel, mesh=mesh).matrix
         )
         pred[s:e] = Kt @ sol.value
         if variance:
             Kg = (
                 Kt
                 if kernel == "nngp"
-                else dense_gram(arch, mapping, x_te[s:e], x_tr, kernel="nngp").matrix
+                else dense_gram(
+                    arch, mapping, x_te[s:e], x_tr, kernel="nngp", mesh=mesh
+                ).matrix
             )
             W = fac.half_inverse(np.asarray(Kg).T)
             prior = np.asarray(gram_diagonal(arch, mapping, x_te[s:e], kernel="nngp"))
@@ -260,13 +269,18 @@ def _dense_path(arch, mapping, x_tr, Y, x_te, kernel, ridge, max_bytes, variance
     return pred, RegressionInfo(sol.method, 0, res, ok, ridge, sol.condition, var)
 
 
-def _blocked_path(arch, mapping, x_tr, Y, x_te, kernel, ridge, rtol, max_iter, block):
+def _blocked_path(
+    arch, mapping, x_tr, Y, x_te, kernel, ridge, rtol, max_iter, block, mesh=None
+):
     f_tr, f_te = mapping(x_tr), mapping(x_te)
     block = block or max(1, min(f_tr.shape[0], 2**20 // f_tr.shape[0]))
     with x64_scope(np.float64):
         diag = jnp.asarray(gram_diagonal(arch, mapping, x_tr, kernel=kernel)) + ridge
         jacobi = JacobiPreconditioner(1.0 / jnp.where(diag > 0, diag, 1.0))
-        k_train = blocked_gram(arch, f_tr, kernel=kernel, block_rows=block)
+        # With a mesh each device builds blocks of block / D rows (ntkspec.sharding).
+        blk = device_block(block, mesh)
+        k_train = blocked_gram(arch, f_tr, kernel=kernel, block_rows=blk)
+        k_train = shard_operator(k_train, mesh)
         sol = cg(
             Shifted(k_train, ridge),
             Y,
@@ -274,7 +288,8 @@ def _blocked_path(arch, mapping, x_tr, Y, x_te, kernel, ridge, rtol, max_iter, b
             rtol=rtol,
             max_iter=max_iter,
         )
-        k_test = blocked_gram(arch, f_te, f_tr, kernel=kernel, block_rows=block)
+        k_test = blocked_gram(arch, f_te, f_tr, kernel=kernel, block_rows=blk)
+        k_test = shard_operator(k_test, mesh)
         pred = np.asarray(k_test.matvec(sol.value))
     st = sol.stats
     info = RegressionInfo(
@@ -292,7 +307,7 @@ def _blocked_path(arch, mapping, x_tr, Y, x_te, kernel, ridge, rtol, max_iter, b
 
 
 def _structured_path(
-    arch, mapping, g_tr, Y, g_te, kernel, ridge, rtol, max_iter, solver
+    arch, mapping, g_tr, Y, g_te, kernel, ridge, rtol, max_iter, solver, mesh=None
 ):
     periodic = bool(getattr(mapping, "is_periodic", False))
     if solver == "fft" and not periodic:
@@ -301,6 +316,7 @@ def _structured_path(
             "mapping gives a Toeplitz (not circulant) Gram: use solver='pcg' or 'auto'"
         )
     train, test_train = grid_operators(arch, mapping, g_tr, g_te, kernel=kernel)
+    train, test_train = shard_operator(train, mesh), shard_operator(test_train, mesh)
     system = Shifted(train, ridge)
     with x64_scope(np.float64):
         Yj = jnp.asarray(Y)
@@ -364,6 +380,7 @@ def kernel_regression(
     max_bytes: float | None = None,
     block_rows: int | None = None,
     dtype=np.float64,
+    mesh=None,
 ):
     r"""Kernel ridge regression with the NTK (or NNGP) of the infinitely wide ``arch``.
 
@@ -406,6 +423,12 @@ def kernel_regression(
             ``NTKSPEC_MAX_DENSE_BYTES`` environment variable).
         block_rows: rows per kernel block on the blocked path.
         dtype: only float64 is supported (the solve needs it; float32 raises).
+        mesh: None (one device) or a 1-D ``jax.sharding.Mesh``: the blocked path
+            deals its row blocks (``block_rows`` rows per step over all devices) to
+            the devices, the grid paths spread the FFT matvecs over channels or
+            along the first grid axis, and the dense path computes the Gram's rows
+            on the devices (the Cholesky stays one LAPACK call on the host). See
+            :mod:`ntkspec.sharding`; ``info.devices`` reports the count.
 
     Returns:
         The prediction as a float64 NumPy array of shape (n_test, c), or (n_test,) for
@@ -429,6 +452,7 @@ def kernel_regression(
         >>> bool(np.allclose(pred, y, atol=1e-8))
         True
     """
+    mesh = check_mesh(mesh)
     plan = _plan(
         arch, mapping, x_train, y_train, x_test, kernel, ridge, solver, rtol, max_iter,
         return_variance, max_bytes, block_rows, dtype,
@@ -437,11 +461,12 @@ def kernel_regression(
     args = (arch, mapping, plan.x_train, plan.Y, plan.x_test, kernel, ridge)
     if plan.solver in ("structured", "pcg", "fft"):
         choice = "auto" if plan.solver == "structured" else plan.solver
-        pred, info = _structured_path(*args, plan.rtol, plan.max_iter, choice)
+        pred, info = _structured_path(*args, plan.rtol, plan.max_iter, choice, mesh)
     elif plan.solver == "cholesky":
-        pred, info = _dense_path(*args, max_bytes, return_variance)
+        pred, info = _dense_path(*args, max_bytes, return_variance, mesh)
     else:
-        pred, info = _blocked_path(*args, plan.rtol, plan.max_iter, block_rows)
+        pred, info = _blocked_path(*args, plan.rtol, plan.max_iter, block_rows, mesh)
+    info = dataclasses.replace(info, devices=device_count(mesh))
     pred = np.asarray(pred, dtype=np.float64)
     if plan.squeeze:
         pred = pred[:, 0]

@@ -69,6 +69,7 @@ from .operators import (
     strang_column,
     t_chan_column,
 )
+from .sharding import check_mesh, shard_operator
 from .solvers import LanczosResult, block_lanczos, restarted_lanczos
 
 __all__ = [
@@ -456,6 +457,7 @@ def spectrum(
     max_bytes: float | None = None,
     seed: int = 0,
     return_info: bool = False,
+    mesh=None,
 ):
     r"""Eigenvalues (optionally eigenvectors) of the kernel Gram :math:`K` on points.
 
@@ -481,6 +483,9 @@ def spectrum(
         max_bytes: dense memory cap (default 4 GiB or ``NTKSPEC_MAX_DENSE_BYTES``).
         seed: seed of the Lanczos start block.
         return_info: also return a :class:`SpectrumInfo` (last element).
+        mesh: None or a 1-D ``jax.sharding.Mesh``: the Lanczos path runs on the FFT
+            matvec spread over its devices (:mod:`ntkspec.sharding`); the dense and
+            exact FFT paths ignore it.
 
     Returns:
         ``eigenvalues`` (float64 NumPy array, shape (k,) or (N,), descending), or
@@ -500,6 +505,7 @@ def spectrum(
         >>> lam.round(6).tolist()
         [2.63662, 2.0, 2.0, 1.36338]
     """
+    mesh = check_mesh(mesh)
     path, k, vectors, hint = _spectrum_plan(
         arch, mapping, x, k, kernel, vectors, method, max_bytes
     )
@@ -512,7 +518,7 @@ def spectrum(
         op = grid_operator(arch, mapping, x, kernel=kernel)
         values, vecs = _periodic_top(op, k, vectors)
     else:
-        op = grid_operator(arch, mapping, x, kernel=kernel)
+        op = shard_operator(grid_operator(arch, mapping, x, kernel=kernel), mesh)
         res = lanczos_eigenpairs(
             op, k, vectors=vectors, tol=tol, seed=seed, max_bytes=max_bytes
         )

@@ -1,0 +1,805 @@
+r"""Scale-out over a 1-D :class:`jax.sharding.Mesh`: every mesh decision in one module.
+
+The public entry points (``ntk``, ``nngp``, ``kernel_regression``, ``spectrum``,
+``gd_dynamics``, ``inverse_regression``, ``networks.train``) take ``mesh=None`` (one
+device) or a 1-D mesh, whatever its axis name and axis type (``Explicit`` axes from
+:func:`jax.make_mesh`, ``Auto`` axes from ``Mesh(devices, names)``). They validate it
+with :func:`check_mesh` and hand it to the functions here; the algorithms of
+:mod:`ntkspec.solvers` run unchanged on the sharded operators.
+
+Layout. With D devices, a kernel operator's *work* is split over the devices inside
+``jax.shard_map`` and its matvec returns a *replicated* vector: every reduction of CG
+and Lanczos (inner products over the N points) then acts on replicated arrays, so
+nothing contracts a sharded axis outside ``shard_map`` (under Explicit axes
+``jnp.vdot`` of two sharded vectors raises ``ShardingTypeError``). Vectors are O(N)
+per device; the O(N^2) or O(2^d N) work and its memory are divided by D:
+
+* scattered points (:class:`ShardedBlockedGram`): the row blocks of
+  :math:`K = [k(x_i, x_j)]` are dealt to the devices; each device builds one block of
+  :math:`\lceil b/D\rceil` rows at a time, so memory per device is
+  :math:`O(\lceil b/D\rceil N)` (b = rows per step over all devices), never the Gram;
+  the per-device blocks are gathered (``all_gather``) into :math:`K v`;
+* grids (:class:`ShardedGridOperator`): with c >= D right-hand sides (channels,
+  images) the FFT matvec is batched over channels, padded with zero channels to a
+  multiple of D; with fewer channels than devices on a grid of dimension >= 2 whose
+  first side and (embedded) second side are multiples of D, the grid is sharded along
+  its first axis ("slab" decomposition): FFTs along the local axes, an ``all_to_all``
+  transposition, the FFT along axis 0, the symbol, and back, one channel at a time;
+  each device's complex FFT workspace is :math:`1/D` of the
+  :math:`(2n_1)\cdots(2n_d)` embedding (the operator's real column and
+  half-spectrum stay replicated). Otherwise (1-D grids) the channels are padded to D.
+* a dense Gram (:func:`sharded_gram`, ``ntk(..., mesh=)``): rows
+  :math:`[iN/D, (i+1)N/D)` are computed on device i (one ``shard_map``) and the
+  result is one row-sharded ``jax.Array``.
+* training (:func:`data_parallel`): the rows of every gradient block are split over
+  the devices and the loss and gradient are summed by ``psum``; ensembles
+  (:func:`train_ensemble`) split their members over the devices, each device
+  ``vmap``-ing its own (``shard_map``).
+
+Multi-host: after ``jax.distributed.initialize()``, a mesh over ``jax.devices()``
+spans all hosts and the collectives run over it. (Tested here on one host only: the
+dense paths gather results to the host with ``np.asarray``, which needs every shard
+addressable.)
+
+References:
+    JAX documentation, "Distributed arrays and automatic parallelization" and
+    "Manual parallelism with shard_map", https://docs.jax.dev.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from ._numerics import x64_scope
+
+__all__ = [
+    "check_mesh",
+    "device_count",
+    "axis_name",
+    "padded_size",
+    "pad_rows",
+    "row_sharding",
+    "replicated",
+    "shard_rows",
+    "sharded_gram",
+    "gram_on_mesh",
+    "host_value",
+    "device_block",
+    "ShardedBlockedGram",
+    "ShardedGridOperator",
+    "ShardedDense",
+    "shard_operator",
+    "data_parallel",
+    "batch_rows",
+    "shard_batches",
+    "train_ensemble",
+]
+
+
+# --------------------------------------------------------------------------------------
+# The mesh value.
+# --------------------------------------------------------------------------------------
+
+
+def check_mesh(mesh, name: str = "mesh") -> Mesh | None:
+    """Check that ``mesh`` is None or a 1-D :class:`jax.sharding.Mesh`; return it.
+
+    Any axis name and any axis type (Auto, Explicit) are accepted.
+
+    Raises:
+        TypeError: ``mesh`` is not a Mesh (e.g. a device list or an int).
+        ValueError: the mesh has more or fewer than one axis.
+    """
+    if mesh is None:
+        return None
+    if not isinstance(mesh, Mesh):
+        raise TypeError(
+            f"{name} must be None or a 1-D jax.sharding.Mesh (e.g. "
+            f"jax.make_mesh((n,), ('x',))); got {type(mesh).__name__}"
+        )
+    if len(mesh.axis_names) != 1:
+        raise ValueError(
+            f"{name} must be a 1-D mesh (one axis); got axes {dict(mesh.shape)}"
+        )
+    return mesh
+
+
+def device_count(mesh: Mesh | None) -> int:
+    """Devices of a 1-D mesh (1 for None)."""
+    return 1 if mesh is None else int(mesh.devices.size)
+
+
+def axis_name(mesh: Mesh):
+    """The name of the mesh's only axis."""
+    return mesh.axis_names[0]
+
+
+def padded_size(n: int, devices: int) -> int:
+    """The smallest multiple of ``devices`` that is >= n."""
+    return -(-int(n) // int(devices)) * int(devices)
+
+
+def pad_rows(x, multiple: int):
+    """``x`` with its last row repeated up to a multiple of ``multiple`` rows."""
+    n = x.shape[0]
+    pad = padded_size(n, multiple) - n
+    if not pad:
+        return x
+    xp = np if isinstance(x, np.ndarray) else jnp
+    return xp.concatenate([x, xp.repeat(x[-1:], pad, axis=0)], axis=0)
+
+
+def row_sharding(mesh: Mesh, ndim: int = 2) -> NamedSharding:
+    """Rows (axis 0) split over the mesh axis, other axes whole."""
+    return NamedSharding(mesh, P(axis_name(mesh), *([None] * (ndim - 1))))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    """Every device holds the whole array."""
+    return NamedSharding(mesh, P())
+
+
+def shard_rows(x, mesh: Mesh):
+    """``x`` placed row-sharded over the mesh (rows must be a multiple of D)."""
+    d = device_count(mesh)
+    if x.shape[0] % d:
+        raise ValueError(
+            f"{x.shape[0]} rows cannot be split evenly over {d} devices; pad them "
+            f"first (ntkspec.sharding.pad_rows)"
+        )
+    return jax.device_put(x, row_sharding(mesh, x.ndim))
+
+
+def sharded_gram(arch, x1, x2, kernel: str, dtype, mesh: Mesh) -> jax.Array:
+    r"""The (n1, n2) NNGP/NTK Gram, row-sharded over ``mesh``, computed in place.
+
+    One ``shard_map``: device i evaluates rows :math:`[i n_1/D, (i+1) n_1/D)` in
+    chunks of about :math:`2^{20}` entries (:func:`ntkspec.kernels.gram_block`, the
+    Chebyshev profile when all inputs have equal norm, as on one device) and counts
+    its near pairs; the chunks that have some are located on the host and their
+    pairs replaced by :func:`ntkspec.kernels.exact_pair_values`, device by device.
+    ``x2`` None is the self-Gram (its diagonal exactly at angle 0).
+
+    Raises:
+        ValueError: n1 is not a multiple of the device count.
+    """
+    from . import kernels as kn  # kernels imports this module
+
+    d = device_count(mesh)
+    ax = axis_name(mesh)
+    n1, dim = x1.shape
+    if n1 % d:
+        raise ValueError(
+            f"mesh has {d} devices but x1 has {n1} rows: with a mesh the rows are "
+            f"split evenly, so their number must be a multiple of {d} (pad x1, e.g. "
+            f"with ntkspec.sharding.pad_rows, and slice the result)"
+        )
+    self_kernel = x2 is None
+    x1 = np.asarray(x1, np.float64)
+    x2 = x1 if self_kernel else np.asarray(x2, np.float64)
+    n2 = x2.shape[0]
+    q = np.concatenate([np.sum(x1**2, axis=1), np.sum(x2**2, axis=1)]) / dim
+    equal = q[0] > 0 and np.max(np.abs(q - q[0])) <= 1e-13 * q[0]
+    fit = None
+    if equal and n1 * n2 > 4096:
+        fit = kn.profile_coefficients(arch, float(q[0]), dim, kernel)
+    r = n1 // d
+    cb = max(1, min(r, 2**20 // max(n2, 1)))
+    chunks = -(-r // cb)
+    rep = replicated(mesh)
+    with x64_scope(dtype):
+        x1j = jax.device_put(jnp.asarray(x1, dtype), row_sharding(mesh, 2))
+        x2j = jax.device_put(jnp.asarray(x2, dtype), rep)
+        coefs = None if fit is None else tuple(jnp.asarray(c, dtype) for c in fit)
+        coefs, arch_r = jax.device_put((coefs, arch), rep)
+
+        def local(xl, x2, arch, coefs):
+            off = jax.lax.axis_index(ax) * r
+            xb = pad_rows(xl, cb).reshape(chunks, cb, dim)
+
+            def one(j):
+                o = off + j * cb
+                blk = kn.gram_block(
+                    arch, xb[j], x2, o, kernel=kernel, self_kernel=self_kernel,
+                    coefs=coefs,
+                )  # fmt: skip
+                near = kn.near_pairs(xb[j], x2, o, self_kernel=self_kernel)
+                valid = (j * cb + jnp.arange(cb)) < r
+                return blk, jnp.sum(near & valid[:, None])
+
+            blocks, counts = jax.lax.map(one, jnp.arange(chunks))
+            return blocks.reshape(chunks * cb, n2)[:r], counts
+
+        out, counts = jax.jit(
+            _shard_map(local, mesh, (P(ax), P(), P(), P()), (P(ax), P(ax)))
+        )(x1j, x2j, arch_r, coefs)
+        counts = np.asarray(counts).reshape(d, chunks)
+        if counts.sum() == 0:
+            return out
+        rows, cols = [], []
+        for i, j in zip(*np.nonzero(counts), strict=True):
+            start = i * r + j * cb
+            stop = min(start + cb, (i + 1) * r)
+            near = np.asarray(
+                kn.near_pairs(
+                    jnp.asarray(x1[start:stop], dtype), jnp.asarray(x2, dtype), start,
+                    self_kernel=self_kernel,
+                )
+            )  # fmt: skip
+            rr, cc = np.nonzero(near)
+            rows.append(rr + start)
+            cols.append(cc)
+        rows, cols = np.concatenate(rows), np.concatenate(cols)
+        vals = np.asarray(
+            kn.exact_pair_values(
+                arch, jnp.asarray(x1, dtype), jnp.asarray(x2, dtype), rows, cols,
+                kernel=kernel,
+            )
+        )  # fmt: skip
+
+        def fix(block, rows, cols, vals):
+            lr = rows - jax.lax.axis_index(ax) * r
+            lr = jnp.where((lr >= 0) & (lr < r), lr, r)  # other devices' rows: dropped
+            return block.at[lr, cols].set(vals, mode="drop")
+
+        args = jax.device_put(
+            (jnp.asarray(rows), jnp.asarray(cols), jnp.asarray(vals, dtype)), rep
+        )
+        return jax.jit(_shard_map(fix, mesh, (P(ax), P(), P(), P()), P(ax)))(out, *args)
+
+
+def gram_on_mesh(fn: Callable, x1, x2, mesh: Mesh | None, **kwargs):
+    """``fn(x1, x2, **kwargs)`` (``ntk``/``nngp``), its rows computed over the mesh.
+
+    With a mesh the rows of ``x1`` are padded (last row repeated) to a multiple of D,
+    computed row-sharded (``fn(..., mesh=mesh)``) and gathered into a host array of
+    the (n1, n2) Gram; without one this is ``fn(x1, x2, **kwargs)``.
+    """
+    if mesh is None:
+        return fn(x1, x2, **kwargs)
+    n = x1.shape[0]
+    x1 = np.asarray(x1)
+    out = fn(
+        pad_rows(x1, device_count(mesh)), x1 if x2 is None else x2, mesh=mesh, **kwargs
+    )
+    return np.asarray(out)[:n]
+
+
+def host_value(x):
+    """``x`` as a NumPy array when it is a ``jax.Array`` on several devices.
+
+    Eager host callbacks (``pure_callback``, e.g. the scipy-backed measurements)
+    refuse arrays placed on a mesh; inside ``jit`` they accept them.
+    """
+    if isinstance(x, jax.Array) and len(x.sharding.device_set) > 1:
+        return np.asarray(x)
+    return x
+
+
+def device_block(block_rows: int, mesh: Mesh | None) -> int:
+    """Rows per device block when ``block_rows`` rows are split over the mesh."""
+    return max(1, -(-int(block_rows) // device_count(mesh)))
+
+
+def _shard_map(fn, mesh, in_specs, out_specs):
+    return jax.shard_map(
+        fn, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False
+    )
+
+
+def _as_columns(v, dtype):
+    v = jnp.asarray(v, dtype)
+    return (v[:, None], True) if v.ndim == 1 else (v, False)
+
+
+# --------------------------------------------------------------------------------------
+# Scattered points: the blocked Gram.
+# --------------------------------------------------------------------------------------
+
+
+@functools.partial(
+    jax.tree_util.register_dataclass, data_fields=["op"], meta_fields=["mesh"]
+)
+@dataclasses.dataclass(frozen=True)
+class ShardedBlockedGram:
+    r"""A :class:`~ntkspec.operators.BlockedGramOperator` with its blocks on a mesh.
+
+    ``op.row_blocks`` (padded to a multiple of D blocks) and ``op.offsets`` are
+    sharded over the mesh axis; columns, profile coefficients and near-pair
+    corrections are replicated. A matvec builds, on each device, one block of
+    ``b`` rows (``op``'s block size) at a time: memory per device
+    :math:`O(b N)` for the block plus O(N (d + c)) for the columns and vectors.
+
+    Attributes:
+        op: the blocked operator (placed).
+        mesh: the 1-D mesh (static).
+    """
+
+    op: object
+    mesh: Mesh
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(M, N)."""
+        return self.op.shape
+
+    @property
+    def dtype(self):
+        """The kernel dtype."""
+        return self.op.dtype
+
+    @property
+    def devices(self) -> int:
+        """Devices used."""
+        return device_count(self.mesh)
+
+    def matvec(self, v):
+        """:math:`K v` for v of shape (N,) or (N, c), replicated over the mesh."""
+        with x64_scope(self.dtype):
+            return _sharded_blocked_matvec(self, jnp.asarray(v, self.dtype))
+
+
+@jax.jit
+def _sharded_blocked_matvec(sop: ShardedBlockedGram, v):
+    op, mesh = sop.op, sop.mesh
+    ax = axis_name(mesh)
+    V = v[:, None] if v.ndim == 1 else v
+
+    def local(blocks, offsets, arch, columns, coefs, V):
+        lop = dataclasses.replace(
+            op,
+            row_blocks=blocks,
+            offsets=offsets,
+            arch=arch,
+            columns=columns,
+            coefs=coefs,
+        )
+        out = jax.lax.map(lambda i: lop.block(i) @ V, jnp.arange(blocks.shape[0]))
+        return jax.lax.all_gather(out, ax, axis=0, tiled=True)
+
+    specs = (P(ax), P(ax), P(), P(), P(), P())
+    out = _shard_map(local, mesh, specs, P())(
+        op.row_blocks, op.offsets, op.arch, op.columns, op.coefs, V
+    )
+    out = out.reshape(-1, V.shape[1])[: op.num_rows]
+    out = out.at[op.corr_rows].add(op.corr_vals[:, None] * V[op.corr_cols])
+    return out[:, 0] if v.ndim == 1 else out
+
+
+def _shard_blocked(op, mesh: Mesh) -> ShardedBlockedGram:
+    d = device_count(mesh)
+    nb = op.row_blocks.shape[0]
+    pad = padded_size(nb, d) - nb
+    blocks, offsets = op.row_blocks, op.offsets
+    with x64_scope(op.dtype):
+        if pad:
+            blocks = jnp.concatenate([blocks, jnp.repeat(blocks[-1:], pad, axis=0)])
+            offsets = jnp.concatenate([offsets, jnp.repeat(offsets[-1:], pad)])
+        rest = jax.device_put(
+            dataclasses.replace(
+                op, row_blocks=op.row_blocks[:1], offsets=op.offsets[:1]
+            ),
+            replicated(mesh),
+        )
+        placed = dataclasses.replace(
+            rest,
+            row_blocks=jax.device_put(blocks, row_sharding(mesh, 3)),
+            offsets=jax.device_put(offsets, row_sharding(mesh, 1)),
+        )
+    return ShardedBlockedGram(placed, mesh)
+
+
+# --------------------------------------------------------------------------------------
+# Dense matrices (row-sharded).
+# --------------------------------------------------------------------------------------
+
+
+@functools.partial(
+    jax.tree_util.register_dataclass,
+    data_fields=["matrix"],
+    meta_fields=["num_rows", "mesh"],
+)
+@dataclasses.dataclass(frozen=True)
+class ShardedDense:
+    r"""A dense (M, N) matrix with its rows (padded to a multiple of D) on a mesh.
+
+    Attributes:
+        matrix: the (M_pad, N) row-sharded matrix.
+        num_rows: M (static).
+        mesh: the mesh (static).
+    """
+
+    matrix: jax.Array
+    num_rows: int
+    mesh: Mesh
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(M, N)."""
+        return (self.num_rows, self.matrix.shape[1])
+
+    @property
+    def dtype(self):
+        """The dtype of the entries."""
+        return self.matrix.dtype
+
+    def matvec(self, v):
+        """:math:`K v`, replicated over the mesh."""
+        with x64_scope(self.dtype):
+            return _sharded_dense_matvec(self, jnp.asarray(v, self.dtype))
+
+
+@jax.jit
+def _sharded_dense_matvec(sop: ShardedDense, v):
+    ax = axis_name(sop.mesh)
+
+    def local(m, v):
+        return jax.lax.all_gather(m @ v, ax, axis=0, tiled=True)
+
+    out = _shard_map(local, sop.mesh, (P(ax), P()), P())(sop.matrix, v)
+    return out[: sop.num_rows]
+
+
+def _shard_dense(matrix, mesh: Mesh) -> ShardedDense:
+    d = device_count(mesh)
+    m = matrix.shape[0]
+    with x64_scope(matrix.dtype):
+        mat = jnp.asarray(matrix)
+        pad = padded_size(m, d) - m
+        if pad:
+            mat = jnp.concatenate([mat, jnp.zeros((pad, mat.shape[1]), mat.dtype)])
+        return ShardedDense(jax.device_put(mat, row_sharding(mesh, 2)), m, mesh)
+
+
+# --------------------------------------------------------------------------------------
+# Grids: FFT operators batched over channels, or sharded along the first grid axis.
+# --------------------------------------------------------------------------------------
+
+
+def _fft_lengths(op) -> tuple[int, ...]:
+    shape = op.grid.shape
+    return shape if op.is_circulant else tuple(2 * n for n in shape)
+
+
+def _slab_ok(op, devices: int) -> bool:
+    shape, lengths = op.grid.shape, _fft_lengths(op)
+    return len(shape) >= 2 and shape[0] % devices == 0 and lengths[1] % devices == 0
+
+
+@functools.partial(
+    jax.tree_util.register_dataclass,
+    data_fields=["base", "full_symbol"],
+    meta_fields=["mesh"],
+)
+@dataclasses.dataclass(frozen=True)
+class ShardedGridOperator:
+    r"""A :class:`~ntkspec.operators.GridKernelOperator` applied across a mesh.
+
+    ``matvec`` of a block (N, c): with c >= D, or when the grid cannot be sharded
+    along its first axis, the channels are padded with zeros to a multiple of D and
+    each device runs the FFT matvec of its channels. With c < D on a grid of
+    dimension >= 2 with ``n_1 % D == 0`` and ``L_2 % D == 0`` (L the FFT lengths,
+    :math:`2n` for the embedded Toeplitz) the grid is sharded along axis 0: complex
+    FFTs along axes 2..d on :math:`n_1/D` slabs, an ``all_to_all`` to slabs along
+    axis 2, the FFT along axis 1 (length :math:`L_1`), the full symbol
+    (``fftn(column).real``, sharded along axis 2), and back. Results are replicated.
+
+    Everything else (``grid``, ``column``, eigenvalues, T. Chan preconditioner) is the
+    base operator's.
+
+    Attributes:
+        base: the single-device operator.
+        full_symbol: ``fftn(column).real`` sharded along its axis 1 (slab layout), or
+            None when the grid cannot be sharded.
+        mesh: the mesh (static).
+    """
+
+    base: object
+    full_symbol: jax.Array | None
+    mesh: Mesh
+
+    @property
+    def grid(self):
+        """The grid."""
+        return self.base.grid
+
+    @property
+    def column(self):
+        """The base operator's offset kernel."""
+        return self.base.column
+
+    @property
+    def symbol(self):
+        """The base operator's half-spectrum."""
+        return self.base.symbol
+
+    @property
+    def is_circulant(self) -> bool:
+        """Whether the Gram is circulant."""
+        return self.base.is_circulant
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(N, N)."""
+        return self.base.shape
+
+    @property
+    def dtype(self):
+        """The kernel dtype."""
+        return self.base.dtype
+
+    @property
+    def devices(self) -> int:
+        """Devices used."""
+        return device_count(self.mesh)
+
+    @property
+    def diagonal_value(self):
+        """The constant diagonal k(0)."""
+        return self.base.diagonal_value
+
+    def eigenvalues_by_frequency(self):
+        """The base operator's eigenvalues (circulant only)."""
+        return self.base.eigenvalues_by_frequency()
+
+    def eigendecomposition(self):
+        """The base operator's exact eigendecomposition (circulant only)."""
+        return self.base.eigendecomposition()
+
+    def t_chan_preconditioner(self):
+        """The base operator's T. Chan eigenvalues."""
+        return self.base.t_chan_preconditioner()
+
+    def layout(self, channels: int) -> str:
+        """The split of a matvec of ``channels`` columns: "slab" or "channels"."""
+        d = self.devices
+        return "slab" if self.full_symbol is not None and channels < d else "channels"
+
+    def matvec(self, v):
+        """:math:`K v` for v of shape (N,) or (N, c), replicated over the mesh."""
+        n = self.grid.size
+        if v.ndim not in (1, 2) or v.shape[0] != n:
+            raise ValueError(f"v must have shape ({n},) or ({n}, c); got {v.shape}")
+        with x64_scope(self.dtype):
+            V, squeeze = _as_columns(v, self.dtype)
+            if self.layout(V.shape[1]) == "slab":
+                out = _slab_matvec(self, V)
+            else:
+                out = _channel_matvec(self, V)
+            return out[:, 0] if squeeze else out
+
+
+@jax.jit
+def _channel_matvec(sop: ShardedGridOperator, V):
+    mesh = sop.mesh
+    ax = axis_name(mesh)
+    d = device_count(mesh)
+    c = V.shape[1]
+    pad = padded_size(c, d) - c
+    Vp = jnp.concatenate([V, jnp.zeros((V.shape[0], pad), V.dtype)], axis=1)
+    per = Vp.shape[1] // d
+
+    def local(base, Vp):
+        i = jax.lax.axis_index(ax)
+        mine = jax.lax.dynamic_slice_in_dim(Vp, i * per, per, axis=1)
+        out = base.matvec(mine)
+        return jax.lax.all_gather(out, ax, axis=1, tiled=True)
+
+    out = _shard_map(local, mesh, (P(), P()), P())(sop.base, Vp)
+    return out[:, :c]
+
+
+@jax.jit
+def _slab_matvec(sop: ShardedGridOperator, V):
+    mesh = sop.mesh
+    ax = axis_name(mesh)
+    d = device_count(mesh)
+    shape = sop.grid.shape
+    lengths = _fft_lengths(sop.base)
+    dim = len(shape)
+    r = shape[0] // d
+
+    def one(sym, v):
+        """One channel, v (N,): slab FFTs, all_to_all, FFT along axis 1, back."""
+        i = jax.lax.axis_index(ax)
+        x = v.reshape(shape)
+        x = jax.lax.dynamic_slice_in_dim(x, i * r, r, axis=0)  # (n1/D, n2, ...)
+        x = x.astype(jnp.result_type(x.dtype, jnp.complex64))
+        for a in range(dim - 1, 0, -1):
+            x = jnp.fft.fft(x, n=lengths[a], axis=a)
+        x = jax.lax.all_to_all(x, ax, 1, 0, tiled=True)  # (n1, L2/D, ...)
+        x = jnp.fft.fft(x, n=lengths[0], axis=0) * sym
+        x = jax.lax.slice_in_dim(jnp.fft.ifft(x, axis=0), 0, shape[0], axis=0)
+        x = jax.lax.all_to_all(x, ax, 0, 1, tiled=True)  # (n1/D, L2, ...)
+        for a in range(1, dim):
+            x = jax.lax.slice_in_dim(jnp.fft.ifft(x, axis=a), 0, shape[a], axis=a)
+        y = jax.lax.all_gather(x.real, ax, axis=0, tiled=True)  # (n1, n2, ...)
+        return y.reshape(-1).astype(v.dtype)
+
+    # Channels one at a time (fewer than D of them take this path): XLA:CPU's FFT
+    # rejects the layouts that layout assignment gives to batched slabs here.
+    def local(sym, V):
+        return jax.lax.map(lambda v: one(sym, v), V.T).T
+
+    spec = P(None, ax)
+    return _shard_map(local, mesh, (spec, P()), P())(sop.full_symbol, V)
+
+
+def _shard_grid(op, mesh: Mesh) -> ShardedGridOperator:
+    d = device_count(mesh)
+    full = None
+    with x64_scope(op.dtype):
+        if _slab_ok(op, d):
+            full = jax.device_put(
+                jnp.fft.fftn(op.column).real,
+                NamedSharding(mesh, P(None, axis_name(mesh))),
+            )
+        base = jax.device_put(op, replicated(mesh))
+    return ShardedGridOperator(base, full, mesh)
+
+
+# --------------------------------------------------------------------------------------
+# Any operator.
+# --------------------------------------------------------------------------------------
+
+
+def shard_operator(operator, mesh: Mesh | None):
+    """The operator spread over ``mesh`` (returned unchanged for None or 1 device).
+
+    Blocked Grams (their blocks dealt to the devices), grid operators (channels or
+    slabs), dense operators (rows), and the compositions ``Shifted`` (K + ridge I),
+    ``GridTestTrainOperator`` and ``ComposedOperator`` (A K A^T: K sharded, A applied
+    replicated) are supported.
+
+    Raises:
+        TypeError: an operator of another kind.
+    """
+    mesh = check_mesh(mesh)
+    if mesh is None or isinstance(
+        operator, ShardedBlockedGram | ShardedGridOperator | ShardedDense
+    ):
+        return operator
+    # operators imports kernels, which imports this module: import it here.
+    from . import operators as ops
+
+    if isinstance(operator, ops.BlockedGramOperator):
+        return _shard_blocked(operator, mesh)
+    if isinstance(operator, ops.GridKernelOperator):
+        return _shard_grid(operator, mesh)
+    if isinstance(operator, ops.DenseOperator):
+        return _shard_dense(operator.matrix, mesh)
+    if isinstance(operator, ops.Shifted):
+        return ops.Shifted(shard_operator(operator.operator, mesh), operator.shift)
+    if isinstance(operator, ops.GridTestTrainOperator):
+        return ops.GridTestTrainOperator(
+            shard_operator(operator.fine, mesh), operator.train_shape, operator.ratio
+        )
+    if isinstance(operator, ops.ComposedOperator):
+        return ops.ComposedOperator(
+            operator.measurement, shard_operator(operator.operator, mesh)
+        )
+    raise TypeError(
+        f"shard_operator cannot shard a {type(operator).__name__}; use an "
+        "ntkspec.operators value"
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Training: data parallel over rows, ensembles over devices.
+# --------------------------------------------------------------------------------------
+
+
+def data_parallel(value_and_grad: Callable, mesh: Mesh) -> Callable:
+    """``value_and_grad(forward, params, batches)`` with the batch rows on the mesh.
+
+    ``batches = (x, y, mask, scale)`` with x (k, b, d), y (k, b, c), mask (k, b),
+    b a multiple of D: each device computes the loss and gradient of its b/D rows of
+    every block (``scale`` is the global 1/(2 y.size)), and ``psum`` adds them, so
+    the result is the full-batch loss and gradient on every device.
+    """
+    ax = axis_name(mesh)
+
+    def wrapped(forward, params, batches):
+        xb, yb, mb, scale = batches
+
+        def local(params, xb, yb, mb, scale):
+            val = value_and_grad(forward, params, (xb, yb, mb, scale))
+            return jax.lax.psum(val, ax)
+
+        rows = P(None, ax)
+        return _shard_map(local, mesh, (P(), rows, rows, rows, P()), P())(
+            params, xb, yb, mb, scale
+        )
+
+    return wrapped
+
+
+def batch_rows(block_rows: int, mesh: Mesh | None) -> int:
+    """``block_rows`` rounded up to a multiple of the device count."""
+    return padded_size(block_rows, device_count(mesh))
+
+
+def shard_batches(batches, mesh: Mesh):
+    """Place ``(x, y, mask, scale)`` blocks with their rows (axis 1) on the mesh."""
+    xb, yb, mb, scale = batches
+    ax = axis_name(mesh)
+
+    def put(a):
+        spec = P(None, ax, *([None] * (a.ndim - 2)))
+        return jax.device_put(a, NamedSharding(mesh, spec))
+
+    return put(xb), put(yb), put(mb), scale
+
+
+def train_ensemble(
+    loss_fn: Callable,
+    params,
+    data,
+    *,
+    steps: int,
+    optimizer,
+    mesh: Mesh | None = None,
+):
+    """Train an ensemble of independent members at once, one slot per device.
+
+    Every leaf of ``params`` and ``data`` has the member axis first (E members, e.g.
+    one network per mapping or per seed, all of the same shapes). Each step is
+    ``vmap`` over members of ``loss_fn(params_e, data_e)``'s gradient and an optax
+    update; with a mesh the members (padded with copies of the last to a multiple of
+    D, dropped after) are split over the devices inside ``shard_map``. Members never
+    interact, so each equals its own single-device training.
+
+    Args:
+        loss_fn: ``loss_fn(params, data) -> scalar`` for one member.
+        params: stacked parameters (E, ...).
+        data: stacked data pytree (E, ...).
+        steps: optimiser steps (>= 1).
+        optimizer: an ``optax.GradientTransformation``.
+        mesh: None or a 1-D mesh.
+
+    Returns:
+        ``(params, losses)``: the trained stacked parameters and the losses before
+        each step, shape (steps, E).
+    """
+    mesh = check_mesh(mesh)
+    e = jax.tree_util.tree_leaves(params)[0].shape[0]
+    d = device_count(mesh)
+    ep = padded_size(e, d)
+
+    def pad(t):
+        return jax.tree_util.tree_map(lambda a: pad_rows(jnp.asarray(a), ep), t)
+
+    def run(params, data):
+        state = jax.vmap(optimizer.init)(params)
+
+        def step(carry, _):
+            p, s = carry
+            loss, g = jax.vmap(jax.value_and_grad(loss_fn))(p, data)
+            u, s = jax.vmap(optimizer.update)(g, s, p)
+            p = jax.tree_util.tree_map(lambda a, b: a + b, p, u)
+            return (p, s), loss
+
+        (p, _), losses = jax.lax.scan(step, (params, state), None, length=steps)
+        return p, losses
+
+    if mesh is None:
+        p, losses = jax.jit(run)(params, data)
+        return p, losses
+    ax = axis_name(mesh)
+    fn = _shard_map(run, mesh, (P(ax), P(ax)), (P(ax), P(None, ax)))
+    members = NamedSharding(mesh, P(ax))
+    p, losses = jax.jit(fn)(
+        jax.device_put(pad(params), members), jax.device_put(pad(data), members)
+    )
+    # Gathered before the padding members are dropped (slicing a sharded axis
+    # unevenly is refused under Explicit axes).
+    p, losses = jax.device_put((p, losses), replicated(mesh))
+    return jax.tree_util.tree_map(lambda a: a[:e], p), losses[:, :e]
