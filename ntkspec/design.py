@@ -138,7 +138,7 @@ def _check_image(image, dim: int):
         arr = np.asarray(image, dtype=np.float64)
         if not np.all(np.isfinite(arr)):
             raise ValueError("image must be finite; it contains NaN or inf")
-        if arr.min() < 0.0 or arr.max() > 1.0:
+        if dim == 2 and (arr.min() < 0.0 or arr.max() > 1.0):
             raise ValueError(
                 f"image values must lie in [0, 1]; got [{arr.min()}, {arr.max()}]"
             )
@@ -323,8 +323,9 @@ def predicted_error(
         arch: the architecture.
         mapping: a :class:`~ntkspec.FourierMapping` of dimension 2 (image) or 1
             (signal).
-        image: values in [0, 1], shape (H, W) or (H, W, c) for a 2-D mapping, (L,) or
-            (L, c) for a 1-D one; every side even and >= 4.
+        image: shape (H, W) or (H, W, c) with values in [0, 1] for a 2-D mapping; a
+            signal of shape (L,) or (L, c) (any finite values; c signals at once) for
+            a 1-D one; every side even and >= 4.
         time: training time t >= 0 (``np.inf``: kernel regression).
         learning_rate: :math:`\eta > 0` (:func:`ntkspec.gd_dynamics`' convention).
         ridge: absolute ridge :math:`\delta \ge 0` added to the train Gram.
