@@ -123,10 +123,10 @@ def fresh_choice(image, sigmas=SIGMAS, *, seed: int = 0, inits: int = FRESH_INIT
     return float(sigmas[int(np.argmin(dist))]), dist
 
 
-def _networks(res: int) -> dict | None:
-    if not NETWORKS_JSON.is_file():
+def _networks(res: int, path: Path) -> dict | None:
+    if not path.is_file():
         return None
-    data = json.loads(NETWORKS_JSON.read_text())
+    data = json.loads(path.read_text())
     if data.get("res") != res or list(data.get("sigmas", [])) != list(SIGMAS):
         return None
     return data
@@ -139,7 +139,14 @@ def _loss(curve: dict, sigma: float) -> float:
 
 
 def run(
-    out_dir, *, quick: bool = False, seed: int = 0, command=None, res=None, count=None
+    out_dir,
+    *,
+    quick: bool = False,
+    seed: int = 0,
+    command=None,
+    res=None,
+    count=None,
+    networks_json=None,
 ):
     """Run the study; write ``scale_suggestion.json`` and ``.png`` in ``out_dir``.
 
@@ -151,12 +158,16 @@ def run(
         command: the command line, for the provenance.
         res: image side (default 32 quick, 64 otherwise).
         count: images per set (default 2 quick, 5 otherwise).
+        networks_json: the trained-network sweep to score against (default
+            ``figures/design/networks_cpu.json``; used only if its res and sigmas
+            match).
     """
     started = time.perf_counter()
     res = res or (32 if quick else 64)
     count = count or (2 if quick else 5)
     inits = 1 if quick else FRESH_INITS
-    nets = _networks(res)
+    net_path = Path(networks_json) if networks_json else NETWORKS_JSON
+    nets = _networks(res, net_path)
     rows = []
     for name, (kind, img) in images(res, count).items():
         sug = suggest_scale(ARCH, img, scales=SIGMAS, seed=seed)
@@ -216,7 +227,7 @@ def run(
         sigmas=list(SIGMAS),
         time=DEFAULT_TIME,
         arch="ReluMLP(4) (NTK parameterization, W_std^2 = 2, b_std = 0)",
-        networks_source=str(NETWORKS_JSON) if nets else None,
+        networks_source=str(net_path) if nets else None,
         networks_setup=nets.get("setup") if nets else None,
         target_mean_loss_db=0.5,
         images_per_set=count,
