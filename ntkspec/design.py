@@ -177,7 +177,7 @@ def _check_fourier(mapping) -> None:
 # --------------------------------------------------------------------------------------
 
 
-def _periodic_sin2(B_int: np.ndarray, a2, shape: tuple[int, ...], shift: bool):
+def _periodic_sin2(B_int: np.ndarray, a2, shape: tuple[int, ...], shift: bool, dtype):
     r""":math:`\sin^2(\theta_0/2)` on all train-grid offsets (+ half a pitch if shift).
 
     :math:`s(o) = \sum_j a_j^2 \sin^2(\pi\sum_i b_{ji}(o_i + \tfrac12[\text{shift}])
@@ -191,7 +191,7 @@ def _periodic_sin2(B_int: np.ndarray, a2, shape: tuple[int, ...], shift: bool):
             num, den = np.mod(np.outer(2 * o + 1, B_int[:, i]), 2 * n), 2 * n
         else:
             num, den = np.mod(np.outer(o, B_int[:, i]), n), n
-        phase = jnp.asarray(np.pi * num.astype(np.float64) / den)
+        phase = jnp.asarray(np.pi * num.astype(np.float64) / den, dtype=dtype)
         sins.append(jnp.sin(phase))
         coss.append(jnp.cos(phase))
     S = jnp.sum(a2)
@@ -218,7 +218,7 @@ def _phi(lam, time: float, rate: float):
     return jnp.where(pos, -jnp.expm1(-s * safe) / safe, s)
 
 
-def _fft_error(arch, mapping, image, time, lr, ridge, kernel):
+def _fft_error(arch, mapping, image, time, lr, ridge, kernel, dtype):
     """Held-out MSE of the periodic path (JAX, differentiable in a and the image)."""
     dim = mapping.dim
     shape = tuple(s // 2 for s in image.shape[:dim])
@@ -226,19 +226,20 @@ def _fft_error(arch, mapping, image, time, lr, ridge, kernel):
     B_int = np.rint(np.asarray(mapping.B, dtype=np.float64)).astype(np.int64)
     m = mapping.num_freqs
     axes = tuple(range(dim))
-    with x64_scope(np.float64):
-        a2 = jnp.asarray(mapping.a, dtype=jnp.float64) ** 2
-        img = jnp.asarray(image, dtype=jnp.float64)
+    with x64_scope(dtype):
+        a2 = jnp.asarray(mapping.a, dtype=dtype) ** 2
+        img = jnp.asarray(image, dtype=dtype)
         train = img[(slice(None, None, 2),) * dim]
         held = img[(slice(1, None, 2),) * dim]
         q = jnp.sum(a2) / (2 * m)
         k0, kd = (
             profile(
                 arch,
-                _periodic_sin2(B_int, a2, shape, shift),
+                _periodic_sin2(B_int, a2, shape, shift, dtype),
                 input_var=q,
                 input_dim=2 * m,
                 kernel=kernel,
+                dtype=dtype,
             )
             for shift in (False, True)
         )
@@ -315,9 +316,12 @@ def predicted_error(
 
     Differentiation: on the periodic path the result is a JAX expression of
     ``mapping.a`` (and of ``image`` and ``arch``'s ``W_std``/``b_std``), so
-    ``jax.grad`` works (keep ``B`` concrete: it selects the path). The Krylov path is a
-    host-side Lanczos/PCG loop and is **not** differentiable: a traced argument there
-    raises ``TypeError``.
+    ``jax.grad`` works (keep ``B`` concrete: it selects the path). It is computed in
+    float64 unless the traced arguments are float32 (x64 off in the caller: the
+    gradient is then a float32 computation, accurate to about 1e-4 relative); for
+    float64 gradients call it inside ``with jax.enable_x64(True):``. The Krylov path
+    is a host-side Lanczos/PCG loop and is **not** differentiable: a traced argument
+    there raises ``TypeError``.
 
     Args:
         arch: the architecture.
@@ -364,7 +368,15 @@ def predicted_error(
     leaves = [mapping.a, image, learning_rate, ridge, *jax.tree_util.tree_leaves(arch)]
     traced = any(is_traced(x) for x in leaves)
     if mapping.is_periodic:
-        out = _fft_error(arch, mapping, image, time, learning_rate, ridge, kernel)
+        # Under a transformation the caller's dtype rules: float32 tracers (x64 off in
+        # the caller) are differentiated in float32, since the backward pass runs
+        # outside any scoped x64 context.
+        dtype = np.float64
+        if any(is_traced(x) and x.dtype == np.float32 for x in leaves):
+            dtype = np.float32
+        out = _fft_error(
+            arch, mapping, image, time, learning_rate, ridge, kernel, dtype
+        )
         return out if traced else float(out)
     if traced:
         raise TypeError(

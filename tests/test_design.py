@@ -112,6 +112,23 @@ def test_gradient_in_amplitudes_matches_central_differences(time):
     assert np.all(np.isfinite(g)) and np.abs(g).max() > 0
 
 
+def test_gradient_without_x64_in_the_caller_is_float32():
+    img = _image((8, 8), seed=7)
+    B = np.asarray(PERIODIC.B)
+
+    def err(a):
+        return design.predicted_error(
+            ARCH, mappings.FourierMapping(B, a), img, time=10.0
+        )
+
+    g32 = jax.grad(err)(jnp.asarray(PERIODIC.a, dtype=jnp.float32))
+    with jax.enable_x64(True):
+        g64 = np.asarray(jax.grad(err)(jnp.asarray(PERIODIC.a)))
+    assert g32.dtype == jnp.float32
+    # float32 round-off through FFTs of 16 points and the kernel recursion.
+    np.testing.assert_allclose(np.asarray(g32), g64, rtol=1e-3, atol=1e-6)
+
+
 def test_gradient_through_psnr_and_jit():
     img = _image((8, 8), seed=4)
     B = np.asarray(PERIODIC.B)
