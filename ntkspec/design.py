@@ -315,8 +315,9 @@ def predicted_error(
     :func:`ntkspec.gd_dynamics`' Krylov path (tolerance ``rtol``).
 
     Differentiation: on the periodic path the result is a JAX expression of
-    ``mapping.a`` (and of ``image`` and ``arch``'s ``W_std``/``b_std``), so
-    ``jax.grad`` works (keep ``B`` concrete: it selects the path). It is computed in
+    ``mapping.a`` (tested against finite differences; ``image`` and ``arch``'s
+    ``W_std``/``b_std`` are traced the same way but untested), so ``jax.grad`` works
+    (keep ``B`` concrete: it selects the path). It is computed in
     float64 unless the traced arguments are float32 (x64 off in the caller: the
     gradient is then a float32 computation, accurate to about 1e-4 relative); for
     float64 gradients call it inside ``with jax.enable_x64(True):``. The Krylov path
