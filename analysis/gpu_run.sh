@@ -96,6 +96,16 @@ fi
 timeout "$T_BUDGET" "$PY" -m analysis.fig_table1_budget --size "$BUDGET_SIZE" \
   --out "$OUT/table1_budget" 2>&1 | tee "$OUT/table1_budget.log" || status=1
 echo "table1_budget done after $(( $(date +%s) - start )) s (status $status)"
+# Scale suggestion (issue 16): trained 4 x 256 networks against sigma on 5 natural + 5 text
+# images at 512^2 (the study's sigmas), then the scale_suggestion study scored on them.
+if [ "$MODE" = "--tiny" ]; then DN=(--res 64 --width 64 --steps 50 --count 1); DRES=64
+else DN=(--res 512 --width 256 --steps 2000 --lr 1e-3); DRES=512; fi
+timeout 900 "$PY" analysis/design_networks.py "${DN[@]}" \
+  --out "$OUT/design/networks_gpu.json" 2>&1 | tee "$OUT/design.log" || status=1
+timeout 600 "$PY" -c "import sys; from ntkspec.studies import scale_suggestion as s; \
+s.run(sys.argv[1], res=int(sys.argv[2]), networks_json=sys.argv[3])" \
+  "$OUT/design" "$DRES" "$OUT/design/networks_gpu.json" 2>&1 | tee -a "$OUT/design.log" \
+  || status=1
 echo "all done after $(( $(date +%s) - start )) s (status $status)" | tee -a "$OUT/device.txt"
 # One archive beside OUTDIR, for machines that hand back only a few files per run.
 tar -czf "${OUT%/}.tar.gz" -C "$(dirname "$OUT")" "$(basename "$OUT")" || status=1

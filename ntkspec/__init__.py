@@ -3,6 +3,7 @@
 from importlib import metadata as _metadata
 
 from . import data as data
+from . import design as design
 from . import mappings as mappings
 from . import measurements as measurements
 from . import networks as networks
@@ -42,6 +43,7 @@ __all__ = [
     "spectrum",
     "RegressionInfo",
     "data",
+    "design",
     "eigenmode_residuals",
     "gd_dynamics",
     "kernel_regression",

@@ -1,13 +1,13 @@
 """The ``ntkspec`` console script: a thin layer that parses, calls the library, writes.
 
-Subcommands: ``report`` (the main job), ``spectrum``, ``regress``, ``validate`` and
-``profiles``; ``ntkspec COMMAND --help`` explains each with examples. Usage errors (a
-bad option, an unreadable input file, a request too large for this machine) print one
-line on stderr, no traceback, exit with code 2 and write nothing: every argument and
-the writability of ``--out`` are checked before any work or folder is made. Every output
-is written atomically (temp file, then rename); ``report`` builds its folder beside the
-target and swaps it in when complete. Ctrl-C (SIGINT) and SIGTERM print one line and
-exit with 130 and 143.
+Subcommands: ``report`` (the main job), ``spectrum``, ``regress``, ``suggest``,
+``validate`` and ``profiles``; ``ntkspec COMMAND --help`` explains each with
+examples. Usage errors (a bad option, an unreadable input file, a request too large
+for this machine) print one line on stderr, no traceback, exit with code 2 and write
+nothing: every argument and the writability of ``--out`` are checked before any work
+or folder is made. Every output is written atomically (temp file, then rename);
+``report`` builds its folder beside the target and swaps it in when complete. Ctrl-C
+(SIGINT) and SIGTERM print one line and exit with 130 and 143.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ examples:
   ntkspec spectrum --mapping gaussian --sigma 10 --grid 64 64 -k 20
   ntkspec spectrum --mapping power-law --p 1 --grid 256
   ntkspec regress photo.png --mapping gaussian --sigma 10
+  ntkspec suggest photo.png --json choice.json
   ntkspec validate --quick
   ntkspec profiles
 
@@ -72,6 +73,20 @@ examples:
   ntkspec regress photo.jpg --mapping positional --scale 6
   ntkspec regress image.npy --mapping basic --ridge 1e-6 --out results/
   ntkspec regress stack.npz --key image --mapping gaussian --sigma 14
+"""
+
+
+_EPILOG_SUGGEST = """\
+For each scale of the family (Gaussian sigma, or the official code's positional S) the
+held-out PSNR of the infinitely wide ReLU MLP trained on the pixels [::2, ::2] for the
+budget --time (gradient flow, learning rate 1, ntkspec.gd_dynamics units; default
+calibrated so that the NTK's best sigma on astronaut is the trained networks' 10) is
+predicted from the NTK spectrum, without training; the best scale is printed with the
+curve. Frequencies are in cycles per image side. Odd sizes lose their last row/column.
+
+examples:
+  ntkspec suggest photo.png
+  ntkspec suggest text.png --family positional --json suggestion.json
 """
 
 
@@ -270,6 +285,36 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--out", default=".", help="output folder (default: .)")
     _add_mapping_args(g, default="gaussian")
     _add_device_arg(g)
+
+    sg = sub.add_parser(
+        "suggest",
+        help="suggest the mapping scale for an image from the NTK (no training)",
+        description=_wrap(
+            "Predict the held-out PSNR of the infinite-width network against the "
+            "mapping scale after a finite training budget and print the best scale "
+            "(ntkspec.design.suggest_scale)."
+        ),
+        epilog=_EPILOG_SUGGEST,
+        formatter_class=fmt,
+    )
+    sg.add_argument("image", help="PNG/JPEG file, or .npy/.npz array (H, W[, C])")
+    sg.add_argument("--key", default=None, help=".npz: which array (default: first)")
+    sg.add_argument(
+        "--family",
+        choices=("gaussian", "positional"),
+        default="gaussian",
+        help="mapping family (default gaussian: scale = sigma)",
+    )
+    sg.add_argument("--json", default=None, metavar="PATH", help="write JSON here")
+    sg.add_argument(
+        "--time", type=float, default=None, help="budget t (default: calibrated)"
+    )
+    sg.add_argument(
+        "--num-freqs", type=int, default=256, help="frequencies (default 256)"
+    )
+    sg.add_argument("--depth", type=int, default=4, help="Dense layers (default 4)")
+    sg.add_argument("--seed", type=int, default=0, help="Gaussian draw (default 0)")
+    _add_device_arg(sg)
 
     v = sub.add_parser(
         "validate",
@@ -764,6 +809,78 @@ def _cmd_regress(args, command: str) -> int:
     return 0
 
 
+def _cmd_suggest(args, command: str) -> int:
+    from ._io import write_json
+    from .provenance import provenance
+
+    if args.time is not None:
+        _check_finite_positive(args.time, "--time")
+    if args.num_freqs < 2:
+        raise _UsageError(f"--num-freqs must be >= 2; got {args.num_freqs}")
+    if args.depth < 1:
+        raise _UsageError(f"--depth must be >= 1; got {args.depth}")
+    json_path = None
+    if args.json is not None:
+        json_path = Path(args.json)
+        if json_path.is_dir():
+            raise _UsageError(f"--json {args.json!r} is a folder, not a file path")
+        try:
+            from ._io import check_writable_folder
+
+            check_writable_folder(json_path.parent, (json_path.name,), what="--json")
+        except ValueError as err:
+            raise _UsageError(str(err)) from None
+    img = _load_image(args.image, args.key)
+    h, w, c = img.shape
+    if min(h, w) < 4:
+        raise _UsageError(
+            f"{args.image}: the image is {h} x {w}; it must be at least 4 x 4 pixels "
+            "(training uses every other pixel)"
+        )
+    if h * w > MAX_POINTS:
+        raise _UsageError(
+            f"{args.image}: the image has {h * w:,} pixels, over the CLI's limit of "
+            f"{MAX_POINTS:,}; downsample it or use the Python API"
+        )
+    cropped = (h % 2, w % 2) != (0, 0)
+    img = img[: h - h % 2, : w - w % 2]
+    from .design import suggest_scale
+    from .kernels import ReluMLP
+
+    choice = suggest_scale(
+        ReluMLP(args.depth),
+        img,
+        family=args.family,
+        num_freqs=args.num_freqs,
+        time=args.time,
+        seed=args.seed,
+    )
+    name = "sigma" if args.family == "gaussian" else "S"
+    print(
+        f"suggested {args.family} {name} = {choice.scale:g} "
+        f"(budget t = {choice.time:g}, no network trained)"
+    )
+    print(f"{name:>8}  predicted held-out PSNR (dB)")
+    for sc, ps in zip(choice.scales, choice.predicted_psnr, strict=True):
+        mark = "  <- best" if sc == choice.scale else ""
+        print(f"{sc:>8g}  {ps:.2f}{mark}")
+    if json_path is not None:
+        data = {
+            "description": "Mapping scale suggested by ntkspec.design.suggest_scale: "
+            "predicted held-out PSNR ([1::2, 1::2]) of the infinite-width network "
+            "trained on [::2, ::2] for the budget `time`.",
+            "image": str(args.image),
+            "shape": [int(img.shape[0]), int(img.shape[1]), c],
+            "cropped_to_even": cropped,
+            "depth": args.depth,
+            **choice.to_dict(),
+            "provenance": provenance(command, args.seed),
+        }
+        write_json(json_path, data)
+        print(f"wrote {json_path}")
+    return 0
+
+
 def _is_file_path(value) -> bool:
     """True for a str/Path naming an existing file (long or multi-line text is not)."""
     if (
@@ -815,6 +932,7 @@ _COMMANDS = {
     "report": _cmd_report,
     "spectrum": _cmd_spectrum,
     "regress": _cmd_regress,
+    "suggest": _cmd_suggest,
     "validate": _cmd_validate,
     "profiles": _cmd_profiles,
 }

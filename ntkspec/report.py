@@ -151,6 +151,12 @@ STUDIES: tuple[Study, ...] = (
         report_options=(("size", "quick"),),  # the CPU-reduced validation
         quick_options=(("size", "tiny"), ("studies", ("ntk_convergence",))),
     ),
+    Study(
+        "scale_suggestion",
+        "Choosing sigma from the NTK spectrum (ntkspec suggest) vs FreSh",
+        "ntkspec.studies.scale_suggestion",
+        section="Design",
+    ),
 )
 
 _FIGURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".svg")
