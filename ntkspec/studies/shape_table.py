@@ -225,14 +225,13 @@ def run(
             scores[name]["steps"].append(grid_iou_scores(vol_k, solid, evals))
             diagnostics[name].append({"shape": solid.name, **diag})
             if s_index == 0:
-                shown[name] = {"inf": vol_inf, "k": vol_k}
+                truth = shapes.occupancy(solid, test.points()).reshape(test.shape)
+                shown[name] = {"inf": vol_inf, "k": vol_k, "truth": truth}
         truth = shapes.occupancy(solid, Grid((sz["res"],) * 3).points())
         truth = truth.reshape((sz["res"],) * 3)
         ceilings.append(
             {k: shapes.iou(_interpolate(truth, p), t) for k, (p, t) in evals.items()}
         )
-        if s_index == 0:
-            shown["truth"] = truth
     results = {}
     for name in maps:
         res = sz["none_res"] if name == "none" else sz["res"]
@@ -329,10 +328,7 @@ def run(
             r = d["results"][name]
             vols = shown[name]
             mid = vols["inf"].shape[0] // 2
-            truth = shown["truth"]
-            if truth.shape != vols["inf"].shape:  # the dense row's smaller grid
-                step = truth.shape[0] // vols["inf"].shape[0]
-                truth = truth[::step, ::step, ::step]
+            truth = vols["truth"]
             panels = (
                 (truth[mid], f"{d['shapes'][0]} ({r['prediction_grid']})"),
                 (
