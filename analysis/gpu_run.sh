@@ -26,6 +26,7 @@
 #                           structured gd_dynamics of issue 12; until it lands they
 #                           record the dense path's refusal instead of a number.
 #   bench/scaling.json      issue 18: sharded matvec scaling on the real devices
+#   mri_shape/              MRI and 3D-shape networks of Table 1 (issue 15), JSON
 #   *.log                   the console output of each part
 # and packs OUTDIR into OUTDIR.tar.gz (one file to copy back).
 set -uo pipefail
@@ -106,6 +107,24 @@ timeout 600 "$PY" -c "import sys; from ntkspec.studies import scale_suggestion a
 s.run(sys.argv[1], res=int(sys.argv[2]), networks_json=sys.argv[3])" \
   "$OUT/design" "$DRES" "$OUT/design/networks_gpu.json" 2>&1 | tee -a "$OUT/design.log" \
   || status=1
+# MRI and 3D-shape columns of Table 1 with trained networks (issue 15): MRI 4 x 256 on
+# 96^3 Shepp-Logan (6 phantoms x 4 mappings x 1000 Adam steps, est. ~8 min on one H100)
+# and occupancy 8 x 256 (4 shapes x 4 mappings x 10,000 steps of 32,768 fresh points,
+# est. ~4 min, both estimates unmeasured); two calls, each within a 10-minute device
+# limit. Alone: PYTHONPATH=. python3 -m analysis.mri_shape_networks --task mri (or shape)
+if [ "$MODE" = "--tiny" ]; then
+  MRI=(--mri-res 16 --mri-images 1 --mri-steps 5)
+  SHAPE=(--shapes 1 --shape-steps 5 --batch 1024 --eval-points 4096)
+else
+  MRI=(); SHAPE=()
+fi
+if [ "$ONLY_BUDGET" = 0 ]; then
+  timeout 580 "$PY" -m analysis.mri_shape_networks --task mri "${MRI[@]}" \
+    --out "$OUT/mri_shape/mri_networks.json" 2>&1 | tee "$OUT/mri_networks.log" || status=1
+  timeout 580 "$PY" -m analysis.mri_shape_networks --task shape "${SHAPE[@]}" \
+    --out "$OUT/mri_shape/shape_networks.json" 2>&1 | tee "$OUT/shape_networks.log" || status=1
+  echo "mri_shape done after $(( $(date +%s) - start )) s (status $status)"
+fi
 echo "all done after $(( $(date +%s) - start )) s (status $status)" | tee -a "$OUT/device.txt"
 # One archive beside OUTDIR, for machines that hand back only a few files per run.
 tar -czf "${OUT%/}.tar.gz" -C "$(dirname "$OUT")" "$(basename "$OUT")" || status=1

@@ -84,7 +84,12 @@ from ._validation import (
     check_stationary_mapping,
     check_targets,
 )
-from .measurements import SparseMeasurement, as_measurement
+from .measurements import (
+    KSpaceMask,
+    SparseMeasurement,
+    as_measurement,
+    kspace_preconditioner,
+)
 from .operators import ComposedOperator, Shifted, composed, grid_operator
 from .sharding import check_mesh, host_value, shard_operator
 from .solvers import ConvergenceWarning, cg, lanczos_matfun
@@ -114,7 +119,8 @@ class InverseInfo:
             (CG), or the Lanczos error estimate (finite time).
         converged: whether ``residual`` met ``rtol``.
         ridge: the absolute ridge :math:`\delta`.
-        preconditioner: name of the preconditioner used ("none", "blocks").
+        preconditioner: name of the preconditioner used ("none", "blocks",
+            "kspace").
         setup_matvecs: columns of :math:`G` spent building the preconditioner.
     """
 
@@ -422,11 +428,15 @@ def _pick_preconditioner(preconditioner, G, forward, grid, ridge):
     if preconditioner is None or preconditioner == "none":
         return None, "none", 0
     if isinstance(preconditioner, str):
-        if preconditioner not in ("auto", "blocks"):
+        if preconditioner not in ("auto", "blocks", "kspace"):
             raise ValueError(
-                "preconditioner must be 'auto', 'blocks', None or a value with "
-                f"apply(r); got {preconditioner!r}"
+                "preconditioner must be 'auto', 'blocks', 'kspace', None or a value "
+                f"with apply(r); got {preconditioner!r}"
             )
+        if preconditioner == "kspace" or (
+            preconditioner == "auto" and isinstance(forward, KSpaceMask)
+        ):
+            return _kspace_preconditioner(G, forward, ridge)
         m = G.shape[0]
         w = grid.shape[-1]
         # The CT layout: angle-major blocks of W detector bins.
@@ -452,6 +462,17 @@ def _pick_preconditioner(preconditioner, G, forward, grid, ridge):
             f"got {type(preconditioner).__name__}"
         )
     return preconditioner, type(preconditioner).__name__, 0
+
+
+def _kspace_preconditioner(G, forward, ridge):
+    """MRI (issue 15): the exact inverse for T. Chan's circulant of K (measurements)."""
+    if not isinstance(forward, KSpaceMask):
+        raise ValueError(
+            "preconditioner='kspace' needs a k-space forward map (a KSpaceMask, e.g. "
+            f"measurements.mri_kspace); got {type(forward).__name__}"
+        )
+    lam = np.asarray(G.operator.t_chan_preconditioner(), dtype=np.float64)
+    return kspace_preconditioner(forward, lam, ridge=ridge), "kspace", 0
 
 
 def inverse_regression(
@@ -502,8 +523,11 @@ def inverse_regression(
         max_iter: CG iteration cap (default ``2 M + 100``, enough in exact arithmetic
             and for the CT task).
         preconditioner: "auto" (the block-circulant two-level preconditioner for a
-            sparse forward map with the CT layout, M = blocks x W, M >= 512; else
-            none), "blocks" (force it), None, or a value with ``apply(r)``.
+            sparse forward map with the CT layout, M = blocks x W, M >= 512; for a
+            k-space mask the exact inverse of :math:`A C A^\top + \delta I`, C the
+            T. Chan circulant of K, :func:`ntkspec.measurements.kspace_preconditioner`;
+            else none), "blocks" or "kspace" (force one), None, or a value with
+            ``apply(r)``.
         krylov_dim: Lanczos steps for the finite-time prediction.
         return_info: also return an :class:`InverseInfo`.
         mesh: None or a 1-D ``jax.sharding.Mesh``: the FFT matvecs of K run over its

@@ -110,6 +110,18 @@ STUDIES: tuple[Study, ...] = (
         section="Kernel regression",
     ),
     Study(
+        "mri_table",
+        "Table 1, MRI column, by NTK regression",
+        "ntkspec.studies.mri_table",
+        section="Kernel regression",
+    ),
+    Study(
+        "shape_table",
+        "Table 1, 3D shape column, by NTK regression",
+        "ntkspec.studies.shape_table",
+        section="Kernel regression",
+    ),
+    Study(
         "sigma_sweep",
         "Gaussian scale sweep: under- and overfitting",
         "ntkspec.studies.sigma_sweep",
