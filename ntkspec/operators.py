@@ -127,35 +127,37 @@ __all__ = [
 # --------------------------------------------------------------------------------------
 
 
-def _axis_phases(b_axis: np.ndarray, n: int, length: int, periodic: bool) -> np.ndarray:
-    r"""Per-axis phases :math:`\pi b_j \Delta(o)`, shape (length, m), float64.
+def _axis_sin_cos(
+    b_axis: np.ndarray, n: int, length: int, periodic: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""Per-axis :math:`\sin` and :math:`\cos` of the phases :math:`\pi b_j \Delta(o)`.
 
-    ``length`` is n (circulant column) or 2n (embedding; index o > n means offset o -
-    2n).
+    Each of shape (length, m), float64. ``length`` is n (circulant column) or 2n
+    (embedding; index o > n means offset o - 2n). For integer frequencies the phase is
+    :math:`\pi k/n` with :math:`k = b o \bmod n` reduced exactly in integers (the 2n
+    shift is a whole period), so both come from a table of n values by indexing: no
+    transcendental call per entry (on small grids those cost more than the products).
     """
     o = np.arange(length, dtype=np.int64)
     if periodic:
-        # Exact reduction: b o / n mod 1 in integers (the 2n shift is a whole period).
         b_int = np.rint(b_axis).astype(np.int64)
-        frac = np.mod(np.outer(o, b_int), n).astype(np.float64) / n
-        return np.pi * frac
+        idx = np.mod(np.outer(o, b_int), n)
+        table = np.pi * (np.arange(n, dtype=np.float64) / n)
+        return np.sin(table)[idx], np.cos(table)[idx]
     delta = np.where(o > n, o - 2 * n, o).astype(np.float64) / n
-    return np.pi * np.outer(delta, b_axis)
+    phase = np.pi * np.outer(delta, b_axis)
+    return np.sin(phase), np.cos(phase)
 
 
-def _s_1d(phase0, a2):
-    return (jnp.sin(phase0) ** 2) @ a2
+def _s_1d(s0, c0, a2):
+    return (s0 * s0) @ a2
 
 
-def _s_2d(phase0, phase1, a2):
-    s0, c0 = jnp.sin(phase0), jnp.cos(phase0)
-    s1, c1 = jnp.sin(phase1), jnp.cos(phase1)
+def _s_2d(s0, c0, s1, c1, a2):
     return _three_products(s0, c0, s1, c1, a2)
 
 
-def _s_3d(phase0, phase1, phase2, a2):
-    s0, c0 = jnp.sin(phase0), jnp.cos(phase0)
-    s1, c1 = jnp.sin(phase1), jnp.cos(phase1)
+def _s_3d(s0, c0, s1, c1, s2, c2, a2):
     # Angle addition for the first two axes (products only), shape (L0 * L1, m).
     sx = (s0[:, None, :] * c1[None, :, :] + c0[:, None, :] * s1[None, :, :]).reshape(
         -1, a2.shape[0]
@@ -163,9 +165,8 @@ def _s_3d(phase0, phase1, phase2, a2):
     cx = (c0[:, None, :] * c1[None, :, :] - s0[:, None, :] * s1[None, :, :]).reshape(
         -1, a2.shape[0]
     )
-    s2, c2 = jnp.sin(phase2), jnp.cos(phase2)
     out = _three_products(sx, cx, s2, c2, a2)
-    return out.reshape(phase0.shape[0], phase1.shape[0], phase2.shape[0])
+    return out.reshape(s0.shape[0], s1.shape[0], s2.shape[0])
 
 
 def _three_products(s0, c0, s1, c1, a2):
@@ -193,16 +194,15 @@ def _offsets_sin2(
     B = np.asarray(mapping.B, dtype=np.float64)
     a2 = np.asarray(mapping.a, dtype=np.float64) ** 2
     periodic = mapping.is_periodic
-    phases = [
-        _axis_phases(B[:, i], n, 2 * n if embed else n, periodic)
-        for i, n in enumerate(grid.shape)
-    ]
-    if rows is not None:
-        phases[0] = phases[0][:rows]
+    factors = []
+    for i, n in enumerate(grid.shape):
+        length = 2 * n if embed else n
+        if i == 0 and rows is not None:
+            length = rows  # the first rows offsets only (o < rows <= n)
+        factors.extend(_axis_sin_cos(B[:, i], n, length, periodic))
     with x64_scope(np.float64):
-        args = [jnp.asarray(p) for p in phases] + [jnp.asarray(a2)]
         fn = _S_JIT[grid.dim - 1]
-        s = np.asarray(fn(*args))
+        s = np.asarray(fn(*factors, a2))
     return np.clip(s / np.sum(a2), 0.0, 1.0)
 
 
