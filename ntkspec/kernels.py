@@ -402,20 +402,24 @@ class _ChebyshevProfile:
 
 def _fit_profile(arch, q: float, d: int, kernel: str, degree: int = 48):
     nodes = (_cheb_nodes(degree) + 1.0) * (_HALF / 2.0)
-    coefs = []
-    for upper in (False, True):
-        vals = _exact_profile_np(arch, q, _w_from_z(nodes, upper), d, kernel)
-        coefs.append(_cheb_coefficients(vals))
-    # Verify on a dense set of points (both halves) against the exact recursion.
     test_w = np.concatenate(
         [np.linspace(0.0, 2.0, 2001), 2.0 * np.random.default_rng(0).random(2000)]
     )
-    exact = _exact_profile_np(arch, q, test_w, d, kernel)
-    fit_vals = np.asarray(
-        _eval_chebyshev(
-            jnp.asarray(coefs[0]), jnp.asarray(coefs[1]), jnp.asarray(test_w)
+    # One exact evaluation (one compiled shape) for both node sets and the test set.
+    w_all = np.concatenate([_w_from_z(nodes, False), _w_from_z(nodes, True), test_w])
+    vals = _exact_profile_np(arch, q, w_all, d, kernel)
+    coefs = [
+        _cheb_coefficients(vals[:degree]),
+        _cheb_coefficients(vals[degree : 2 * degree]),
+    ]
+    # Verify on a dense set of points (both halves) against the exact recursion.
+    exact = vals[2 * degree :]
+    with x64_scope(np.float64):
+        fit_vals = np.asarray(
+            _eval_chebyshev_jit(
+                jnp.asarray(coefs[0]), jnp.asarray(coefs[1]), jnp.asarray(test_w)
+            )
         )
-    )
     scale = np.max(np.abs(exact))
     err = float(np.max(np.abs(fit_vals - exact)) / scale) if scale > 0 else 0.0
     return _ChebyshevProfile(coefs[0], coefs[1], err)
@@ -511,7 +515,10 @@ def profile(
                 f"[{arr.min()}, {arr.max()}]"
             )
     with x64_scope(dtype):
-        w = 2.0 * jnp.asarray(sin2_half, dtype=dtype)
+        if is_traced(sin2_half):
+            w = 2.0 * jnp.asarray(sin2_half, dtype=dtype)
+        else:  # on the host: no eager device op (each compiles on first use)
+            w = jnp.asarray(2.0 * np.asarray(sin2_half, dtype=dtype), dtype=dtype)
         traced = (
             is_traced(sin2_half)
             or any(is_traced(x) for x in jax.tree_util.tree_leaves(arch))

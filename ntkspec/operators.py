@@ -313,9 +313,23 @@ def _mirror_axis0(k_half: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 # --------------------------------------------------------------------------------------
 
 
-def _symbol(column, circulant: bool):
-    """Real half-spectrum of the (even) first column: rfftn over all axes."""
+@jax.jit
+def _rfftn_real(column):
     return jnp.fft.rfftn(column).real
+
+
+@jax.jit
+def _fftn_real(column):
+    return jnp.fft.fftn(column).real
+
+
+def _symbol(column, circulant: bool):
+    """Real half-spectrum of the (even) first column: rfftn over all axes.
+
+    Jitted (one compiled program per shape instead of an eager FFT and an eager
+    ``real``, each compiled on first use).
+    """
+    return _rfftn_real(column)
 
 
 @functools.partial(jax.jit, static_argnames=("shape",))
@@ -496,7 +510,7 @@ class GridKernelOperator:
                 "t_chan_preconditioner() for an approximation"
             )
         with x64_scope(self.dtype):
-            return jnp.fft.fftn(self.column).real
+            return _fftn_real(self.column)
 
     def eigendecomposition(self) -> Eigendecomposition:
         r"""The exact eigendecomposition by the DFT (circulant only).
