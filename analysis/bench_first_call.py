@@ -73,7 +73,7 @@ def _child(task: str, res: int, env: dict, src: Path | None = None) -> dict:
     env = dict(env, PYTHONPATH=str(src or repo))
     out = subprocess.run(
         [sys.executable, "-c", _CHILD, task, str(res)],
-        cwd=repo,
+        cwd=src or repo,  # ``python -c`` puts the working directory first on sys.path
         env=env,
         capture_output=True,
         text=True,

@@ -292,9 +292,7 @@ def kernel_on_offsets(
             k = jnp.asarray(k, dtype=dtype)
     if embed:
         with x64_scope(dtype):
-            for axis, n in enumerate(grid.shape):
-                idx = (slice(None),) * axis + (n,)
-                k = k.at[idx].set(0.0)
+            k = _zero_embedding_planes(k, grid.shape)
     return k
 
 
@@ -321,6 +319,19 @@ def _rfftn_real(column):
 @jax.jit
 def _fftn_real(column):
     return jnp.fft.fftn(column).real
+
+
+@functools.partial(jax.jit, static_argnames=("shape",))
+def _t_chan_eigenvalues(column, shape):
+    return jnp.fft.fftn(t_chan_column(column, shape)).real
+
+
+@functools.partial(jax.jit, static_argnames=("shape",))
+def _zero_embedding_planes(k, shape):
+    """Zero the planes o_i = n_i of the circulant embedding, all axes in one program."""
+    for axis, n in enumerate(shape):
+        k = k.at[(slice(None),) * axis + (n,)].set(0.0)
+    return k
 
 
 def _symbol(column, circulant: bool):
@@ -392,6 +403,13 @@ def toeplitz_matvec(symbol, v, shape: tuple[int, ...]):
     rows = v[None, :] if v.ndim == 1 else v.T
     out = _toeplitz_rows(symbol, rows, shape)
     return out[0] if v.ndim == 1 else out.T
+
+
+@functools.partial(jax.jit, static_argnames=("shape", "circulant"))
+def _grid_matvec(symbol, v, shape, circulant):
+    """One compiled program for the matvec, transposes included (no eager ops)."""
+    fn = circulant_matvec if circulant else toeplitz_matvec
+    return fn(symbol, v, shape)
 
 
 def t_chan_column(embed_column, shape: tuple[int, ...]):
@@ -487,8 +505,7 @@ class GridKernelOperator:
             raise ValueError(f"v must have shape ({n},) or ({n}, c); got {v.shape}")
         with x64_scope(self.dtype):
             v = jnp.asarray(v, dtype=self.dtype)
-            fn = circulant_matvec if self.is_circulant else toeplitz_matvec
-            return fn(self.symbol, v, self.grid.shape)
+            return _grid_matvec(self.symbol, v, self.grid.shape, self.is_circulant)
 
     def eigenvalues_by_frequency(self):
         r"""All N eigenvalues, shape ``grid.shape``, in FFT order (circulant only).
@@ -532,8 +549,8 @@ class GridKernelOperator:
         """
         with x64_scope(self.dtype):
             if self.is_circulant:
-                return jnp.fft.fftn(self.column).real
-            return jnp.fft.fftn(t_chan_column(self.column, self.grid.shape)).real
+                return _fftn_real(self.column)
+            return _t_chan_eigenvalues(self.column, self.grid.shape)
 
 
 def grid_operator(
@@ -1003,7 +1020,13 @@ class GridTestTrainOperator:
     def matvec(self, v):
         r""":math:`K(\text{fine}, \text{train})\, v` for v (N_tr,) or (N_tr, c)."""
         with x64_scope(self.dtype):
-            return self.fine.matvec(self.upsample(jnp.asarray(v, self.dtype)))
+            return _test_train_matvec(self, jnp.asarray(v, self.dtype))
+
+
+@jax.jit
+def _test_train_matvec(op, v):
+    """Upsample and fine-grid matvec as one compiled program (no eager ops)."""
+    return op.fine.matvec(op.upsample(v))
 
 
 def grid_operators(
