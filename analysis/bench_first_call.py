@@ -27,9 +27,10 @@ import tempfile
 from pathlib import Path
 
 _CHILD = r"""
-import json, sys, time
+import json, logging, sys, time
 t0 = time.perf_counter()
 import numpy as np
+import jax
 import ntkspec
 from ntkspec import data, mappings
 task, res = sys.argv[1], int(sys.argv[2])
@@ -44,23 +45,35 @@ else:
     per = mappings.FourierMapping(np.round(np.asarray(gauss.B)), np.ones(256))
     grid = ntkspec.Grid((res, res))
     run = lambda: ntkspec.spectrum(arch, per, grid)
+compiles = []
+class _Count(logging.Handler):
+    def emit(self, record):
+        msg = record.getMessage()
+        if msg.startswith("Finished XLA compilation"):
+            compiles.append(float(msg.rsplit(" ", 2)[-2]))
+handler = _Count()
+logging.getLogger("jax").addHandler(handler)
 t1 = time.perf_counter()
-run()
+with jax.log_compiles(True):
+    run()
 cold = time.perf_counter() - t0
+logging.getLogger("jax").removeHandler(handler)
 t2 = time.perf_counter()
 run()
 warm = time.perf_counter() - t2
 print(json.dumps({"import_s": t_import, "cold_incl_import_s": cold,
-                  "cold_call_s": time.perf_counter() - t1 - warm, "warm_s": warm}))
+                  "cold_call_s": time.perf_counter() - t1 - warm, "warm_s": warm,
+                  "xla_compilations": len(compiles),
+                  "xla_compile_s": sum(compiles)}))
 """
 
 
-def _child(task: str, res: int, env: dict) -> dict:
+def _child(task: str, res: int, env: dict, src: Path | None = None) -> dict:
     repo = Path(__file__).resolve().parents[1]
-    env = dict(env, PYTHONPATH=str(repo))
+    env = dict(env, PYTHONPATH=str(src or repo))
     out = subprocess.run(
         [sys.executable, "-c", _CHILD, task, str(res)],
-        cwd=repo,
+        cwd=src or repo,  # ``python -c`` puts the working directory first on sys.path
         env=env,
         capture_output=True,
         text=True,
@@ -70,7 +83,7 @@ def _child(task: str, res: int, env: dict) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def bench(quick: bool = False) -> dict:
+def bench(quick: bool = False, baseline_src: Path | None = None) -> dict:
     cases = (
         (("regression", 128), ("periodic_spectrum", 64))
         if quick
@@ -84,6 +97,7 @@ def bench(quick: bool = False) -> dict:
     for task, res in cases:
         load0 = os.getloadavg()
         plain = _child(task, res, base)
+        before = _child(task, res, base, baseline_src) if baseline_src else None
         cache = Path(tempfile.mkdtemp(prefix="jaxcache-"))
         try:
             env = dict(
@@ -102,6 +116,7 @@ def bench(quick: bool = False) -> dict:
                 "resolution": res,
                 "no_cache": plain,
                 "persistent_cache_second_process": cached,
+                "baseline_src_no_cache": before,
                 "load_average_before": list(load0),
                 "load_average_after": list(os.getloadavg()),
             }
@@ -124,11 +139,17 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes")
     parser.add_argument("--out", default="figures/bench/first_call.json")
+    parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        help="also run each task without the cache from this source tree (e.g. an "
+        "export of an earlier commit) in the same run, for a before/after ratio",
+    )
     args = parser.parse_args(argv)
     from ntkspec._io import write_json
     from ntkspec.provenance import provenance
 
-    res = bench(quick=args.quick)
+    res = bench(quick=args.quick, baseline_src=args.baseline_src)
     res["quick"] = bool(args.quick)
     res["provenance"] = provenance(
         " ".join(

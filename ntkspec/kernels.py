@@ -403,20 +403,24 @@ class _ChebyshevProfile:
 
 def _fit_profile(arch, q: float, d: int, kernel: str, degree: int = 48):
     nodes = (_cheb_nodes(degree) + 1.0) * (_HALF / 2.0)
-    coefs = []
-    for upper in (False, True):
-        vals = _exact_profile_np(arch, q, _w_from_z(nodes, upper), d, kernel)
-        coefs.append(_cheb_coefficients(vals))
-    # Verify on a dense set of points (both halves) against the exact recursion.
     test_w = np.concatenate(
         [np.linspace(0.0, 2.0, 2001), 2.0 * np.random.default_rng(0).random(2000)]
     )
-    exact = _exact_profile_np(arch, q, test_w, d, kernel)
-    fit_vals = np.asarray(
-        _eval_chebyshev(
-            jnp.asarray(coefs[0]), jnp.asarray(coefs[1]), jnp.asarray(test_w)
+    # One exact evaluation (one compiled shape) for both node sets and the test set.
+    w_all = np.concatenate([_w_from_z(nodes, False), _w_from_z(nodes, True), test_w])
+    vals = _exact_profile_np(arch, q, w_all, d, kernel)
+    coefs = [
+        _cheb_coefficients(vals[:degree]),
+        _cheb_coefficients(vals[degree : 2 * degree]),
+    ]
+    # Verify on a dense set of points (both halves) against the exact recursion.
+    exact = vals[2 * degree :]
+    with x64_scope(np.float64):
+        fit_vals = np.asarray(
+            _eval_chebyshev_jit(
+                jnp.asarray(coefs[0]), jnp.asarray(coefs[1]), jnp.asarray(test_w)
+            )
         )
-    )
     scale = np.max(np.abs(exact))
     err = float(np.max(np.abs(fit_vals - exact)) / scale) if scale > 0 else 0.0
     return _ChebyshevProfile(coefs[0], coefs[1], err)
@@ -512,7 +516,10 @@ def profile(
                 f"[{arr.min()}, {arr.max()}]"
             )
     with x64_scope(dtype):
-        w = 2.0 * jnp.asarray(sin2_half, dtype=dtype)
+        if is_traced(sin2_half):
+            w = 2.0 * jnp.asarray(sin2_half, dtype=dtype)
+        else:  # on the host: no eager device op (each compiles on first use)
+            w = jnp.asarray(2.0 * np.asarray(sin2_half, dtype=dtype), dtype=dtype)
         traced = (
             is_traced(sin2_half)
             or any(is_traced(x) for x in jax.tree_util.tree_leaves(arch))
@@ -671,55 +678,103 @@ def _exact_pairs_bucketed(arch, x1, x2, rows, cols, get, q1=None, q2=None):
 _SYM_TILE = 512
 
 
+@functools.partial(
+    jax.jit, static_argnames=("get", "fit", "tile"), donate_argnames=("out",)
+)
+def _symmetric_tiles(out, arch, xp, qp, tiles, start, stop, get, fit, coefs, tile):
+    """Write tiles ``tiles[start:stop]`` of the self-Gram and their mirrors, in place.
+
+    ``out`` (donated: updated without a copy) has shape (M, M), M = the padded point
+    count, a multiple of ``tile``; ``tiles`` is a (T, 2) int array of tile-row and
+    tile-column indices on and above the diagonal. Each tile is one :func:`_block_q`
+    with ``self_kernel`` and offset ``r0 - c0`` (a no-op off the diagonal), so the
+    diagonal tiles get the exact angle-0 diagonal. Also returns each tile's near-pair
+    count (zero outside [start, stop)) and whether every tile is finite. ``start`` and
+    ``stop`` are traced: one compiled program serves every chunk.
+    """
+    counts = jnp.zeros(tiles.shape[0], jnp.int32)
+
+    def body(k, carry):
+        out, counts, finite = carry
+        r0, c0 = tiles[k, 0] * tile, tiles[k, 1] * tile
+        xr = jax.lax.dynamic_slice_in_dim(xp, r0, tile)
+        xc = jax.lax.dynamic_slice_in_dim(xp, c0, tile)
+        qr = jax.lax.dynamic_slice_in_dim(qp, r0, tile)
+        qc = jax.lax.dynamic_slice_in_dim(qp, c0, tile)
+        block, n_near = _block_q(arch, xr, xc, qr, qc, r0 - c0, get, True, fit, coefs)
+        # Mirror first, then the tile: a diagonal tile keeps its own computed values.
+        out = jax.lax.dynamic_update_slice(out, block.T, (c0, r0))
+        out = jax.lax.dynamic_update_slice(out, block, (r0, c0))
+        counts = counts.at[k].set(n_near.astype(jnp.int32))
+        return out, counts, finite & jnp.all(jnp.isfinite(block))
+
+    return jax.lax.fori_loop(start, stop, body, (out, counts, jnp.bool_(True)))
+
+
+@functools.partial(jax.jit, donate_argnames=("out",))
+def _set_pairs(out, rows, cols, vals):
+    """``out[rows, cols] = vals`` and ``out[cols, rows] = vals``, in place (donated)."""
+    return out.at[cols, rows].set(vals).at[rows, cols].set(vals)
+
+
 def _symmetric_gram(arch, x, q, get, fit, coefs, progress):
     """Self-Gram from the tiles on and above the diagonal, mirrored (half the work).
 
-    Every tile has the same (padded) shape, so one compiled function serves them all;
-    the result is exactly symmetric. Returns a NumPy array.
+    Assembled on the device in one buffer: every tile has the same (padded) shape and
+    one compiled loop writes them with their mirrors in place (no host copy of the
+    N x N output). Near pairs (a handful) are then recomputed exactly and set in place.
+    Returns ``(gram, finite)``, a ``jax.Array`` of shape (N, N) and a bool.
     """
     n, d = x.shape
     t = _SYM_TILE
-    starts = list(range(0, n, t))
-    pad = len(starts) * t - n
+    nt = -(-n // t)
+    pad = nt * t - n
     xp = jnp.concatenate([x, jnp.broadcast_to(x[-1:], (pad, d))]) if pad else x
     qp = jnp.concatenate([q, jnp.broadcast_to(q[-1:], (pad,))]) if pad else q
-    out = np.empty((n, n), dtype=np.dtype(x.dtype))
+    pairs = np.array([(i, j) for i in range(nt) for j in range(i, nt)], np.int32)
+    tiles = jnp.asarray(pairs)
+    total = pairs.shape[0]
+    out = jnp.zeros((nt * t, nt * t), x.dtype)
+    # Chunks of tiles between progress updates (one chunk when no bar is shown).
+    show = progress is None or progress
+    chunk = max(1, nt) if show else total
     bar = None
-    if progress is None or progress:
+    if show:
         from tqdm.auto import tqdm
 
-        total = len(starts) * (len(starts) + 1) // 2
         bar = tqdm(
             total=total, desc=f"{get} Gram", unit="tiles", leave=False, delay=1.0
         )
-    for i, r0 in enumerate(starts):
-        xr = xp[r0 : r0 + t]
-        r1 = min(r0 + t, n)
-        for c0 in starts[i:]:
-            c1 = min(c0 + t, n)
-            diagonal = c0 == r0
-            xc = xp[c0 : c0 + t]
-            qr, qc = qp[r0 : r0 + t], qp[c0 : c0 + t]
-            tile, n_near = _block_q(arch, xr, xc, qr, qc, 0, get, diagonal, fit, coefs)
-            tile = np.asarray(tile)[: r1 - r0, : c1 - c0]
-            if int(n_near) > 0:
-                near = np.asarray(_block_near(xr, xc, 0, diagonal))
-                rows, cols = np.nonzero(near[: r1 - r0, : c1 - c0])
-                if rows.size:
-                    tile = np.array(tile)
-                    tile[rows, cols] = np.asarray(
-                        _exact_pairs_bucketed(
-                            arch, x, x, rows + r0, cols + c0, get, q, q
-                        )
-                    )
-            out[r0:r1, c0:c1] = tile
-            if not diagonal:
-                out[c0:c1, r0:r1] = tile.T
-            if bar is not None:
-                bar.update(1)
+    counts = np.zeros(total, np.int64)
+    finite = True
+    for start in range(0, total, chunk):
+        stop = min(start + chunk, total)
+        out, cnt, ok = _symmetric_tiles(
+            out, arch, xp, qp, tiles, start, stop, get, fit, coefs, t
+        )
+        counts += np.asarray(cnt)
+        finite = finite and bool(ok)
+        if bar is not None:
+            bar.update(stop - start)
     if bar is not None:
         bar.close()
-    return out
+    fix_rows, fix_cols = [], []
+    for k in np.nonzero(counts)[0]:
+        i, j = pairs[k]
+        r0, c0 = int(i) * t, int(j) * t
+        diagonal = r0 == c0
+        near = np.asarray(_block_near(xp[r0 : r0 + t], xp[c0 : c0 + t], 0, diagonal))
+        rows, cols = np.nonzero(near[: max(0, n - r0), : max(0, n - c0)])
+        fix_rows.append(rows + r0)
+        fix_cols.append(cols + c0)
+    if fix_rows:
+        rows, cols = np.concatenate(fix_rows), np.concatenate(fix_cols)
+        if rows.size:
+            vals = _exact_pairs_bucketed(arch, x, x, rows, cols, get, q, q)
+            out = _set_pairs(out, rows, cols, vals)
+    if pad:
+        out = out[:n, :n]
+    return out, finite
 
 
 def _kernel(arch, x1, x2, get, dtype, max_bytes, block_rows, progress, mesh=None):
@@ -796,8 +851,10 @@ def _kernel(arch, x1, x2, get, dtype, max_bytes, block_rows, progress, mesh=None
             else (jnp.zeros(1, dtype), jnp.zeros(1, dtype))
         )
         if self_kernel and not traced and user_block_rows is None and n1 > _SYM_TILE:
-            out = _symmetric_gram(arch, x1j, q1j, get, fit is not None, coefs, progress)
-            return _check_output(jnp.asarray(out), get, dtype)
+            out, finite = _symmetric_gram(
+                arch, x1j, q1j, get, fit is not None, coefs, progress
+            )
+            return _check_output(out, get, dtype, finite)
         starts = list(range(0, n1, block_rows))
         bar = None
         if progress is None:
@@ -843,9 +900,15 @@ def _kernel(arch, x1, x2, get, dtype, max_bytes, block_rows, progress, mesh=None
         return out if traced else _check_output(out, get, dtype)
 
 
-def _check_output(out, get, dtype):
-    """Refuse a Gram holding inf/NaN: an overflow, since the inputs are finite."""
-    if not bool(jnp.all(jnp.isfinite(out))):
+def _check_output(out, get, dtype, finite=None):
+    """Refuse a Gram holding inf/NaN: an overflow, since the inputs are finite.
+
+    ``finite``: the check already made where ``out`` was computed (else it is made
+    here).
+    """
+    if finite is None:
+        finite = bool(jnp.all(jnp.isfinite(out)))
+    if not finite:
         raise ValueError(
             f"the {get.upper()} overflowed {np.dtype(dtype)} (inf/NaN entries): the "
             "inputs or the architecture's W_std/b_std/depth are too large for this "

@@ -128,35 +128,37 @@ __all__ = [
 # --------------------------------------------------------------------------------------
 
 
-def _axis_phases(b_axis: np.ndarray, n: int, length: int, periodic: bool) -> np.ndarray:
-    r"""Per-axis phases :math:`\pi b_j \Delta(o)`, shape (length, m), float64.
+def _axis_sin_cos(
+    b_axis: np.ndarray, n: int, length: int, periodic: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""Per-axis :math:`\sin` and :math:`\cos` of the phases :math:`\pi b_j \Delta(o)`.
 
-    ``length`` is n (circulant column) or 2n (embedding; index o > n means offset o -
-    2n).
+    Each of shape (length, m), float64. ``length`` is n (circulant column) or 2n
+    (embedding; index o > n means offset o - 2n). For integer frequencies the phase is
+    :math:`\pi k/n` with :math:`k = b o \bmod n` reduced exactly in integers (the 2n
+    shift is a whole period), so both come from a table of n values by indexing: no
+    transcendental call per entry (on small grids those cost more than the products).
     """
     o = np.arange(length, dtype=np.int64)
     if periodic:
-        # Exact reduction: b o / n mod 1 in integers (the 2n shift is a whole period).
         b_int = np.rint(b_axis).astype(np.int64)
-        frac = np.mod(np.outer(o, b_int), n).astype(np.float64) / n
-        return np.pi * frac
+        idx = np.mod(np.outer(o, b_int), n)
+        table = np.pi * (np.arange(n, dtype=np.float64) / n)
+        return np.sin(table)[idx], np.cos(table)[idx]
     delta = np.where(o > n, o - 2 * n, o).astype(np.float64) / n
-    return np.pi * np.outer(delta, b_axis)
+    phase = np.pi * np.outer(delta, b_axis)
+    return np.sin(phase), np.cos(phase)
 
 
-def _s_1d(phase0, a2):
-    return (jnp.sin(phase0) ** 2) @ a2
+def _s_1d(s0, c0, a2):
+    return (s0 * s0) @ a2
 
 
-def _s_2d(phase0, phase1, a2):
-    s0, c0 = jnp.sin(phase0), jnp.cos(phase0)
-    s1, c1 = jnp.sin(phase1), jnp.cos(phase1)
+def _s_2d(s0, c0, s1, c1, a2):
     return _three_products(s0, c0, s1, c1, a2)
 
 
-def _s_3d(phase0, phase1, phase2, a2):
-    s0, c0 = jnp.sin(phase0), jnp.cos(phase0)
-    s1, c1 = jnp.sin(phase1), jnp.cos(phase1)
+def _s_3d(s0, c0, s1, c1, s2, c2, a2):
     # Angle addition for the first two axes (products only), shape (L0 * L1, m).
     sx = (s0[:, None, :] * c1[None, :, :] + c0[:, None, :] * s1[None, :, :]).reshape(
         -1, a2.shape[0]
@@ -164,9 +166,8 @@ def _s_3d(phase0, phase1, phase2, a2):
     cx = (c0[:, None, :] * c1[None, :, :] - s0[:, None, :] * s1[None, :, :]).reshape(
         -1, a2.shape[0]
     )
-    s2, c2 = jnp.sin(phase2), jnp.cos(phase2)
     out = _three_products(sx, cx, s2, c2, a2)
-    return out.reshape(phase0.shape[0], phase1.shape[0], phase2.shape[0])
+    return out.reshape(s0.shape[0], s1.shape[0], s2.shape[0])
 
 
 def _three_products(s0, c0, s1, c1, a2):
@@ -194,16 +195,15 @@ def _offsets_sin2(
     B = np.asarray(mapping.B, dtype=np.float64)
     a2 = np.asarray(mapping.a, dtype=np.float64) ** 2
     periodic = mapping.is_periodic
-    phases = [
-        _axis_phases(B[:, i], n, 2 * n if embed else n, periodic)
-        for i, n in enumerate(grid.shape)
-    ]
-    if rows is not None:
-        phases[0] = phases[0][:rows]
+    factors = []
+    for i, n in enumerate(grid.shape):
+        length = 2 * n if embed else n
+        if i == 0 and rows is not None:
+            length = rows  # the first rows offsets only (o < rows <= n)
+        factors.extend(_axis_sin_cos(B[:, i], n, length, periodic))
     with x64_scope(np.float64):
-        args = [jnp.asarray(p) for p in phases] + [jnp.asarray(a2)]
         fn = _S_JIT[grid.dim - 1]
-        s = np.asarray(fn(*args))
+        s = np.asarray(fn(*factors, a2))
     return np.clip(s / np.sum(a2), 0.0, 1.0)
 
 
@@ -293,9 +293,7 @@ def kernel_on_offsets(
             k = jnp.asarray(k, dtype=dtype)
     if embed:
         with x64_scope(dtype):
-            for axis, n in enumerate(grid.shape):
-                idx = (slice(None),) * axis + (n,)
-                k = k.at[idx].set(0.0)
+            k = _zero_embedding_planes(k, grid.shape)
     return k
 
 
@@ -314,9 +312,36 @@ def _mirror_axis0(k_half: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 # --------------------------------------------------------------------------------------
 
 
-def _symbol(column, circulant: bool):
-    """Real half-spectrum of the (even) first column: rfftn over all axes."""
+@jax.jit
+def _rfftn_real(column):
     return jnp.fft.rfftn(column).real
+
+
+@jax.jit
+def _fftn_real(column):
+    return jnp.fft.fftn(column).real
+
+
+@functools.partial(jax.jit, static_argnames=("shape",))
+def _t_chan_eigenvalues(column, shape):
+    return jnp.fft.fftn(t_chan_column(column, shape)).real
+
+
+@functools.partial(jax.jit, static_argnames=("shape",))
+def _zero_embedding_planes(k, shape):
+    """Zero the planes o_i = n_i of the circulant embedding, all axes in one program."""
+    for axis, n in enumerate(shape):
+        k = k.at[(slice(None),) * axis + (n,)].set(0.0)
+    return k
+
+
+def _symbol(column, circulant: bool):
+    """Real half-spectrum of the (even) first column: rfftn over all axes.
+
+    Jitted (one compiled program per shape instead of an eager FFT and an eager
+    ``real``, each compiled on first use).
+    """
+    return _rfftn_real(column)
 
 
 @functools.partial(jax.jit, static_argnames=("shape",))
@@ -379,6 +404,13 @@ def toeplitz_matvec(symbol, v, shape: tuple[int, ...]):
     rows = v[None, :] if v.ndim == 1 else v.T
     out = _toeplitz_rows(symbol, rows, shape)
     return out[0] if v.ndim == 1 else out.T
+
+
+@functools.partial(jax.jit, static_argnames=("shape", "circulant"))
+def _grid_matvec(symbol, v, shape, circulant):
+    """One compiled program for the matvec, transposes included (no eager ops)."""
+    fn = circulant_matvec if circulant else toeplitz_matvec
+    return fn(symbol, v, shape)
 
 
 def t_chan_column(embed_column, shape: tuple[int, ...]):
@@ -474,8 +506,7 @@ class GridKernelOperator:
             raise ValueError(f"v must have shape ({n},) or ({n}, c); got {v.shape}")
         with x64_scope(self.dtype):
             v = jnp.asarray(v, dtype=self.dtype)
-            fn = circulant_matvec if self.is_circulant else toeplitz_matvec
-            return fn(self.symbol, v, self.grid.shape)
+            return _grid_matvec(self.symbol, v, self.grid.shape, self.is_circulant)
 
     def eigenvalues_by_frequency(self):
         r"""All N eigenvalues, shape ``grid.shape``, in FFT order (circulant only).
@@ -497,7 +528,7 @@ class GridKernelOperator:
                 "t_chan_preconditioner() for an approximation"
             )
         with x64_scope(self.dtype):
-            return jnp.fft.fftn(self.column).real
+            return _fftn_real(self.column)
 
     def eigendecomposition(self) -> Eigendecomposition:
         r"""The exact eigendecomposition by the DFT (circulant only).
@@ -519,8 +550,8 @@ class GridKernelOperator:
         """
         with x64_scope(self.dtype):
             if self.is_circulant:
-                return jnp.fft.fftn(self.column).real
-            return jnp.fft.fftn(t_chan_column(self.column, self.grid.shape)).real
+                return _fftn_real(self.column)
+            return _t_chan_eigenvalues(self.column, self.grid.shape)
 
 
 def grid_operator(
@@ -1001,7 +1032,13 @@ class GridTestTrainOperator:
     def matvec(self, v):
         r""":math:`K(\text{fine}, \text{train})\, v` for v (N_tr,) or (N_tr, c)."""
         with x64_scope(self.dtype):
-            return self.fine.matvec(self.upsample(jnp.asarray(v, self.dtype)))
+            return _test_train_matvec(self, jnp.asarray(v, self.dtype))
+
+
+@jax.jit
+def _test_train_matvec(op, v):
+    """Upsample and fine-grid matvec as one compiled program (no eager ops)."""
+    return op.fine.matvec(op.upsample(v))
 
 
 def grid_operators(
