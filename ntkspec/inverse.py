@@ -86,7 +86,7 @@ from ._validation import (
 )
 from .measurements import SparseMeasurement, as_measurement, ct_ray_extents
 from .operators import ComposedOperator, Shifted, composed, grid_operator
-from .solvers import ConvergenceWarning, cg, lanczos_matfun
+from .solvers import ConvergenceWarning, cg, lanczos_matfun, lanczos_matfuns
 
 __all__ = [
     "InverseInfo",
@@ -98,6 +98,7 @@ __all__ = [
     "coarse_ct_operator",
     "mean_measured_diagonal",
     "inverse_regression",
+    "inverse_regression_path",
 ]
 
 
@@ -866,3 +867,110 @@ def inverse_regression(
         solver, st["iterations"], st["residual"], st["converged"], ridge, name, setup
     )
     return pred, info
+
+
+def _flow_filter(tau: float):
+    """NumPy (1 - exp(-tau lam)) / lam, finite at lam = 0 (the limit tau)."""
+
+    def phi(lam):
+        lam = np.maximum(lam, 0.0)
+        safe = np.where(lam > 0, lam, 1.0)
+        return np.where(lam > 0, -np.expm1(-tau * lam) / safe, tau)
+
+    return phi
+
+
+def inverse_regression_path(
+    arch,
+    mapping,
+    grid,
+    forward,
+    y,
+    times,
+    *,
+    ridge: float = 0.0,
+    kernel: str = "ntk",
+    lr: float = 1.0,
+    rtol: float = 1e-6,
+    max_dim: int = 1000,
+    return_info: bool = False,
+):
+    r"""The gradient-flow predictions :math:`f_t` at several times from one Krylov run.
+
+    :math:`f_t = K A^\top \varphi_t(G) y` with :math:`\varphi_t(\lambda) = (1 -
+    e^{-\eta t\lambda})/\lambda` and :math:`G = A K A^\top + \delta I`, as
+    :func:`inverse_regression` with ``time=t``, for every t in ``times``: one
+    adaptive Lanczos run (:func:`ntkspec.solvers.lanczos_matfuns`) serves all of them,
+    stopped when every estimate meets ``rtol``.
+
+    Args:
+        arch: the architecture, as :func:`inverse_regression`.
+        mapping: the Fourier mapping.
+        grid: the grid of the unknown signal.
+        forward: :math:`A`, as :func:`inverse_regression`.
+        y: measurements, (M,) or (M, c).
+        ridge: the absolute :math:`\delta \ge 0`.
+        kernel: "ntk" or "nngp".
+        lr: the rate :math:`\eta > 0` (the flow runs for ``lr * t``).
+        times: the flow times t >= 0, a sequence of T numbers.
+        rtol: tolerance on the Lanczos error estimates.
+        max_dim: largest Krylov dimension.
+        return_info: also return a list of T :class:`InverseInfo`.
+
+    Returns:
+        Shape (T, N) for y of shape (M,), or (T, N, c); with ``return_info`` the pair.
+
+    Warns:
+        ConvergenceWarning: an estimate missed ``rtol`` at ``max_dim``.
+
+    Raises:
+        TypeError, ValueError: as :func:`inverse_regression`; an empty or negative
+            ``times``.
+    """
+    check_arch(arch)
+    check_grid(grid)
+    check_stationary_mapping(mapping, grid)
+    check_kernel(kernel)
+    check_real(ridge, "ridge", low=0.0)
+    check_real(lr, "lr", low=0.0, low_inclusive=False)
+    check_real(rtol, "rtol", low=0.0, low_inclusive=False)
+    max_dim = check_positive_int(max_dim, "max_dim", minimum=2)
+    if isinstance(times, int | float):
+        raise TypeError("times must be a sequence of numbers; got a single number")
+    times = [check_real(t, "times", low=0.0) for t in times]
+    if not times:
+        raise ValueError("times must hold at least one time")
+    if not isinstance(return_info, bool):
+        raise TypeError(f"return_info must be True or False; got {return_info!r}")
+    op = _as_forward(forward, grid)
+    Y = _check_y(y, op.shape[0])
+    K = grid_operator(arch, mapping, grid, kernel=kernel)
+    system = Shifted(composed(op, K), float(ridge))
+    fs = [_flow_filter(float(lr) * float(t)) for t in times]
+    with x64_scope(np.float64):
+        sols = lanczos_matfuns(system, fs, jnp.asarray(Y), rtol=rtol, max_dim=max_dim)
+        coefs = jnp.stack([jnp.asarray(s.value) for s in sols])
+        flat = coefs.reshape(len(times), op.shape[0], -1)
+        preds = [np.asarray(K.matvec(op.adjoint(c)), dtype=np.float64) for c in flat]
+    pred = np.stack(preds).reshape((len(times), grid.size) + Y.shape[1:])
+    worst = max(float(s.stats["residual"]) for s in sols)
+    if not all(bool(s.stats["converged"]) for s in sols):
+        warnings.warn(
+            f"inverse_regression_path: a Lanczos estimate is {worst:.2e} > rtol="
+            f"{rtol:.1e} at max_dim={max_dim}; raise max_dim.",
+            ConvergenceWarning,
+            stacklevel=2,
+        )
+    if not return_info:
+        return pred
+    infos = [
+        InverseInfo(
+            "lanczos",
+            int(s.stats["iterations"]),
+            float(s.stats["residual"]),
+            bool(s.stats["converged"]),
+            float(ridge),
+        )
+        for s in sols
+    ]
+    return pred, infos

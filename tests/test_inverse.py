@@ -235,3 +235,27 @@ def test_ct_preconditioner_solves_to_the_dense_formula(channels):
         )  # fmt: skip
         _close(got, ref)
         assert info.preconditioner == "ct" and info.converged
+
+
+@pytest.mark.parametrize("channels", [None, 3])
+def test_inverse_regression_path_matches_the_dense_flow(problem, channels):
+    grid, mapping, gram, op, a, f = problem
+    f = f[:, 0] if channels is None else f
+    y = a @ f
+    times, lr = [0.0, 0.3, 5.0, 40.0], 0.5
+    got, infos = inverse.inverse_regression_path(
+        ARCH, mapping, grid, op, y, times, lr=lr, rtol=1e-12, return_info=True
+    )
+    assert got.shape == (len(times),) + f.shape and len(infos) == len(times)
+    for t, g in zip(times, got, strict=True):
+        ref = dense_inverse_gd_reference(gram, a, y, t, lr=lr)
+        if t == 0.0:
+            np.testing.assert_array_equal(g, 0.0)
+        else:
+            _close(g, ref)
+    with pytest.raises(ValueError, match="times"):
+        inverse.inverse_regression_path(ARCH, mapping, grid, op, y, [])
+    with pytest.raises(ValueError, match="times"):
+        inverse.inverse_regression_path(ARCH, mapping, grid, op, y, [1.0, -2.0])
+    with pytest.raises(TypeError, match="times"):
+        inverse.inverse_regression_path(ARCH, mapping, grid, op, y, 3.0)
