@@ -46,8 +46,21 @@ the orthonormal real Fourier modes :math:`|k| \le k_0` of every block, where the
 angles couple (a coarse space in the sense of two-level domain decomposition;
 Nicolaides 1987; Frank & Vuik 2001). :math:`D^{-1}` commutes with :math:`ZZ^\top`,
 so :math:`P^{-1}` is symmetric positive definite. It costs :math:`n_\theta +
-n_\theta(2k_0+1)` columns of :math:`G` once. Measured iteration counts are in the
-README and ``figures/bench/ct.json``.
+n_\theta(2k_0+1)` columns of :math:`G` once.
+
+**The default for CT: exact-structure blocks, balanced.** The Strang symbols miss
+what makes a block :math:`A_a K A_a^\top` non-circulant: each ray's length inside the
+image varies along the detector, and a Toeplitz block is not a circulant one. The
+spectrum of the preconditioned matrix showed it (128^2: half of its eigenvalues
+below 0.04). :func:`ct_block_model` computes every diagonal block from the kernel in
+O(nb (HW + W^2)) (exact at 0 and pi/2, about 1e-3 relative elsewhere), and
+:class:`DeflatedBlockPreconditioner` combines the (regularised) block inverses with
+the same coarse space in the balancing form :math:`P = (I - QS) D^{-1} (I - SQ) +
+Q`, :math:`Q = Z (Z^\top S Z)^{-1} Z^\top` (Mandel 1993; Tang et al. 2009), which
+needs no more products with :math:`S` than the coarse setup. Measured iteration
+counts (relative residual 1e-8, Gaussian sigma 4): 128^2: 92 against 270 for the
+block-circulant one; 512^2: 282 against 1574. Timings are in the README and
+``figures/bench/ct.json``.
 
 References:
     Jacot, Gabriel & Hongler, "Neural Tangent Kernel", NeurIPS 2018, arXiv:1806.07572.
@@ -61,6 +74,10 @@ References:
     problems", SIAM J. Numer. Anal. 24(2), 1987.
     Frank & Vuik, "On the construction of deflation-based preconditioners", SIAM J.
     Sci. Comput. 23(2), 2001.
+    Mandel, "Balancing domain decomposition", Commun. Numer. Methods Eng. 9(3), 1993.
+    Tang, Nabben, Vuik & Erlangga, "Comparison of two-level preconditioners derived
+    from deflation, domain decomposition and multigrid methods", J. Sci. Comput.
+    39(3), 2009.
 """
 
 from __future__ import annotations
