@@ -59,7 +59,7 @@ the same coarse space in the balancing form :math:`P = (I - QS) D^{-1} (I - SQ) 
 Q`, :math:`Q = Z (Z^\top S Z)^{-1} Z^\top` (Mandel 1993; Tang et al. 2009), which
 needs no more products with :math:`S` than the coarse setup. Measured iteration
 counts (relative residual 1e-8, Gaussian sigma 4): 128^2: 92 against 270 for the
-block-circulant one; 512^2: 282 against 1574. Timings are in the README and
+block-circulant one; 512^2: 286 against 1568. Timings are in the README and
 ``figures/bench/ct.json``.
 
 References:
