@@ -82,6 +82,7 @@ __all__ = [
     "KSpacePreconditioner",
     "as_measurement",
     "ct_projections",
+    "ct_ray_extents",
     "kspace_preconditioner",
     "kspace_sample_mask",
     "mri_kspace",
@@ -892,9 +893,8 @@ def _round_half_away(c: np.ndarray) -> np.ndarray:
     return np.where(c >= 0, np.floor(c + 0.5), -np.floor(0.5 - c)).astype(np.int64)
 
 
-def _ct_matrix(grid_shape: tuple[int, int], angles: np.ndarray):
-    import scipy.sparse
-
+def _ct_sources(grid_shape: tuple[int, int], theta: float):
+    """Source pixel (row, column) of every rotated sample (i, j); which are inside."""
     h, w = grid_shape
     # Centred coordinates as in the notebook: row i -> i/H - 1/2, column j -> j/W - 1/2.
     yy, xx = np.meshgrid(
@@ -902,13 +902,21 @@ def _ct_matrix(grid_shape: tuple[int, int], angles: np.ndarray):
         np.arange(w, dtype=np.float64) / w - 0.5,
         indexing="ij",
     )
+    cos, sin = math.cos(theta), math.sin(theta)
+    src_c = _round_half_away((xx * cos - yy * sin + 0.5) * w)
+    src_r = _round_half_away((xx * sin + yy * cos + 0.5) * h)
+    ok = (src_r >= 0) & (src_r < h) & (src_c >= 0) & (src_c < w)
+    return src_r, src_c, ok
+
+
+def _ct_matrix(grid_shape: tuple[int, int], angles: np.ndarray):
+    import scipy.sparse
+
+    h, w = grid_shape
     rows, cols = [], []
     col_index = np.broadcast_to(np.arange(w, dtype=np.int64), (h, w))
     for a, theta in enumerate(angles):
-        cos, sin = math.cos(theta), math.sin(theta)
-        src_c = _round_half_away((xx * cos - yy * sin + 0.5) * w)
-        src_r = _round_half_away((xx * sin + yy * cos + 0.5) * h)
-        ok = (src_r >= 0) & (src_r < h) & (src_c >= 0) & (src_c < w)
+        src_r, src_c, ok = _ct_sources(grid_shape, theta)
         rows.append(a * w + col_index[ok])
         cols.append(src_r[ok] * w + src_c[ok])
     rows = np.concatenate(rows)
@@ -975,6 +983,42 @@ def ct_projections(
     n_theta = check_positive_int(num_angles, "num_angles")
     angles = np.linspace(0.0, np.pi, n_theta + 1)[:-1]
     return _sparse_from_scipy(_ct_matrix(shape, angles), "the CT matrix", method)
+
+
+def ct_ray_extents(grid_shape, num_angles: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    r"""First and last ray sample inside the image for every CT detector bin.
+
+    For the projector of :func:`ct_projections`, measurement :math:`aW + j` averages
+    the samples :math:`i` of column j of the rotated image whose source pixel
+    :math:`(r_a(i,j), c_a(i,j))` lies in the image. The image is convex, so those i
+    form one interval :math:`[s_{aj}, e_{aj}]` (up to rounding at its ends, which this
+    function reports exactly: the smallest and largest such i). A bin whose ray misses
+    the image has :math:`s = 0, e = -1` (no samples).
+
+    Args:
+        grid_shape: (H, W) (an int n means (n, n)).
+        num_angles: number of projection angles :math:`n_\theta \ge 1`.
+
+    Returns:
+        ``(first, last)``, int64 arrays of shape (num_angles, W).
+
+    Example:
+        >>> from ntkspec import measurements
+        >>> first, last = measurements.ct_ray_extents((8, 8), num_angles=2)
+        >>> first[0].tolist(), last[0].tolist()
+        ([0, 0, 0, 0, 0, 0, 0, 0], [7, 7, 7, 7, 7, 7, 7, 7])
+    """
+    shape = _check_grid_shape(grid_shape, "grid_shape", (2,))
+    n_theta = check_positive_int(num_angles, "num_angles")
+    h, w = shape
+    first = np.zeros((n_theta, w), dtype=np.int64)
+    last = np.full((n_theta, w), -1, dtype=np.int64)
+    for a, theta in enumerate(np.linspace(0.0, np.pi, n_theta + 1)[:-1]):
+        _, _, ok = _ct_sources(shape, theta)
+        has = ok.any(axis=0)
+        first[a] = np.where(has, ok.argmax(axis=0), 0)
+        last[a] = np.where(has, h - 1 - ok[::-1].argmax(axis=0), -1)
+    return first, last
 
 
 def kspace_sample_mask(grid_shape, num_samples: int = 200_000, seed: int = 0):

@@ -159,3 +159,103 @@ def test_more_bad_input(problem):
         ntkspec.inverse_regression(
             ARCH, ntkspec.mappings.gaussian(0, 3, 8, 1.0), grid, op, y
         )
+
+
+# --------------------------------------------------------------------------------------
+# The CT block model and the balancing block preconditioner.
+# --------------------------------------------------------------------------------------
+
+
+def test_ct_ray_extents_count_the_samples_of_each_ray():
+    grid_shape = (16, 12)
+    first, last = measurements.ct_ray_extents(grid_shape, num_angles=7)
+    a = measurements.ct_projections(grid_shape, num_angles=7).to_scipy()
+    samples = np.asarray(a.sum(axis=1)).ravel() * grid_shape[0]  # entries are 1/H
+    np.testing.assert_allclose(
+        np.maximum(last - first + 1, 0).ravel(), samples, rtol=0, atol=1e-9
+    )
+    assert first.shape == (7, 12) and np.all(first[0] == 0) and np.all(last[0] == 15)
+
+
+def test_ct_block_model_against_the_dense_blocks(problem):
+    grid, mapping, gram, _, _, _ = problem
+    op = measurements.ct_projections(grid.shape, num_angles=4)  # 0, 45, 90, 135 deg
+    a = op.to_scipy().toarray()
+    g = a @ gram @ a.T
+    w = grid.shape[1]
+    model = inverse.ct_block_model(operators.grid_operator(ARCH, mapping, grid), 4)
+    assert model.shape == (4, w, w)
+    for b in range(4):
+        exact = g[b * w : (b + 1) * w, b * w : (b + 1) * w]
+        err = np.linalg.norm(model[b] - exact) / np.linalg.norm(exact)
+        # Axis-aligned angles are exact; oblique ones round the rotated offsets
+        # (measured 3.7e-2 at 12^2; about 1e-3 at 128^2, where pixels are smaller
+        # than the kernel's width).
+        assert err < (1e-12 if b in (0, 2) else 6e-2), (b, err)
+
+
+def test_deflated_block_preconditioner_is_spd_and_exact_on_the_coarse_space(problem):
+    grid, mapping, gram, op, a, _ = problem
+    K = operators.grid_operator(ARCH, mapping, grid)
+    G = operators.composed(op, K)
+    shift = 1e-4
+    blocks = inverse.ct_block_model(K, 5)
+    pre = inverse.deflated_block_preconditioner(G, blocks, shift=shift, coarse_modes=2)
+    m = a.shape[0]
+    with x64_scope(np.float64):
+        P = np.asarray(pre.apply(jnp.eye(m)))
+        Z = np.kron(np.eye(5), np.asarray(pre.basis))
+    np.testing.assert_allclose(P, P.T, rtol=0, atol=1e-10 * np.abs(P).max())
+    assert np.linalg.eigvalsh(0.5 * (P + P.T)).min() > 0
+    S = a @ gram @ a.T + shift * np.eye(m)
+    # Balancing: P S is the identity on the coarse space, P S Z = Z.
+    np.testing.assert_allclose(P @ S @ Z, Z, rtol=0, atol=1e-8)
+    with pytest.raises(ValueError, match="blocks"):
+        inverse.deflated_block_preconditioner(G, blocks[:4])
+    with pytest.raises(ValueError, match="floor"):
+        inverse.deflated_block_preconditioner(G, blocks, floor=1.0)
+
+
+@pytest.mark.parametrize("channels", [None, 2])
+def test_ct_preconditioner_solves_to_the_dense_formula(channels):
+    grid = ntkspec.Grid((32, 32))
+    mapping = ntkspec.mappings.gaussian(1, 2, 32, 3.0)
+    gram = dense_gram(ARCH, mapping, grid)
+    op = measurements.ct_projections(grid.shape, num_angles=20)  # M = 640 >= 512
+    a = op.to_scipy().toarray()
+    f = np.random.default_rng(5).random((grid.size, 2))
+    f = f[:, 0] if channels is None else f
+    y = a @ f
+    ridge = 1e-6 * np.trace(a @ gram @ a.T) / a.shape[0]
+    ref = dense_inverse_reference(gram, a, y, ridge)
+    for choice in ("auto", "ct"):
+        got, info = ntkspec.inverse_regression(
+            ARCH, mapping, grid, op, y, ridge=ridge, preconditioner=choice,
+            return_info=True,
+        )  # fmt: skip
+        _close(got, ref)
+        assert info.preconditioner == "ct" and info.converged
+
+
+@pytest.mark.parametrize("channels", [None, 3])
+def test_inverse_regression_path_matches_the_dense_flow(problem, channels):
+    grid, mapping, gram, op, a, f = problem
+    f = f[:, 0] if channels is None else f
+    y = a @ f
+    times, lr = [0.0, 0.3, 5.0, 40.0], 0.5
+    got, infos = inverse.inverse_regression_path(
+        ARCH, mapping, grid, op, y, times, lr=lr, rtol=1e-12, return_info=True
+    )
+    assert got.shape == (len(times),) + f.shape and len(infos) == len(times)
+    for t, g in zip(times, got, strict=True):
+        ref = dense_inverse_gd_reference(gram, a, y, t, lr=lr)
+        if t == 0.0:
+            np.testing.assert_array_equal(g, 0.0)
+        else:
+            _close(g, ref)
+    with pytest.raises(ValueError, match="times"):
+        inverse.inverse_regression_path(ARCH, mapping, grid, op, y, [])
+    with pytest.raises(ValueError, match="times"):
+        inverse.inverse_regression_path(ARCH, mapping, grid, op, y, [1.0, -2.0])
+    with pytest.raises(TypeError, match="times"):
+        inverse.inverse_regression_path(ARCH, mapping, grid, op, y, 3.0)
