@@ -6,6 +6,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from .._io import write_json
 from ..provenance import provenance
 
@@ -60,3 +62,9 @@ def format_stat(stat: dict | None, digits: int = 2) -> str:
     if n != 1 and stat.get("std") is not None:
         text += f" ± {stat['std']:.{digits}f}"
     return text + (f" (n = {n})" if n else "")
+
+
+def per_image_stat(values) -> dict:
+    """``{"mean", "std", "per_image"}`` of per-image numbers (population std)."""
+    v = np.asarray(values, dtype=np.float64)
+    return {"mean": float(v.mean()), "std": float(v.std()), "per_image": v.tolist()}

@@ -73,7 +73,7 @@ from ..inverse import (
 )
 from ..kernels import ReluMLP, ntk
 from ..solvers import ConvergenceWarning
-from ._output import write_study
+from ._output import per_image_stat, write_study
 
 __all__ = ["CPU_NETWORKS", "PAPER_CT", "SIZES", "run"]
 
@@ -302,11 +302,6 @@ def _matched_fit(curve_fn, img, target, exact: bool):
     }
 
 
-def _stat(values):
-    v = np.asarray(values, dtype=float)
-    return {"mean": float(v.mean()), "std": float(v.std()), "per_image": v.tolist()}
-
-
 def run(out_dir, *, quick: bool = False, seed: int = 0, command=None) -> dict:
     """Compute the CT column, write ``ct_table.json`` and ``ct_table.png``."""
     started = time.perf_counter()
@@ -339,8 +334,8 @@ def run(out_dir, *, quick: bool = False, seed: int = 0, command=None) -> dict:
                     "truth": img,
                 }
         results[name] = {
-            "psnr_t_inf": _stat(p_inf),
-            "psnr_steps": _stat(p_k),
+            "psnr_t_inf": per_image_stat(p_inf),
+            "psnr_steps": per_image_stat(p_k),
             "resolution": int(imgs.shape[1]),
             "diagnostics": diag,
         }
@@ -383,9 +378,9 @@ def run(out_dir, *, quick: bool = False, seed: int = 0, command=None) -> dict:
             results[name]["sweep"] = fits[0]["curve"]
         results[name]["at_network_fit"] = {
             "resolution": CPU_NETWORKS["res"],
-            "psnr": _stat([f["psnr"] for f in fits]),
+            "psnr": per_image_stat([f["psnr"] for f in fits]),
             "per_image": fits,
-            "network_psnr": _stat(net[name]["psnr"][: len(fits)]),
+            "network_psnr": per_image_stat(net[name]["psnr"][: len(fits)]),
         }
 
     def fit_cell(name):

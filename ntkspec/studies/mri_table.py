@@ -51,7 +51,7 @@ from ..grid import Grid
 from ..inverse import inverse_regression, mean_measured_diagonal
 from ..kernels import ReluMLP, ntk
 from ..solvers import ConvergenceWarning
-from ._output import write_study
+from ._output import per_image_stat, write_study
 
 __all__ = [
     "PAPER_MRI",
@@ -195,11 +195,6 @@ def _paper(name):
     return {"mean": PAPER_MRI[name][0], "std": PAPER_MRI[name][1]}
 
 
-def _stat(values):
-    v = np.asarray(values, dtype=float)
-    return {"mean": float(v.mean()), "std": float(v.std()), "per_image": v.tolist()}
-
-
 def run(out_dir, *, quick: bool = False, seed: int = 0, command=None) -> dict:
     """Compute the MRI column, write ``mri_table.json`` and ``mri_table.png``."""
     started = time.perf_counter()
@@ -242,8 +237,8 @@ def run(out_dir, *, quick: bool = False, seed: int = 0, command=None) -> dict:
                     "truth": img,
                 }
         results[name] = {
-            "psnr_t_inf": _stat(p_inf),
-            "psnr_steps": _stat(p_k),
+            "psnr_t_inf": per_image_stat(p_inf),
+            "psnr_steps": per_image_stat(p_k),
             "resolution": int(imgs.shape[1]),
             "keep_fraction": (A_none if name == "none" else A).keep_fraction,
             "diagnostics": diag,
@@ -284,7 +279,7 @@ def run(out_dir, *, quick: bool = False, seed: int = 0, command=None) -> dict:
     data = {
         "paper": {k: {"mean": v[0], "std": v[1]} for k, v in PAPER_MRI.items()},
         "results": results,
-        "zero_filled_psnr": _stat(zero_filled),
+        "zero_filled_psnr": per_image_stat(zero_filled),
         "masks": {
             str(size["res"]): _num_samples_note(A),
             str(none_res): _num_samples_note(A_none),

@@ -37,7 +37,7 @@ from ..grid import Grid
 from ..kernels import ReluMLP, ntk
 from ..provenance import provenance
 from ..regression import kernel_regression
-from ._output import format_stat
+from ._output import format_stat, per_image_stat
 from ._paper import MAPPING_NAMES, PAPER_TABLE1, SCALES
 
 __all__ = ["PAPER_TABLE1", "MAPPING_NAMES", "set_mappings", "table1", "run"]
@@ -75,15 +75,6 @@ def _images(image_set: str, res: int, limit: int | None, rendered: int) -> dict:
     return {k: imgs[k] for k in names}
 
 
-def _stats(values: list[float]) -> dict:
-    arr = np.asarray(values, dtype=np.float64)
-    return {
-        "mean": float(np.mean(arr)),
-        "std": float(np.std(arr)),
-        "per_image": [float(v) for v in arr],
-    }
-
-
 def _psnrs(pred: np.ndarray, imgs: list[np.ndarray], shape) -> dict:
     held, non = data.heldout_indices(shape), data.nontrain_indices(shape)
     out = {"heldout": [], "nontrain": []}
@@ -115,8 +106,8 @@ def _full_size(arch, mapping, imgs: list[np.ndarray], res: int) -> dict:
     )
     out = _psnrs(pred, imgs, (res, res))
     return {
-        "heldout": _stats(out["heldout"]),
-        "nontrain": _stats(out["nontrain"]),
+        "heldout": per_image_stat(out["heldout"]),
+        "nontrain": per_image_stat(out["nontrain"]),
         "solver": info.solver,
         "iterations": info.iterations,
         "residual": info.residual,
@@ -146,8 +137,8 @@ def _reduced(arch, name, mapping, imgs: list[np.ndarray], res: int, crop: int) -
     )
     out = _psnrs(pred, sub, (crop, crop))
     return {
-        "heldout": _stats(out["heldout"]),
-        "nontrain": _stats(out["nontrain"]),
+        "heldout": per_image_stat(out["heldout"]),
+        "nontrain": per_image_stat(out["nontrain"]),
         "solver": info.solver,
         "ridge": ridge,
         "condition": info.condition,

@@ -51,7 +51,7 @@ from ..grid import Grid
 from ..kernels import ReluMLP, ntk
 from ..regression import kernel_regression
 from ..solvers import ConvergenceWarning
-from ._output import write_study
+from ._output import per_image_stat, write_study
 from .mri_table import power_lambda_max
 
 __all__ = ["PAPER_SHAPE", "SIZES", "shape_mappings", "grid_iou_scores", "run"]
@@ -175,11 +175,6 @@ def _paper(name):
     return {"mean": PAPER_SHAPE[name][0], "std": PAPER_SHAPE[name][1]}
 
 
-def _stat(values):
-    v = np.asarray(values, dtype=float)
-    return {"mean": float(v.mean()), "std": float(v.std()), "per_image": v.tolist()}
-
-
 def run(
     out_dir, *, quick: bool = False, seed: int = 0, command=None, size=None
 ) -> dict:
@@ -239,13 +234,17 @@ def run(
             "prediction_grid": f"{res}^3",
             "train_grid": f"{res // 2}^3",
             **{
-                f"iou_{metric}_{when}": _stat([r[metric] for r in scores[name][when]])
+                f"iou_{metric}_{when}": per_image_stat(
+                    [r[metric] for r in scores[name][when]]
+                )
                 for when in ("t_inf", "steps")
                 for metric in ("uniform", "near_surface", "heldout_nodes")
             },
             "diagnostics": diagnostics[name],
         }
-    ceiling = {k: _stat([c[k] for c in ceilings]) for k in ("uniform", "near_surface")}
+    ceiling = {
+        k: per_image_stat([c[k] for c in ceilings]) for k in ("uniform", "near_surface")
+    }
 
     def row(name):
         r = results[name]
