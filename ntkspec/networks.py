@@ -41,7 +41,12 @@ theory comparisons, ``optimizer="gd"``) on neural-tangents' loss
     \mathcal L = \frac{1}{2\,N_y}\sum_{i}\|f(v_i) - y_i\|^2,\qquad N_y = \text{y.size},
 
 the normalisation of :func:`ntkspec.gd_dynamics` (and 0.5 x the mean squared error
-logged by the official notebooks). Steps are jit-compiled and run in chunks by
+logged by the official notebooks). :func:`train_ensemble` trains several such networks
+at once (e.g. one per mapping, Table 1's sweep): their first-layer inputs are padded
+with zero features to a common width, the matching rows of :math:`W_1` start at 0 and
+get zero gradients, so they stay 0 under Adam or GD and every member follows its own
+:func:`train` run; the members are ``vmap``-ed and, with a mesh, split over the
+devices. Steps are jit-compiled and run in chunks by
 ``lax.scan``; a float64 network (``dtype=np.float64``) trains in a scoped x64 context.
 float32 accuracy floor: relative ~1e-6 per operation; empirical NTKs in float32 agree
 with float64 to ~1e-5 relative.
@@ -85,6 +90,7 @@ from ._validation import (
 from .kernels import ReluMLP
 from .mappings import FourierMapping, IdentityMapping
 from .sharding import batch_rows, check_mesh, data_parallel, shard_batches
+from .sharding import train_ensemble as _sharded_ensemble
 
 __all__ = [
     "Network",
@@ -95,6 +101,8 @@ __all__ = [
     "TrainHistory",
     "TrainResult",
     "train",
+    "EnsembleResult",
+    "train_ensemble",
 ]
 
 _INITIALIZATIONS = ("arch", "stax")
@@ -1012,3 +1020,238 @@ def _warn_non_finite(step_losses: np.ndarray, final: float, steps: int, opt) -> 
         RuntimeWarning,
         stacklevel=3,
     )
+
+
+# --------------------------------------------------------------------------------------
+# Ensembles: several networks (one per mapping or seed) trained at once.
+# --------------------------------------------------------------------------------------
+
+
+class EnsembleResult(NamedTuple):
+    """What :func:`train_ensemble` returns.
+
+    Attributes:
+        params: one parameter list per member, as that member's network takes them.
+        step_losses: (steps, E) training loss of each member before each update.
+        outputs: name -> list of E arrays (n, out_dim): each member's outputs after the
+            last step on the training set (``"train"``) and on each eval set.
+        stats: ``"seconds"`` (the whole call), ``"members"``, ``"devices"``.
+    """
+
+    params: list
+    step_losses: np.ndarray
+    outputs: dict
+    stats: dict
+
+
+@dataclasses.dataclass(frozen=True)
+class _EnsembleLoss:
+    """Member loss sum(m (f - y)^2) / (2 n c) on padded features (hashable)."""
+
+    layers: _Layers
+
+    def __call__(self, params, data):
+        x, y, scale = data
+        r = self.layers(params, x) - y
+        return scale * jnp.sum(r * r)
+
+
+@functools.lru_cache(maxsize=8)
+def _unit_optimizer(name: str):
+    # One object per name, so that repeated ensembles reuse the compiled loop; with a
+    # per-member rate r these are exactly optax.adam(r) / optax.sgd(r).
+    direction = optax.scale_by_adam() if name == "adam" else optax.identity()
+    return optax.chain(direction, optax.scale(-1.0))
+
+
+def _ensemble_specs(nets) -> list[_Spec]:
+    if not isinstance(nets, list | tuple) or len(nets) < 1:
+        raise TypeError("nets must be a non-empty list of networks made by mlp()")
+    specs = [_spec_of(n) for n in nets]
+    if any(s is None for s in specs):
+        raise TypeError("nets must be networks made by ntkspec.networks.mlp()")
+    first = specs[0]
+    body = dataclasses.replace(first.layers, widths=(0,) + first.layers.widths[1:])
+    for i, s in enumerate(specs[1:], 1):
+        other = dataclasses.replace(s.layers, widths=(0,) + s.layers.widths[1:])
+        if other != body or s.input_dim != first.input_dim:
+            raise ValueError(
+                f"nets[{i}] must match nets[0] in everything but the mapping (depth, "
+                "width, out_dim, output, initialization, parameterization, input "
+                f"dimension); got {s.layers} against {first.layers}"
+            )
+    return specs
+
+
+def _pad_first_layer(params, rows: int):
+    first = dict(params[0])
+    w = jnp.asarray(first["W"])
+    first["W"] = jnp.concatenate(
+        [w, jnp.zeros((rows - w.shape[0], w.shape[1]), w.dtype)]
+    )
+    return [first] + list(params[1:])
+
+
+def train_ensemble(
+    nets,
+    params,
+    v_train,
+    y_train,
+    *,
+    steps: int,
+    learning_rate,
+    optimizer: str = "adam",
+    eval_sets: Mapping[str, tuple] | None = None,
+    mesh=None,
+) -> EnsembleResult:
+    r"""Train several :func:`mlp` networks at once, e.g. one per mapping (Table 1).
+
+    The networks must agree in everything but their mapping. Member e's features
+    :math:`\gamma_e(v)` (width :math:`n_{0,e}`) are padded with zeros to the widest,
+    and its first-layer weight with zero rows; those rows get zero gradients, so they
+    stay 0 and each member takes the same full-batch steps as
+    ``train(nets[e], params[e], v_train, y_train, learning_rate=learning_rate[e],
+    block_rows=len(v_train))``, up to the order of floating-point sums. All members
+    run in one ``vmap``-ed, jit-compiled loop (:func:`ntkspec.sharding.train_ensemble`);
+    with ``mesh`` the members are split over its devices. Memory: E copies of the
+    (n, max n_0) features.
+
+    Args:
+        nets: E networks from :func:`mlp` (same depth, width, out_dim, output,
+            initialization and input dimension; any mappings).
+        params: E initial parameter lists, one per network (not modified).
+        v_train: training coordinates (n, d), shared by all members.
+        y_train: targets (n, out_dim), shared, or (E, n, out_dim), one per member.
+        steps: optimiser steps (>= 1).
+        learning_rate: a positive number, or E of them (one per member).
+        optimizer: ``"adam"`` (the paper) or ``"gd"`` (= ``"sgd"``).
+        eval_sets: name -> (v, y) pairs evaluated after the last step.
+        mesh: None or a 1-D ``jax.sharding.Mesh``.
+
+    Returns:
+        :class:`EnsembleResult`.
+
+    Raises:
+        TypeError: ``nets`` not a list of :func:`mlp` networks.
+        ValueError: networks that differ in more than the mapping, ``params`` or
+            ``learning_rate`` not one per network, bad shapes or steps.
+
+    Example:
+        >>> import jax, numpy as np, ntkspec
+        >>> arch, maps = ntkspec.ReluMLP(3), [ntkspec.mappings.basic(1),
+        ...     ntkspec.mappings.positional(1, 4, scale=2.0)]
+        >>> nets = [ntkspec.networks.mlp(arch, m, 16) for m in maps]
+        >>> ps = [n.init(jax.random.PRNGKey(0)) for n in nets]
+        >>> v = np.linspace(0, 1, 8)[:, None]
+        >>> res = ntkspec.networks.train_ensemble(
+        ...     nets, ps, v, np.sin(6 * v), steps=5, learning_rate=1e-2)
+        >>> res.step_losses.shape, [p[0]["W"].shape for p in res.params]
+        ((5, 2), [(2, 16), (8, 16)])
+    """
+    t0 = time.perf_counter()
+    mesh = check_mesh(mesh)
+    specs = _ensemble_specs(nets)
+    e = len(specs)
+    steps = check_positive_int(steps, "steps")
+    if optimizer not in ("adam", "gd", "sgd"):
+        raise ValueError(f"optimizer must be 'adam', 'gd' or 'sgd'; got {optimizer!r}")
+    try:
+        rates = np.atleast_1d(np.asarray(learning_rate, np.float64)).reshape(-1)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"learning_rate must be a number or a list of numbers; got "
+            f"{learning_rate!r}"
+        ) from None
+    if rates.size == 1:
+        rates = np.repeat(rates, e)
+    if rates.size != e or not np.all(np.isfinite(rates)) or np.any(rates <= 0):
+        raise ValueError(
+            f"learning_rate must be a positive number or {e} of them (one per "
+            f"network); got {learning_rate!r}"
+        )
+    if not isinstance(params, list | tuple) or len(params) != e:
+        raise ValueError(f"params must be a list of {e} parameter lists, one per net")
+    targets = y_train
+    if hasattr(targets, "ndim") and np.ndim(targets) == 3:
+        if np.shape(targets)[0] != e:
+            raise ValueError(
+                f"y_train of shape (E, n, out_dim) must have E = {e}; got "
+                f"{np.shape(targets)}"
+            )
+        per_member = list(targets)
+    else:
+        per_member = [targets] * e
+    checked = [
+        _check_train_sets(s, v_train, y, eval_sets)
+        for s, y in zip(specs, per_member, strict=True)
+    ]
+    specs = [s.resolve(c["train"][0]) for s, c in zip(specs, checked, strict=True)]
+    dtype = _compute_dtype(specs[0], params[0])
+    widths = [s.layers.widths[0] for s in specs]
+    wide = max(widths)
+    layers = dataclasses.replace(
+        specs[0].layers, widths=(wide,) + specs[0].layers.widths[1:]
+    )
+    with x64_scope(dtype):
+
+        def features(spec, v):
+            x = spec.features(jnp.asarray(v, dtype))
+            # The first layer's constant c_1 depends on n_0 ("ntk" parameterization):
+            # carried by the features, as c_1(e) / c_1(padded) (1 otherwise).
+            ratio = spec.layers.weight_scale(0) / layers.weight_scale(0)
+            if ratio != 1.0:
+                x = ratio * x
+            return jnp.pad(x, ((0, 0), (0, wide - x.shape[1])))
+
+        def stacked(name):
+            xs, ys = [], []
+            for spec, c in zip(specs, checked, strict=True):
+                v, y = c[name]
+                xs.append(features(spec, v))
+                ys.append(jnp.asarray(y, dtype))
+            return jnp.stack(xs), jnp.stack(ys)
+
+        x_train, y_all = stacked("train")
+        scale = jnp.full((e,), 0.5 / y_all[0].size, dtype)
+        p0 = [
+            _pad_first_layer(
+                jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype), p), wide
+            )
+            for p in params
+        ]
+        p_stacked = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *p0)
+        p_out, losses = _sharded_ensemble(
+            _EnsembleLoss(layers),
+            p_stacked,
+            (x_train, y_all, scale),
+            steps=steps,
+            optimizer=_unit_optimizer("adam" if optimizer == "adam" else "gd"),
+            mesh=mesh,
+            learning_rates=rates,
+        )
+        apply = jax.jit(jax.vmap(layers))
+        outputs = {}
+        for name in checked[0]:
+            x = x_train if name == "train" else stacked(name)[0]
+            out = np.asarray(apply(p_out, x))
+            outputs[name] = [out[i] for i in range(e)]
+        members = []
+        for i in range(e):
+            p = jax.tree_util.tree_map(lambda a, i=i: np.asarray(a[i]), p_out)
+            p[0] = dict(p[0], W=p[0]["W"][: widths[i]])
+            members.append(p)
+        losses = np.asarray(losses)
+    bad = np.flatnonzero(~np.all(np.isfinite(losses), axis=0))
+    if bad.size:
+        warnings.warn(
+            f"train_ensemble: members {bad.tolist()} reached a non-finite loss; lower "
+            "their learning rates",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    stats = dict(
+        seconds=time.perf_counter() - t0,
+        members=e,
+        devices=1 if mesh is None else int(mesh.devices.size),
+    )
+    return EnsembleResult(members, losses, outputs, stats)

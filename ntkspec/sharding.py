@@ -747,6 +747,7 @@ def train_ensemble(
     steps: int,
     optimizer,
     mesh: Mesh | None = None,
+    learning_rates=None,
 ):
     """Train an ensemble of independent members at once, one slot per device.
 
@@ -758,32 +759,74 @@ def train_ensemble(
     interact, so each equals its own single-device training.
 
     Args:
-        loss_fn: ``loss_fn(params, data) -> scalar`` for one member.
+        loss_fn: ``loss_fn(params, data) -> scalar`` for one member. Compiled code is
+            reused across calls when ``loss_fn`` and ``optimizer`` are the same
+            (hashable) objects.
         params: stacked parameters (E, ...).
         data: stacked data pytree (E, ...).
         steps: optimiser steps (>= 1).
         optimizer: an ``optax.GradientTransformation``.
         mesh: None or a 1-D mesh.
+        learning_rates: None, or E positive numbers: member e's update from
+            ``optimizer`` is multiplied by ``learning_rates[e]`` (so give a unit-rate
+            optimizer, e.g. ``optax.chain(optax.scale_by_adam(), optax.scale(-1.0))``,
+            which with rate r is exactly ``optax.adam(r)``).
 
     Returns:
         ``(params, losses)``: the trained stacked parameters and the losses before
         each step, shape (steps, E).
     """
     mesh = check_mesh(mesh)
+    if not isinstance(steps, int | np.integer) or isinstance(steps, bool) or steps < 1:
+        raise ValueError(f"steps must be an integer >= 1; got {steps!r}")
     e = jax.tree_util.tree_leaves(params)[0].shape[0]
+    if learning_rates is not None:
+        rates = np.asarray(learning_rates, np.float64).reshape(-1)
+        if rates.size != e or not np.all(np.isfinite(rates)) or np.any(rates <= 0):
+            raise ValueError(
+                f"learning_rates must be {e} positive finite numbers, one per member; "
+                f"got {learning_rates!r}"
+            )
+    else:
+        rates = np.ones(e)
+    dtype = jax.tree_util.tree_leaves(params)[0].dtype
     d = device_count(mesh)
     ep = padded_size(e, d)
 
     def pad(t):
         return jax.tree_util.tree_map(lambda a: pad_rows(jnp.asarray(a), ep), t)
 
-    def run(params, data):
+    rates = jnp.asarray(rates, dtype)
+    run = _ensemble_run(loss_fn, optimizer, int(steps), mesh)
+    if mesh is None:
+        return run(params, data, rates)
+    members = NamedSharding(mesh, P(axis_name(mesh)))
+    p, losses = run(
+        *jax.device_put(
+            (pad(params), pad(data), pad_rows(rates[:, None], ep)[:, 0]), members
+        )
+    )
+    # Gathered before the padding members are dropped (slicing a sharded axis
+    # unevenly is refused under Explicit axes).
+    p, losses = jax.device_put((p, losses), replicated(mesh))
+    return jax.tree_util.tree_map(lambda a: a[:e], p), losses[:, :e]
+
+
+@functools.lru_cache(maxsize=32)
+def _ensemble_run(loss_fn: Callable, optimizer, steps: int, mesh: Mesh | None):
+    """The jitted ensemble loop for one (loss, optimizer, steps, mesh): built once."""
+
+    def run(params, data, rates):
         state = jax.vmap(optimizer.init)(params)
+
+        def scaled(u, r):
+            return jax.tree_util.tree_map(lambda a: r.astype(a.dtype) * a, u)
 
         def step(carry, _):
             p, s = carry
             loss, g = jax.vmap(jax.value_and_grad(loss_fn))(p, data)
             u, s = jax.vmap(optimizer.update)(g, s, p)
+            u = jax.vmap(scaled)(u, rates)
             p = jax.tree_util.tree_map(lambda a, b: a + b, p, u)
             return (p, s), loss
 
@@ -791,15 +834,6 @@ def train_ensemble(
         return p, losses
 
     if mesh is None:
-        p, losses = jax.jit(run)(params, data)
-        return p, losses
+        return jax.jit(run)
     ax = axis_name(mesh)
-    fn = _shard_map(run, mesh, (P(ax), P(ax)), (P(ax), P(None, ax)))
-    members = NamedSharding(mesh, P(ax))
-    p, losses = jax.jit(fn)(
-        jax.device_put(pad(params), members), jax.device_put(pad(data), members)
-    )
-    # Gathered before the padding members are dropped (slicing a sharded axis
-    # unevenly is refused under Explicit axes).
-    p, losses = jax.device_put((p, losses), replicated(mesh))
-    return jax.tree_util.tree_map(lambda a: a[:e], p), losses[:, :e]
+    return jax.jit(_shard_map(run, mesh, (P(ax), P(ax), P(ax)), (P(ax), P(None, ax))))

@@ -216,6 +216,30 @@ def training(name, mesh, rng, full=True):
         loss_fn, p0, (xs[1:2], ys[1:2]), steps=10, optimizer=opt
     )
     out["ensemble_member_rel"] = rel(l2[:, 1], l0[:, 0])
+    # Table 1's sweep: one network per mapping (different input widths), one call.
+    maps = [
+        ntkspec.mappings.identity(2),
+        ntkspec.mappings.basic(2),
+        ntkspec.mappings.gaussian(0, 2, 8, 2.0),
+    ]
+    nets = [
+        networks.mlp(ARCH, m, 16, out_dim=2, output="sigmoid", initialization="stax")
+        for m in maps
+    ]
+    inits = [n.init(jax.random.PRNGKey(3 + i)) for i, n in enumerate(nets)]
+    yy = np.abs(np.sin(3 * x[:, :1] + np.arange(2)))
+    kw = dict(steps=8, learning_rate=[1e-2, 1e-2, 1e-3])
+    e1 = networks.train_ensemble(nets, inits, x, yy, **kw)
+    e2 = networks.train_ensemble(nets, inits, x, yy, mesh=mesh, **kw)
+    out["mapping_ensemble_losses_rel"] = rel(e2.step_losses, e1.step_losses)
+    out["mapping_ensemble_params_rel"] = max(
+        rel(p, q)
+        for a, b in zip(e2.params, e1.params, strict=True)
+        for p, q in zip(
+            jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True
+        )
+    )
+    out["mapping_ensemble_devices"] = e2.stats["devices"]
     REPORT[f"training/{name}"] = out
 
 

@@ -156,6 +156,15 @@ def test_ensemble_vmapped_and_sharded(report):
     assert r["ensemble_member_rel"] <= TRAIN_RTOL
 
 
+def test_mapping_ensemble_sharded_equals_unsharded(report):
+    # networks.train_ensemble (Table 1's sweep: none / basic / Gaussian at once, 3
+    # members on 4 devices) with a mesh takes the same steps as without one.
+    r = report["training/make_mesh"]
+    assert r["mapping_ensemble_devices"] == 4
+    assert r["mapping_ensemble_losses_rel"] <= TRAIN_RTOL
+    assert r["mapping_ensemble_params_rel"] <= TRAIN_RTOL
+
+
 def test_bad_meshes_in_subprocess(report):
     r = report["bad_input"]
     assert r["mesh_2d"][0] == "ValueError" and "mesh must be a 1-D" in r["mesh_2d"][1]

@@ -102,3 +102,19 @@ def test_run_validation_tiny_writes_labelled_outputs(tmp_path):
         run_validation(tmp_path, size="huge")
     with pytest.raises(ValueError, match="studies"):
         run_validation(tmp_path, size="tiny", studies=("nope",))
+
+
+def test_table1_ensemble_sweep_equals_one_network_at_a_time():
+    # Table 1's sweep through networks.train_ensemble (the four mappings of each image
+    # in one call) against the per-network loop: same networks, keys and steps; float32
+    # networks, so the PSNRs agree to float32 rounding (measured < 1e-4 dB).
+    kw = dict(crop=8, steps=4, images=1, seeds=1)
+    one, _ = table1_networks.table1(**kw)
+    many, recon = table1_networks.table1(ensemble=True, **kw)
+    for image_set in ("natural", "text"):
+        for name, row in one[image_set]["mappings"].items():
+            other = many[image_set]["mappings"][name]
+            for stat in ("heldout", "nontrain", "train"):
+                assert abs(other[stat]["mean"] - row[stat]["mean"]) <= 1e-3
+            assert other["runs"][0]["ensemble"] == {"members": 4, "devices": 1}
+        assert set(recon[image_set]) == {"target", *one[image_set]["mappings"]}
