@@ -37,9 +37,10 @@ per device; the O(N^2) or O(2^d N) work and its memory are divided by D:
   ``vmap``-ing its own (``shard_map``).
 
 Multi-host: after ``jax.distributed.initialize()``, a mesh over ``jax.devices()``
-spans all hosts and the collectives run over it. (Tested here on one host only: the
-dense paths gather results to the host with ``np.asarray``, which needs every shard
-addressable.)
+spans all hosts and the collectives run over it; results the library needs on the host
+are gathered by :func:`host_array` (``multihost_utils.process_allgather`` for arrays
+with shards on other processes), so every process makes the same calls. Tested with two
+processes of 2 CPU devices each (tests/test_multihost.py).
 
 References:
     JAX documentation, "Distributed arrays and automatic parallelization" and
@@ -72,6 +73,7 @@ __all__ = [
     "sharded_gram",
     "gram_on_mesh",
     "host_value",
+    "host_array",
     "device_block",
     "ShardedBlockedGram",
     "ShardedGridOperator",
@@ -221,7 +223,7 @@ def sharded_gram(arch, x1, x2, kernel: str, dtype, mesh: Mesh) -> jax.Array:
         out, counts = jax.jit(
             _shard_map(local, mesh, (P(ax), P(), P(), P()), (P(ax), P(ax)))
         )(x1j, x2j, arch_r, coefs)
-        counts = np.asarray(counts).reshape(d, chunks)
+        counts = host_array(counts).reshape(d, chunks)
         if counts.sum() == 0:
             return out
         rows, cols = [], []
@@ -270,7 +272,23 @@ def gram_on_mesh(fn: Callable, x1, x2, mesh: Mesh | None, **kwargs):
     out = fn(
         pad_rows(x1, device_count(mesh)), x1 if x2 is None else x2, mesh=mesh, **kwargs
     )
-    return np.asarray(out)[:n]
+    return host_array(out)[:n]
+
+
+def host_array(x) -> np.ndarray:
+    """The whole of ``x`` as a NumPy array on this process.
+
+    Also for arrays that span several processes (``jax.distributed``, multi-host):
+    their non-local shards are gathered (``multihost_utils.process_allgather``), which
+    every process must then call, as the callers here do.
+    """
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+        if x.is_fully_replicated:
+            return np.asarray(x.addressable_data(0))
+        from jax.experimental import multihost_utils
+
+        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+    return np.asarray(x)
 
 
 def host_value(x):
@@ -280,7 +298,7 @@ def host_value(x):
     refuse arrays placed on a mesh; inside ``jit`` they accept them.
     """
     if isinstance(x, jax.Array) and len(x.sharding.device_set) > 1:
-        return np.asarray(x)
+        return host_array(x)
     return x
 
 
