@@ -493,7 +493,7 @@ def _spd_inverses(B: np.ndarray, floor: float) -> np.ndarray:
     threaded BLAS's contention; ``potri`` forms the inverse from the factor in
     :math:`W^3` flops instead of the :math:`2W^3` of solving against the identity. A
     block that is still indefinite has its eigenvalues clipped at ``floor`` times
-    the largest.
+    the largest in absolute value (a block with no positive eigenvalue included).
     """
     from scipy.linalg import lapack
 
@@ -507,7 +507,7 @@ def _spd_inverses(B: np.ndarray, floor: float) -> np.ndarray:
             out[a] = low + np.tril(low, -1).T
         else:  # an indefinite model block: clip its spectrum
             lam, vec = np.linalg.eigh(B[a])
-            top = max(float(lam[-1]), 1e-300)
+            top = max(float(np.abs(lam).max()), 1e-300)  # the spectral radius
             out[a] = (vec / np.maximum(lam, floor * top)) @ vec.T
     return 0.5 * (out + np.swapaxes(out, 1, 2))
 
