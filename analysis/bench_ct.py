@@ -14,9 +14,16 @@ preconditioner (``preconditioner="blocks"``), on the same system; ratios of wall
 and iterations. ``--with-cg`` adds unpreconditioned CG capped at 3000 iterations
 (it stalls: 2.2e-4 after 3000 iterations, 268 s, in an earlier run).
 
+Reported: total wall seconds and process CPU seconds, the setup (preconditioner)
+and iteration seconds (``InverseInfo.setup_seconds`` / ``solve_seconds``), ms per
+iteration, iterations, residual, the load average before and after, and the
+baseline ratios. ``--profile`` adds the setup parts (``ct_block_model``,
+``deflated_block_preconditioner``) and one product each with G, K, A, A^T and the
+preconditioner (medians of 5).
+
 Target (project CPU, 2 cores, shared): under 30 s. Usage:
-``python -m analysis.bench_ct [--quick] [--with-cg] [--out PATH]`` (``--quick``:
-128 x 128).
+``python -m analysis.bench_ct [--quick] [--with-cg] [--profile] [--out PATH]``
+(``--quick``: 128 x 128).
 """
 
 from __future__ import annotations

@@ -59,8 +59,17 @@ the same coarse space in the balancing form :math:`P = (I - QS) D^{-1} (I - SQ) 
 Q`, :math:`Q = Z (Z^\top S Z)^{-1} Z^\top` (Mandel 1993; Tang et al. 2009), which
 needs no more products with :math:`S` than the coarse setup. Measured iteration
 counts (relative residual 1e-8, Gaussian sigma 4): 128^2: 92 against 270 for the
-block-circulant one; 512^2: 286 against 1568. Timings are in the README and
+block-circulant one; 512^2: 286 against 1568. At 512^2 the coarse space matters
+most: k0 = 2, 4, 6, 8, 12 took 2658, 1202, 403, 288, 285 iterations (100 to 500
+setup columns), hence k0 = 8. Timings are in the README and
 ``figures/bench/ct.json``.
+
+**Setup cost.** The "auto"/"ct" setup is the ``nb (2k_0 + 1)`` products
+:math:`GZ` (the model check reuses them), formed per angle: block a of Z touches
+only the W rows of angle a, so :math:`A_a^\top Z_a` comes from those rows, then K
+(one padded FFT per column: on a 512^2 grid one column is faster than a batch) and
+A; then :func:`ct_block_model` and one Cholesky inverse (LAPACK potrf/potri) per
+block.
 
 References:
     Jacot, Gabriel & Hongler, "Neural Tangent Kernel", NeurIPS 2018, arXiv:1806.07572.
@@ -132,6 +141,16 @@ _COARSE_MODES = 8
 
 #: Relative regularisation of the model blocks (``floor`` of the balancing one).
 _BLOCK_FLOOR = 1e-4
+
+
+def _ct_floor(w: int) -> float:
+    """The "auto"/"ct" floor for W detector bins: 1e-4 up to W = 128, then 1e-4 x 128/W.
+
+    Measured iterations to 1e-8 (CT, Gaussian sigma 4, k0 = 8): 128^2: floor 1e-4,
+    3e-5, 1e-5: 92, 148, 244; 512^2: 1e-3, 1e-4, 3e-5, 1e-5, 3e-6, 1e-6: 725, 288,
+    210, 238, 222, 337. The model's relative error matters less as W grows.
+    """
+    return _BLOCK_FLOOR * min(1.0, 128.0 / w)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -884,7 +903,7 @@ def _pick_preconditioner(preconditioner, G, forward, grid, ridge):
         setup = nb * int(basis.shape[1])
         blocks = ct_block_model(G.operator, nb)
         if preconditioner == "ct" or _ct_model_matches(blocks, basis, GZ):
-            pre = _deflated_from_products(blocks, basis, Z, GZ, ridge, _BLOCK_FLOOR)
+            pre = _deflated_from_products(blocks, basis, Z, GZ, ridge, _ct_floor(w))
             return pre, "ct", setup
         with x64_scope(np.float64):
             cols = _centre_columns(G, nb, w)
@@ -959,7 +978,8 @@ def inverse_regression(
         preconditioner: "auto" (for a sparse forward map with the CT layout, M =
             blocks x W, M >= 512: the balancing preconditioner with the CT block
             model, :func:`deflated_block_preconditioner` of :func:`ct_block_model`,
-            when the model matches one measured column per block to 5 %, else the
+            when the model's diagonal blocks match the measured products with the
+            coarse modes (which the preconditioner needs anyway) to 5 %, else the
             block-circulant two-level one; for a k-space mask the exact inverse of
             :math:`A C A^\top + \delta I`, C the T. Chan circulant of K,
             :func:`ntkspec.measurements.kspace_preconditioner`; otherwise none),
