@@ -14,9 +14,16 @@ preconditioner (``preconditioner="blocks"``), on the same system; ratios of wall
 and iterations. ``--with-cg`` adds unpreconditioned CG capped at 3000 iterations
 (it stalls: 2.2e-4 after 3000 iterations, 268 s, in an earlier run).
 
+Reported: total wall seconds and process CPU seconds, the setup (preconditioner)
+and iteration seconds (``InverseInfo.setup_seconds`` / ``solve_seconds``), ms per
+iteration, iterations, residual, the load average before and after, and the
+baseline ratios. ``--profile`` adds the setup parts (``ct_block_model``,
+``deflated_block_preconditioner``) and one product each with G, K, A, A^T and the
+preconditioner (medians of 5).
+
 Target (project CPU, 2 cores, shared): under 30 s. Usage:
-``python -m analysis.bench_ct [--quick] [--with-cg] [--out PATH]`` (``--quick``:
-128 x 128).
+``python -m analysis.bench_ct [--quick] [--with-cg] [--profile] [--out PATH]``
+(``--quick``: 128 x 128).
 """
 
 from __future__ import annotations
@@ -34,7 +41,60 @@ import numpy as np
 from analysis._bench import peak_mib
 
 
-def bench(quick: bool = False, with_cg: bool = False) -> dict:
+def _median_ms(fn, reps: int = 5) -> float:
+    fn()  # compile
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return round(1e3 * float(np.median(times)), 2)
+
+
+def profile(arch, gauss, grid, A, y, ridge) -> dict:
+    """Where the time goes, by public parts: setup pieces and one iteration's products.
+
+    Wall seconds of ``inverse.ct_block_model`` and of
+    ``inverse.deflated_block_preconditioner`` (the coarse products G Z and the block
+    factorisations), and medians of one product with G, K, A, A^T and the
+    preconditioner (jitted, one vector).
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from ntkspec import inverse, operators
+    from ntkspec._numerics import x64_scope
+
+    nb = A.shape[0] // grid.shape[-1]
+    K = operators.grid_operator(arch, gauss, grid)
+    G = operators.composed(A, K)
+    out = {}
+    with x64_scope(np.float64):
+        t0 = time.perf_counter()
+        blocks = inverse.ct_block_model(K, nb)
+        out["ct_block_model_s"] = round(time.perf_counter() - t0, 2)
+        t0 = time.perf_counter()
+        pre = inverse.deflated_block_preconditioner(G, blocks, shift=ridge)
+        out["deflated_block_preconditioner_s"] = round(time.perf_counter() - t0, 2)
+        u = jnp.asarray(y)
+        x = jnp.asarray(np.ones(grid.size))
+        mv = jax.jit(lambda op, v: op.matvec(v))
+        fw = jax.jit(lambda a, v: a.forward(v))
+        ad = jax.jit(lambda a, v: a.adjoint(v))
+        ap = jax.jit(lambda p, v: p.apply(v))
+        out["per_product_ms"] = {
+            "G = A K A^T": _median_ms(lambda: mv(G, u).block_until_ready()),
+            "K (padded FFT)": _median_ms(lambda: mv(K, x).block_until_ready()),
+            "A": _median_ms(lambda: fw(A, x).block_until_ready()),
+            "A^T": _median_ms(lambda: ad(A, u).block_until_ready()),
+            "preconditioner apply": _median_ms(lambda: ap(pre, u).block_until_ready()),
+        }
+    return out
+
+
+def bench(
+    quick: bool = False, with_cg: bool = False, with_profile: bool = False
+) -> dict:
     import ntkspec
     from ntkspec import data, inverse, measurements, operators, phantoms
     from ntkspec.solvers import ConvergenceWarning
@@ -100,6 +160,11 @@ def bench(quick: bool = False, with_cg: bool = False) -> dict:
         "solver": info.solver,
         "preconditioner": info.preconditioner,
         "setup_matvecs": info.setup_matvecs,
+        "setup_seconds": info.setup_seconds,
+        "iteration_seconds": info.solve_seconds,
+        "ms_per_iteration": round(
+            1e3 * info.solve_seconds / max(info.iterations, 1), 1
+        ),
         "iterations": info.iterations,
         "relative_residual": info.residual,
         "converged": info.converged,
@@ -114,10 +179,13 @@ def bench(quick: bool = False, with_cg: bool = False) -> dict:
             "seconds": round(base_seconds, 2),
             "process_cpu_seconds": round(base_cpu, 2),
             "setup_matvecs": base.setup_matvecs,
+            "setup_seconds": base.setup_seconds,
+            "iteration_seconds": base.solve_seconds,
         },
         "ratio_seconds_baseline_over_default": round(base_seconds / seconds, 2),
         "ratio_iterations_baseline_over_default": round(base_its / info.iterations, 2),
         "unpreconditioned_cg": cg_note,
+        "profile": profile(arch, gauss, grid, A, y, ridge) if with_profile else None,
         "targets": {"under_30s": seconds < 30.0, "converged": bool(info.converged)},
         "quick": quick,
     }
@@ -130,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--with-cg", action="store_true", help="also unpreconditioned CG (3000 its)"
     )
+    parser.add_argument(
+        "--profile", action="store_true", help="also time the setup parts and products"
+    )
     parser.add_argument("--out", default="figures/bench/ct.json")
     args = parser.parse_args(argv)
     import platform
@@ -138,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     from ntkspec.provenance import provenance
 
     load_before = os.getloadavg()
-    result = bench(args.quick, args.with_cg)
+    result = bench(args.quick, args.with_cg, args.profile)
     result["machine"] = {
         "cpus": os.cpu_count(),
         "platform": platform.platform(),

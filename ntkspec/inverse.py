@@ -59,8 +59,17 @@ the same coarse space in the balancing form :math:`P = (I - QS) D^{-1} (I - SQ) 
 Q`, :math:`Q = Z (Z^\top S Z)^{-1} Z^\top` (Mandel 1993; Tang et al. 2009), which
 needs no more products with :math:`S` than the coarse setup. Measured iteration
 counts (relative residual 1e-8, Gaussian sigma 4): 128^2: 92 against 270 for the
-block-circulant one; 512^2: 286 against 1568. Timings are in the README and
+block-circulant one; 512^2: 286 against 1568. At 512^2 the coarse space matters
+most: k0 = 2, 4, 6, 8, 12 took 2658, 1202, 403, 288, 285 iterations (100 to 500
+setup columns), hence k0 = 8. Timings are in the README and
 ``figures/bench/ct.json``.
+
+**Setup cost.** The "auto"/"ct" setup is the ``nb (2k_0 + 1)`` products
+:math:`GZ` (the model check reuses them), formed per angle: block a of Z touches
+only the W rows of angle a, so :math:`A_a^\top Z_a` comes from those rows, then K
+(one padded FFT per column: on a 512^2 grid one column is faster than a batch) and
+A; then :func:`ct_block_model` and one Cholesky inverse (LAPACK potrf/potri) per
+block.
 
 References:
     Jacot, Gabriel & Hongler, "Neural Tangent Kernel", NeurIPS 2018, arXiv:1806.07572.
@@ -85,6 +94,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import time as _time
 import warnings
 
 import jax
@@ -129,6 +139,19 @@ __all__ = [
 #: Fourier modes per block kept exactly by the "auto" preconditioner (k0).
 _COARSE_MODES = 8
 
+#: Relative regularisation of the model blocks (``floor`` of the balancing one).
+_BLOCK_FLOOR = 1e-4
+
+
+def _ct_floor(w: int) -> float:
+    """The "auto"/"ct" floor for W detector bins: 1e-4 up to W = 128, then 1e-4 x 128/W.
+
+    Measured iterations to 1e-8 (CT, Gaussian sigma 4, k0 = 8): 128^2: floor 1e-4,
+    3e-5, 1e-5: 92, 148, 244; 512^2: 1e-3, 1e-4, 3e-5, 1e-5, 3e-6, 1e-6: 725, 288,
+    210, 238, 222, 337. The model's relative error matters less as W grows.
+    """
+    return _BLOCK_FLOOR * min(1.0, 128.0 / w)
+
 
 @dataclasses.dataclass(frozen=True)
 class InverseInfo:
@@ -144,6 +167,8 @@ class InverseInfo:
         preconditioner: name of the preconditioner used ("none", "ct", "blocks",
             "kspace").
         setup_matvecs: columns of :math:`G` spent building the preconditioner.
+        setup_seconds: wall seconds spent building the preconditioner.
+        solve_seconds: wall seconds of the iterations (CG or Lanczos).
     """
 
     solver: str
@@ -153,6 +178,39 @@ class InverseInfo:
     ridge: float
     preconditioner: str = "none"
     setup_matvecs: int = 0
+    setup_seconds: float = 0.0
+    solve_seconds: float = 0.0
+
+
+@functools.partial(
+    jax.tree_util.register_dataclass, data_fields=["operator"], meta_fields=[]
+)
+@dataclasses.dataclass(frozen=True)
+class _ColumnByColumn:
+    """``operator``, with a block of at most 4 columns applied one column at a time.
+
+    The same linear map; on a large grid the padded FFT of K is faster for one column
+    than for an (N, 1) or (N, c) block (see :func:`_matvec_chunked`).
+    """
+
+    operator: object
+
+    @property
+    def shape(self):
+        """The operator's shape."""
+        return self.operator.shape
+
+    @property
+    def dtype(self):
+        """The operator's dtype."""
+        return self.operator.dtype
+
+    def matvec(self, v):
+        """The operator's product with v, (M,) or (M, c)."""
+        if v.ndim == 1 or v.shape[1] > 4:
+            return self.operator.matvec(v)
+        cols = [self.operator.matvec(v[:, j]) for j in range(v.shape[1])]
+        return jnp.stack(cols, axis=1)
 
 
 # --------------------------------------------------------------------------------------
@@ -215,25 +273,97 @@ def _apply_operator(operator, V):
     return operator.matvec(V)
 
 
-def _matvec_chunked(operator, V: np.ndarray, chunk: int | None = None) -> np.ndarray:
-    """``operator.matvec`` on the columns of V (M, r) in chunks (bounded FFT memory).
+@jax.jit
+def _apply_forward(measurement, V):
+    return measurement.forward(V)
 
-    One jitted product per chunk; the default chunk keeps about 2^22 grid values per
-    product (16 columns at 512^2, all of them on small grids).
-    """
-    if chunk is None:
-        n = int(getattr(getattr(operator, "operator", None), "shape", (0,))[0] or 0)
-        chunk = max(16, min(512, 2**22 // max(n, 1)))
+
+@jax.jit
+def _apply_adjoint(measurement, V):
+    return measurement.adjoint(V)
+
+
+#: Grid values per batched FFT product; above it, K is applied one column at a time.
+_BATCH_VALUES = 2**16
+
+
+def _jit_or_eager(value, fn, eager):
+    """``fn`` (jitted over the value) when every leaf is an array, else ``eager``."""
     leaves_ok = all(
-        isinstance(x, jax.Array | np.ndarray)
-        for x in jax.tree_util.tree_leaves(operator)
+        isinstance(x, jax.Array | np.ndarray) for x in jax.tree_util.tree_leaves(value)
     )
-    apply = _apply_operator if leaves_ok else (lambda op, v: op.matvec(v))
-    out = np.empty((operator.shape[0], V.shape[1]))
-    for s in range(0, V.shape[1], chunk):
+    return fn if leaves_ok else eager
+
+
+def _matvec_chunked(operator, V: np.ndarray, chunk: int | None = None) -> np.ndarray:
+    r"""``operator.matvec`` on the columns of V (M, r), in chunks of columns.
+
+    On large grids a product with one column is faster per column than a batched one
+    (the padded FFT of one column stays in cache; measured at 512^2, float64: about
+    13 ms for one column against 25-45 ms per column in batches of 4-16), so the
+    kernel operator is applied to one column at a time once the grid holds more than
+    ``_BATCH_VALUES`` points. For :math:`A K A^\top` the sparse products with A and
+    :math:`A^\top` stay batched over a chunk (they are cheaper per column that way).
+    """
+    m, r = operator.shape[0], V.shape[1]
+    inner = getattr(operator, "operator", None)
+    n = int(getattr(inner, "shape", (0,))[0] or 0)
+    per_k = max(1, _BATCH_VALUES // max(n, 1))
+    if chunk is None:
+        chunk = max(16, min(512, 2**22 // max(n, 1)))
+    out = np.empty((m, r))
+    if isinstance(operator, ComposedOperator):
+        A = operator.measurement
+        fwd = _jit_or_eager(A, _apply_forward, lambda a, v: a.forward(v))
+        adj = _jit_or_eager(A, _apply_adjoint, lambda a, v: a.adjoint(v))
+        kmv = _jit_or_eager(inner, _apply_operator, lambda op, v: op.matvec(v))
+        for s in range(0, r, chunk):
+            U = adj(A, jnp.asarray(V[:, s : s + chunk]))
+            parts = []
+            for t in range(0, U.shape[1], per_k):
+                part = U[:, t] if per_k == 1 else U[:, t : t + per_k]
+                res = kmv(inner, part)
+                parts.append(res[:, None] if per_k == 1 else res)
+            out[:, s : s + chunk] = np.asarray(fwd(A, jnp.concatenate(parts, axis=1)))
+        return out
+    apply = _jit_or_eager(operator, _apply_operator, lambda op, v: op.matvec(v))
+    for s in range(0, r, chunk):
         out[:, s : s + chunk] = np.asarray(
             apply(operator, jnp.asarray(V[:, s : s + chunk]))
         )
+    return out
+
+
+def _coarse_products(G, basis: np.ndarray, Z: np.ndarray) -> np.ndarray:
+    r"""The products :math:`G Z` with the block-diagonal coarse basis, (M, nb q).
+
+    For a sparse CT-layout measurement on a large grid, block a of Z touches only
+    the rows of angle a, so :math:`A^\top Z` is formed per angle from those W rows of
+    the CSR matrix (a twentieth of the work of a full :math:`A^\top` product), K is
+    applied one column at a time (see :func:`_matvec_chunked`) and A to the q
+    columns of the angle at once, all in float64. Otherwise the generic
+    :func:`_matvec_chunked`.
+    """
+    if not isinstance(G, ComposedOperator):
+        return _matvec_chunked(G, Z)
+    A, K = G.measurement, G.operator
+    m, n = G.shape[0], K.shape[0]
+    w, q = basis.shape
+    nb = m // w
+    leaves_ok = all(
+        isinstance(x, jax.Array | np.ndarray) for x in jax.tree_util.tree_leaves(K)
+    )
+    if not (isinstance(A, SparseMeasurement) and n > _BATCH_VALUES and leaves_ok):
+        return _matvec_chunked(G, Z)
+    S = A.to_scipy()
+    out = np.empty((m, nb * q))
+    for a in range(nb):
+        U = np.asarray(S[a * w : (a + 1) * w].T @ basis)  # (N, q)
+        KU = np.stack(
+            [np.asarray(_apply_operator(K, jnp.asarray(U[:, j]))) for j in range(q)],
+            axis=1,
+        )
+        out[:, a * q : (a + 1) * q] = S @ KU
     return out
 
 
@@ -294,14 +424,7 @@ def block_circulant_preconditioner(
         )
     w = m // nb
     with x64_scope(np.float64):
-        probe = np.zeros((m, nb))
-        probe[np.arange(nb) * w + w // 2, np.arange(nb)] = 1.0
-        cols = _matvec_chunked(operator, probe)
-        sym = np.empty((nb, w // 2 + 1))
-        for a in range(nb):
-            col = np.roll(cols[a * w : (a + 1) * w, a], -(w // 2))
-            sym[a] = np.fft.rfft(col).real
-        sym = np.maximum(sym, 1e-3 * sym.max(axis=1, keepdims=True)) + shift
+        cols = _centre_columns(operator, nb, w)
         if coarse_operator is None:
             basis, Z = _block_basis(nb, w, k0)
             E = Z.T @ _matvec_chunked(operator, Z)
@@ -317,10 +440,30 @@ def block_circulant_preconditioner(
             basis, _ = _block_basis(nb, w, k0)
             _, Zc = _block_basis(nb, wc, k0)
             E = (w / wc) * (Zc.T @ _matvec_chunked(coarse_operator, Zc))
-        E = 0.5 * (E + E.T) + shift * np.eye(E.shape[0])
-        lam, vec = np.linalg.eigh(E)
-        lam = np.maximum(lam, 1e-14 * lam.max())
-        e_inv = (vec / lam) @ vec.T
+        return _block_circulant_from(cols, basis, E, shift)
+
+
+def _centre_columns(operator, nb: int, w: int) -> np.ndarray:
+    """The columns of ``operator`` at the centre of every block, (nb w, nb)."""
+    probe = np.zeros((nb * w, nb))
+    probe[np.arange(nb) * w + w // 2, np.arange(nb)] = 1.0
+    return _matvec_chunked(operator, probe)
+
+
+def _block_circulant_from(cols, basis, E, shift) -> BlockCirculantPreconditioner:
+    """The preconditioner from the centre columns and the unshifted coarse E."""
+    nb = cols.shape[1]
+    w = cols.shape[0] // nb
+    sym = np.empty((nb, w // 2 + 1))
+    for a in range(nb):
+        col = np.roll(cols[a * w : (a + 1) * w, a], -(w // 2))
+        sym[a] = np.fft.rfft(col).real
+    sym = np.maximum(sym, 1e-3 * sym.max(axis=1, keepdims=True)) + shift
+    E = 0.5 * (E + E.T) + shift * np.eye(E.shape[0])
+    lam, vec = np.linalg.eigh(E)
+    lam = np.maximum(lam, 1e-14 * lam.max())
+    e_inv = (vec / lam) @ vec.T
+    with x64_scope(np.float64):
         return BlockCirculantPreconditioner(
             jnp.asarray(1.0 / sym), jnp.asarray(basis), jnp.asarray(e_inv), nb, w
         )
@@ -376,7 +519,9 @@ class DeflatedBlockPreconditioner:
         u = R - self.operator_basis @ ez
         v = jnp.einsum("avw,awc->avc", self.block_inverse, u.reshape(nb, w, c))
         v = v.reshape(nb * w, c)
-        zv = self.coarse_inverse @ (self.operator_basis.T @ v)
+        # (v^T SZ)^T: XLA's CPU dot with a transposed (M, nb q) operand copies it
+        # (measured 19 ms against 2 ms at 512^2).
+        zv = self.coarse_inverse @ jnp.dot(v.T, self.operator_basis).T
         corr = jnp.einsum("wq,aqc->awc", self.basis, (ez - zv).reshape(nb, q, c))
         out = v + corr.reshape(nb * w, c)
         return out.reshape(r.shape).astype(r.dtype)
@@ -394,23 +539,27 @@ def _largest_eigenvalues(B: np.ndarray, iters: int = 30) -> np.ndarray:
 
 
 def _spd_inverses(B: np.ndarray, floor: float) -> np.ndarray:
-    """Inverses of the regularised blocks (nb, W, W), by Cholesky.
+    """Inverses of the regularised blocks (nb, W, W), by Cholesky (LAPACK potrf/potri).
 
     Cholesky is cheaper than eigh, and on a shared machine far less sensitive to a
-    threaded BLAS's contention. A block that is still indefinite has its eigenvalues
-    clipped at ``floor`` times the largest.
+    threaded BLAS's contention; ``potri`` forms the inverse from the factor in
+    :math:`W^3` flops instead of the :math:`2W^3` of solving against the identity. A
+    block that is still indefinite has its eigenvalues clipped at ``floor`` times
+    the largest in absolute value (a block with no positive eigenvalue included).
     """
-    import scipy.linalg
+    from scipy.linalg import lapack
 
     out = np.empty_like(B)
-    eye = np.eye(B.shape[1])
     for a in range(B.shape[0]):
-        try:
-            factor = scipy.linalg.cho_factor(B[a], lower=True, check_finite=False)
-            out[a] = scipy.linalg.cho_solve(factor, eye, check_finite=False)
-        except np.linalg.LinAlgError:  # an indefinite model block: clip its spectrum
+        factor, info = lapack.dpotrf(B[a], lower=1, clean=0)
+        if info == 0:
+            inv, info = lapack.dpotri(factor, lower=1)
+        if info == 0:
+            low = np.tril(inv)
+            out[a] = low + np.tril(low, -1).T
+        else:  # an indefinite model block: clip its spectrum
             lam, vec = np.linalg.eigh(B[a])
-            top = max(float(lam[-1]), 1e-300)
+            top = max(float(np.abs(lam).max()), 1e-300)  # the spectral radius
             out[a] = (vec / np.maximum(lam, floor * top)) @ vec.T
     return 0.5 * (out + np.swapaxes(out, 1, 2))
 
@@ -421,7 +570,7 @@ def deflated_block_preconditioner(
     *,
     shift: float = 0.0,
     coarse_modes: int = _COARSE_MODES,
-    floor: float = 1e-4,
+    floor: float = _BLOCK_FLOOR,
 ) -> DeflatedBlockPreconditioner:
     r"""The balancing preconditioner of ``operator`` + ``shift`` I from model blocks.
 
@@ -460,14 +609,21 @@ def deflated_block_preconditioner(
             f"blocks must have shape (nb, W, W) with nb * W = M = {m}; got {B.shape}"
         )
     nb, w = B.shape[0], B.shape[1]
+    basis, Z = _block_basis(nb, w, k0)
+    with x64_scope(np.float64):
+        GZ = _coarse_products(operator, basis, Z)
+    return _deflated_from_products(B, basis, Z, GZ, shift, floor)
+
+
+def _deflated_from_products(B, basis, Z, GZ, shift, floor):
+    """:class:`DeflatedBlockPreconditioner` from the blocks and measured products GZ."""
+    nb, w = B.shape[0], B.shape[1]
     B = 0.5 * (B + np.swapaxes(B, 1, 2))
     top = _largest_eigenvalues(B)
     d_inv = _spd_inverses(
         B + (floor * top + shift)[:, None, None] * np.eye(w), max(floor, 1e-12)
     )
-    basis, Z = _block_basis(nb, w, k0)
-    with x64_scope(np.float64):
-        SZ = _matvec_chunked(operator, Z) + shift * Z
+    SZ = GZ + shift * Z
     E = Z.T @ SZ
     E = 0.5 * (E + E.T)
     el, ev = np.linalg.eigh(E)
@@ -552,17 +708,19 @@ def ct_block_model(kernel_operator, num_angles: int = 20) -> np.ndarray:
     return out
 
 
-def _ct_model_matches(G, blocks, tol: float = 0.05) -> bool:
-    """Whether the model blocks match one measured centre column per block."""
+def _ct_model_matches(blocks, basis, GZ, tol: float = 0.05) -> bool:
+    """Whether the model blocks match the measured products with the coarse modes.
+
+    Block a of ``GZ`` (the measured :math:`G Z`, rows and columns of block a) is
+    :math:`G_{aa} Z_a`; the model's is ``blocks[a] @ basis``. They must agree to
+    ``tol`` (relative Frobenius norm) for every block. The products are those of the
+    coarse space, so the check costs no product with G.
+    """
     nb, w = blocks.shape[0], blocks.shape[1]
-    m = nb * w
-    probe = np.zeros((m, nb))
-    probe[np.arange(nb) * w + w // 2, np.arange(nb)] = 1.0
-    with x64_scope(np.float64):
-        cols = _matvec_chunked(G, probe)
+    q = basis.shape[1]
     for a in range(nb):
-        got = cols[a * w : (a + 1) * w, a]
-        want = blocks[a][:, w // 2]
+        got = GZ[a * w : (a + 1) * w, a * q : (a + 1) * q]
+        want = blocks[a] @ basis
         if not np.linalg.norm(got - want) <= tol * np.linalg.norm(got):
             return False
     return True
@@ -732,20 +890,25 @@ def _pick_preconditioner(preconditioner, G, forward, grid, ridge):
         ):
             return None, "none", 0
         nb = m // w
-        if preconditioner in ("auto", "ct"):
-            blocks = ct_block_model(G.operator, nb)
-            if preconditioner == "ct" or _ct_model_matches(G, blocks):
-                pre = deflated_block_preconditioner(
-                    G, blocks, shift=ridge, coarse_modes=_COARSE_MODES
-                )
-                probes = nb if preconditioner == "auto" else 0
-                return pre, "ct", probes + nb * int(pre.basis.shape[1])
-        pre = block_circulant_preconditioner(
-            G, nb, shift=ridge, coarse_modes=_COARSE_MODES
-        )
-        probes = nb if preconditioner == "auto" else 0  # the failed model check
-        setup = probes + nb + nb * int(pre.basis.shape[1])
-        return pre, "blocks", setup
+        if preconditioner == "blocks":
+            pre = block_circulant_preconditioner(
+                G, nb, shift=ridge, coarse_modes=_COARSE_MODES
+            )
+            return pre, "blocks", nb + nb * int(pre.basis.shape[1])
+        # "auto" and "ct": the products G Z with the coarse modes serve the model
+        # check, the balancing preconditioner and the block-circulant fallback.
+        basis, Z = _block_basis(nb, w, _COARSE_MODES)
+        with x64_scope(np.float64):
+            GZ = _coarse_products(G, basis, Z)
+        setup = nb * int(basis.shape[1])
+        blocks = ct_block_model(G.operator, nb)
+        if preconditioner == "ct" or _ct_model_matches(blocks, basis, GZ):
+            pre = _deflated_from_products(blocks, basis, Z, GZ, ridge, _ct_floor(w))
+            return pre, "ct", setup
+        with x64_scope(np.float64):
+            cols = _centre_columns(G, nb, w)
+        pre = _block_circulant_from(cols, basis, Z.T @ GZ, ridge)
+        return pre, "blocks", setup + nb
     if not callable(getattr(preconditioner, "apply", None)):
         raise TypeError(
             "preconditioner must be 'auto', 'ct', 'blocks', 'kspace', None or a "
@@ -815,7 +978,8 @@ def inverse_regression(
         preconditioner: "auto" (for a sparse forward map with the CT layout, M =
             blocks x W, M >= 512: the balancing preconditioner with the CT block
             model, :func:`deflated_block_preconditioner` of :func:`ct_block_model`,
-            when the model matches one measured column per block to 5 %, else the
+            when the model's diagonal blocks match the measured products with the
+            coarse modes (which the preconditioner needs anyway) to 5 %, else the
             block-circulant two-level one; for a k-space mask the exact inverse of
             :math:`A C A^\top + \delta I`, C the T. Chan circulant of K,
             :func:`ntkspec.measurements.kspace_preconditioner`; otherwise none),
@@ -877,9 +1041,19 @@ def inverse_regression(
     with x64_scope(np.float64):
         Yj = jnp.asarray(Y)
         if time is None and steps is None:
+            t0 = _time.perf_counter()
             pre, name, setup = _pick_preconditioner(preconditioner, G, op, grid, ridge)
-            sol = cg(system, Yj, preconditioner=pre, rtol=rtol, max_iter=max_iter)
+            t1 = _time.perf_counter()
+            big = mesh is None and grid.size > _BATCH_VALUES
+            sol = cg(
+                _ColumnByColumn(system) if big else system,
+                Yj,
+                preconditioner=pre,
+                rtol=rtol,
+                max_iter=max_iter,
+            )
             st = sol.stats
+            seconds = (t1 - t0, _time.perf_counter() - t1)
             solver = "cg" if pre is None else "pcg"
             if not st["converged"]:
                 warnings.warn(
@@ -913,8 +1087,10 @@ def inverse_regression(
                     val = jnp.where(x >= 1.0, 1.0 - (1.0 - x) ** k, val)
                     return jnp.where(lam > 0, val / safe, eta * k)
 
+            t1 = _time.perf_counter()
             sol = lanczos_matfun(system, phi, Yj, krylov_dim=krylov_dim, rtol=rtol)
             st = sol.stats
+            seconds = (0.0, _time.perf_counter() - t1)
             solver, name, setup = "lanczos", "none", 0
             if not st["converged"]:
                 warnings.warn(
@@ -930,7 +1106,15 @@ def inverse_regression(
     if not return_info:
         return pred
     info = InverseInfo(
-        solver, st["iterations"], st["residual"], st["converged"], ridge, name, setup
+        solver,
+        st["iterations"],
+        st["residual"],
+        st["converged"],
+        ridge,
+        name,
+        setup,
+        round(seconds[0], 3),
+        round(seconds[1], 3),
     )
     return pred, info
 
