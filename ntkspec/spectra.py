@@ -341,7 +341,21 @@ def _fourier_modes(grid: Grid, lam: np.ndarray, k: int):
 
 
 def _periodic_eigenvalues(op: GridKernelOperator) -> np.ndarray:
-    return np.asarray(op.eigenvalues_by_frequency(), dtype=np.float64)
+    r"""All eigenvalues in FFT order (``grid.shape``) from the operator's half-spectrum.
+
+    The column is even, so :math:`\Lambda(m) = \Lambda(-m)`: the entries with last
+    index :math:`j > n_d/2` are the symbol's at :math:`(-i \bmod n, n_d - j)`. Host
+    indexing of the ``rfftn`` the build already computed (issue 17: no second FFT, no
+    further compiled program).
+    """
+    sym = np.asarray(op.symbol, dtype=np.float64)
+    shape = op.grid.shape
+    n = shape[-1]
+    j = np.arange(sym.shape[-1], n)
+    tail = sym[..., n - j]
+    for axis, m in enumerate(shape[:-1]):
+        tail = np.take(tail, (-np.arange(m)) % m, axis=axis)
+    return np.concatenate([sym, tail], axis=-1)
 
 
 def _periodic_top(op: GridKernelOperator, k: int | None, vectors: bool):
