@@ -42,6 +42,7 @@ import ntkspec
 from ntkspec import data, mappings
 task, res = sys.argv[1], int(sys.argv[2])
 t_import = time.perf_counter() - t0
+import_cpu = time.process_time()  # CPU seconds of this process so far (all threads)
 t_setup = time.perf_counter()
 arch = ntkspec.ReluMLP(4)
 gauss = mappings.gaussian(0, 2, 256, 10.0)
@@ -64,10 +65,11 @@ class _Count(logging.Handler):
             compiles.append(float(msg.rsplit(" ", 2)[-2]))
 handler = _Count()
 logging.getLogger("jax").addHandler(handler)
-t1 = time.perf_counter()
+t1, c1 = time.perf_counter(), time.process_time()
 with jax.log_compiles(True):
     run()
 cold_call = time.perf_counter() - t1
+cold_call_cpu = time.process_time() - c1
 logging.getLogger("jax").removeHandler(handler)
 t2 = time.perf_counter()
 run()
@@ -77,7 +79,8 @@ print(json.dumps({"import_s": t_import, "data_s": t_data,
                   "cold_incl_import_s": t_import + t_setup + cold_call,
                   "cold_incl_import_and_data_s": t_import + t_setup + t_data
                   + cold_call,
-                  "cold_call_s": cold_call, "warm_s": warm,
+                  "cold_call_s": cold_call, "cold_call_cpu_s": cold_call_cpu,
+                  "import_cpu_s": import_cpu, "warm_s": warm,
                   "xla_compilations": len(compiles),
                   "xla_compile_s": sum(compiles)}))
 """

@@ -62,9 +62,11 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.linalg
 
-from ._linalg import cholesky_lower
+from ._linalg import (
+    cholesky_lower,
+    scipy,  # scipy.linalg imported on first use
+)
 from ._numerics import check_dense_request, dense_cap_bytes, x64_scope
 from ._validation import check_positive_int, check_real
 

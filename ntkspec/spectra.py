@@ -49,8 +49,8 @@ from typing import Literal
 
 import jax.numpy as jnp
 import numpy as np
-import scipy.linalg
 
+from ._linalg import scipy  # scipy.linalg imported on first use
 from ._numerics import check_dense_request, x64_scope
 from ._validation import (
     as_points,
