@@ -65,6 +65,11 @@ def test_periodic_eigenvalues_by_frequency_from_the_half_spectrum(shape):
     got = ntkspec.grid_spectrum(ARCH, mapping, grid).values
     assert got.shape == shape
     np.testing.assert_allclose(got, dft, rtol=0, atol=1e-12 * np.abs(dft).max())
+    # spectrum() sorts the half-spectrum with multiplicities: the same multiset.
+    lam = ntkspec.spectrum(ARCH, mapping, grid)
+    assert lam.shape == (grid.size,) and np.all(np.diff(lam) <= 0)
+    ref = np.sort(dft.reshape(-1))[::-1]
+    np.testing.assert_allclose(lam, ref, rtol=0, atol=1e-12 * np.abs(dft).max())
 
 
 @pytest.mark.parametrize("name, shape, mapping", GAUSSIAN, ids=[c[0] for c in GAUSSIAN])
