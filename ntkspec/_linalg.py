@@ -13,10 +13,30 @@ triangular solves and matrix products. It does the same flops as ``potrf``; at n
 
 from __future__ import annotations
 
-import numpy as np
-import scipy.linalg
+from typing import Any
 
-__all__ = ["cholesky_lower"]
+import numpy as np
+
+__all__ = ["cholesky_lower", "scipy"]
+
+
+class _LazySciPy:
+    """``scipy`` whose ``linalg`` is imported on first use, not at ``import ntkspec``.
+
+    ``scipy.linalg`` (with the NumPy testing modules it pulls in) is about 0.2 s of
+    CPU on the 2-core machine; the grid regression and spectrum paths never call it
+    (issue 17). Modules write ``from ._linalg import scipy`` and then
+    ``scipy.linalg.eigh(...)`` as usual.
+    """
+
+    @property
+    def linalg(self):
+        import scipy.linalg
+
+        return scipy.linalg
+
+
+scipy: Any = _LazySciPy()
 
 #: Largest diagonal block passed to LAPACK's potrf (n = 12000 is safe, 16384 is not).
 POTRF_BLOCK = 4096

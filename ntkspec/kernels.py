@@ -379,17 +379,40 @@ def _w_from_z(z: np.ndarray, upper: bool) -> np.ndarray:
     return 2.0 * (1.0 - z * z) if upper else 2.0 * z * z
 
 
-@functools.partial(jax.jit, static_argnames=("d", "kernel"))
-def _exact_profile(arch, q, w, d, kernel):
+def _exact_profile_impl(arch, q, w, d, kernel):
     nngp_, ntk_ = _recursion(arch, q, q, w, d, kernel == "ntk")
     return ntk_ if kernel == "ntk" else nngp_
 
 
+_exact_profile = jax.jit(_exact_profile_impl, static_argnames=("d", "kernel"))
+# The fit's one exact evaluation (a few thousand points, once per architecture and
+# input variance) is compiled with XLA's backend optimisations off: its run time does
+# not matter, its compile time is on every first call (about 40% less CPU measured on
+# the 2-core machine, values equal to 1e-15). A per-function option, not global config.
+_exact_profile_fit = jax.jit(
+    _exact_profile_impl,
+    static_argnames=("d", "kernel"),
+    compiler_options={"xla_backend_optimization_level": 0},
+)
+
+
+#: Points of every fit's exact evaluation (nodes of both halves and the test set, padded
+#: with w = 0): one compiled shape for every degree tried and every architecture.
+_FIT_POINTS = 4400
+
+
 def _exact_profile_np(arch, q, w, d, kernel):
+    w = np.asarray(w, dtype=np.float64)
+    n = w.shape[0]
+    pad = max(_FIT_POINTS, n)
+    w_pad = np.zeros(pad)
+    w_pad[:n] = w
     with x64_scope(np.float64):
-        return np.asarray(
-            _exact_profile(arch, jnp.float64(q), jnp.asarray(w, jnp.float64), d, kernel)
-        )
+        # Host scalars and arrays are transferred (device_put), not converted by eager
+        # device ops, each of which would compile on first use.
+        q_dev = jax.device_put(np.asarray(q, dtype=np.float64))
+        out = _exact_profile_fit(arch, q_dev, jax.device_put(w_pad), d, kernel)
+        return np.asarray(out)[:n]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -413,30 +436,27 @@ def _fit_profile(arch, q: float, d: int, kernel: str, degree: int = 48):
         _cheb_coefficients(vals[:degree]),
         _cheb_coefficients(vals[degree : 2 * degree]),
     ]
-    # Verify on a dense set of points (both halves) against the exact recursion.
+    # Verify on a dense set of points (both halves) against the exact recursion, on the
+    # host (the same Clenshaw recurrence as the device evaluation; no compilation).
     exact = vals[2 * degree :]
-    with x64_scope(np.float64):
-        fit_vals = np.asarray(
-            _eval_chebyshev_jit(
-                jnp.asarray(coefs[0]), jnp.asarray(coefs[1]), jnp.asarray(test_w)
-            )
-        )
+    fit_vals = _eval_chebyshev(coefs[0], coefs[1], test_w, xp=np)
     scale = np.max(np.abs(exact))
     err = float(np.max(np.abs(fit_vals - exact)) / scale) if scale > 0 else 0.0
     return _ChebyshevProfile(coefs[0], coefs[1], err)
 
 
-def _eval_chebyshev(coef_lower, coef_upper, w):
+def _eval_chebyshev(coef_lower, coef_upper, w, xp=jnp):
+    """Clenshaw evaluation of the piecewise fit; ``xp`` is jax.numpy or NumPy."""
     lower = w <= 1.0
-    z = jnp.sqrt(jnp.where(lower, w / 2.0, 1.0 - w / 2.0))
+    z = xp.sqrt(xp.where(lower, w / 2.0, 1.0 - w / 2.0))
     t = z * (4.0 / _HALF) / 2.0 - 1.0  # map [0, 1/sqrt 2] -> [-1, 1]
-    b1 = jnp.zeros_like(w)
-    b2 = jnp.zeros_like(w)
+    b1 = xp.zeros_like(w)
+    b2 = xp.zeros_like(w)
     n = coef_lower.shape[0]
     for j in range(n - 1, 0, -1):
-        cj = jnp.where(lower, coef_lower[j], coef_upper[j])
+        cj = xp.where(lower, coef_lower[j], coef_upper[j])
         b1, b2 = cj + 2.0 * t * b1 - b2, b1
-    c0 = jnp.where(lower, coef_lower[0], coef_upper[0])
+    c0 = xp.where(lower, coef_lower[0], coef_upper[0])
     return c0 + t * b1 - b2
 
 
@@ -479,6 +499,7 @@ def profile(
     input_dim: int = 1,
     kernel: KernelName = "ntk",
     dtype=np.float64,
+    coefs=None,
 ):
     r"""The kernel as a scalar function of the input angle, for inputs of equal norm.
 
@@ -497,6 +518,11 @@ def profile(
         input_dim: d, the input width (only the "standard" NTK depends on it).
         kernel: "ntk" or "nngp".
         dtype: float64 (default) or float32.
+        coefs: the verified fit ``profile_coefficients(arch, input_var, input_dim,
+            kernel)`` (NumPy or JAX arrays), or None. Given, the values come from that
+            fit, also inside ``jit`` (one compiled program with the caller's work);
+            None: the fit is used for concrete inputs of more than 4096 entries, the
+            exact recursion otherwise.
 
     Returns:
         The kernel values, same shape as ``sin2_half``.
@@ -516,6 +542,12 @@ def profile(
                 f"[{arr.min()}, {arr.max()}]"
             )
     with x64_scope(dtype):
+        if coefs is not None:
+            w = 2.0 * jnp.asarray(sin2_half, dtype=dtype)
+            lo, up = (jnp.asarray(c, dtype) for c in coefs)
+            if is_traced(w):
+                return _eval_chebyshev(lo, up, w)
+            return _eval_chebyshev_jit(lo, up, w)
         if is_traced(sin2_half):
             w = 2.0 * jnp.asarray(sin2_half, dtype=dtype)
         else:  # on the host: no eager device op (each compiles on first use)

@@ -81,6 +81,7 @@ from ._validation import (
     check_grid,
     check_kernel,
     check_mapping,
+    check_real,
     check_stationary_mapping,
 )
 from .grid import Grid
@@ -180,31 +181,100 @@ def _three_products(s0, c0, s1, c1, a2):
     )
 
 
-# Compiled once per shape: the eager op-by-op dispatch cost more than the work itself on
-# small grids (about 3 ms of 4 ms at 64 x 64).
-_S_JIT = (jax.jit(_s_1d), jax.jit(_s_2d), jax.jit(_s_3d))
+_S_FNS = (_s_1d, _s_2d, _s_3d)
 
 
-def _offsets_sin2(
+def _offset_factors(
     mapping: FourierMapping, grid: Grid, embed: bool, rows: int | None = None
-) -> np.ndarray:
-    r""":math:`s(\Delta)/S` on all offsets, clipped to [0, 1], float64 NumPy array.
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Per-axis (sin, cos) phase factors and the weights :math:`a^2`, host NumPy.
 
     With ``rows`` only the first ``rows`` offsets along axis 0.
     """
     B = np.asarray(mapping.B, dtype=np.float64)
     a2 = np.asarray(mapping.a, dtype=np.float64) ** 2
-    periodic = mapping.is_periodic
     factors = []
     for i, n in enumerate(grid.shape):
         length = 2 * n if embed else n
         if i == 0 and rows is not None:
             length = rows  # the first rows offsets only (o < rows <= n)
-        factors.extend(_axis_sin_cos(B[:, i], n, length, periodic))
+        factors.extend(_axis_sin_cos(B[:, i], n, length, mapping.is_periodic))
+    return factors, a2
+
+
+def _mirror_axis0_jnp(k_half, shape: tuple[int, ...]):
+    """Complete an even array from its first n_0 // 2 + 1 rows: k[o] = k[-o mod n]."""
+    n0 = shape[0]
+    tail = k_half[n0 - np.arange(k_half.shape[0], n0)]
+    for axis, n in enumerate(shape[1:], start=1):
+        tail = jnp.take(tail, (-np.arange(n)) % n, axis=axis)
+    return jnp.concatenate([k_half, tail], axis=0)
+
+
+@functools.partial(
+    jax.jit,
+    static_argnames=(
+        "shape", "embed", "half", "kernel", "input_dim", "dtype", "symbol", "ratio"
+    ),
+)  # fmt: skip
+def _grid_columns(
+    arch, factors, a2, q, coefs, *, shape, embed, half, kernel, input_dim, dtype,
+    symbol, ratio,
+):  # fmt: skip
+    r"""The grid build as one compiled program (issue 17: no eager ops, no host trips).
+
+    :math:`s/S` on the offsets (float64), the profile (the verified Chebyshev fit
+    ``coefs`` or, when None, the exact recursion), the mirror of the circulant column
+    or the zero planes of the embedding, and, on request, the symbol
+    ``rfftn(column).real``; with ``ratio`` also the ``[::r]`` subsampled column of the
+    coarser (train) grid and its symbol. Returns a tuple of those arrays.
+    """
+    s = _S_FNS[len(shape) - 1](*factors, a2)
+    s = jnp.clip(s / jnp.sum(a2), 0.0, 1.0)
+    k = profile(
+        arch, s, input_var=q, input_dim=input_dim, kernel=kernel, dtype=dtype,
+        coefs=coefs,
+    )  # fmt: skip
+    if half is not None and half < shape[0]:
+        k = _mirror_axis0_jnp(k, shape)
+    if embed:
+        for axis, n in enumerate(shape):
+            k = k.at[(slice(None),) * axis + (n,)].set(0.0)
+    out = (k,)
+    if symbol:
+        out += (jnp.fft.rfftn(k).real.astype(k.dtype),)
+    if ratio is not None:
+        col = k[tuple(slice(None, None, r) for r in ratio)]
+        out += (col, jnp.fft.rfftn(col).real.astype(k.dtype))
+    return out
+
+
+def _offsets_kernel(
+    arch: ReluMLP,
+    mapping: FourierMapping,
+    grid: Grid,
+    kernel: str,
+    embed: bool,
+    dtype,
+    *,
+    symbol: bool = False,
+    ratio: tuple[int, ...] | None = None,
+):
+    """Validated arguments to :func:`_grid_columns`: host factors, fit, one call."""
+    # The kernel is even, k(o) = k(-o mod n): on the circulant column only the first
+    # n_1 // 2 + 1 offsets along axis 0 are evaluated, the rest are mirrored.
+    half = None if embed else grid.shape[0] // 2 + 1
+    factors, a2 = _offset_factors(mapping, grid, embed, rows=half)
+    m = mapping.num_freqs
+    q = mapping.norm_sq / (2 * m)
+    check_real(q, "the mapping's input variance", low=0.0, low_inclusive=False)
+    coefs = profile_coefficients(arch, float(q), 2 * m, kernel)
     with x64_scope(np.float64):
-        fn = _S_JIT[grid.dim - 1]
-        s = np.asarray(fn(*factors, a2))
-    return np.clip(s / np.sum(a2), 0.0, 1.0)
+        return _grid_columns(
+            arch, factors, a2, np.float64(q), coefs, shape=grid.shape, embed=embed,
+            half=half, kernel=kernel, input_dim=2 * m, dtype=np.dtype(dtype),
+            symbol=symbol, ratio=ratio,
+        )  # fmt: skip
 
 
 def kernel_on_offsets(
@@ -274,37 +344,7 @@ def kernel_on_offsets(
             "(the "
             "circulant embedding of its Toeplitz Gram)"
         )
-    # The kernel is even, k(o) = k(-o mod n): on the circulant column only the first
-    # n_1 // 2 + 1 offsets along axis 0 are evaluated, the rest are mirrored.
-    half = None if embed else grid.shape[0] // 2 + 1
-    s = _offsets_sin2(mapping, grid, embed, rows=half)
-    m = mapping.num_freqs
-    k = profile(
-        arch,
-        s,
-        input_var=mapping.norm_sq / (2 * m),
-        input_dim=2 * m,
-        kernel=kernel,
-        dtype=dtype,
-    )
-    if half is not None and half < grid.shape[0]:
-        k = _mirror_axis0(np.asarray(k), grid.shape)
-        with x64_scope(dtype):
-            k = jnp.asarray(k, dtype=dtype)
-    if embed:
-        with x64_scope(dtype):
-            k = _zero_embedding_planes(k, grid.shape)
-    return k
-
-
-def _mirror_axis0(k_half: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Complete an even array from its first n_0 // 2 + 1 rows: k[o] = k[-o mod n]."""
-    n0 = shape[0]
-    src0 = n0 - np.arange(k_half.shape[0], n0)
-    tail = k_half[src0]
-    for axis, n in enumerate(shape[1:], start=1):
-        tail = np.take(tail, (-np.arange(n)) % n, axis=axis)
-    return np.concatenate([k_half, tail], axis=0)
+    return _offsets_kernel(arch, mapping, grid, kernel, embed, dtype)[0]
 
 
 # --------------------------------------------------------------------------------------
@@ -325,14 +365,6 @@ def _fftn_real(column):
 @functools.partial(jax.jit, static_argnames=("shape",))
 def _t_chan_eigenvalues(column, shape):
     return jnp.fft.fftn(t_chan_column(column, shape)).real
-
-
-@functools.partial(jax.jit, static_argnames=("shape",))
-def _zero_embedding_planes(k, shape):
-    """Zero the planes o_i = n_i of the circulant embedding, all axes in one program."""
-    for axis, n in enumerate(shape):
-        k = k.at[(slice(None),) * axis + (n,)].set(0.0)
-    return k
 
 
 def _symbol(column, circulant: bool):
@@ -591,12 +623,14 @@ def grid_operator(
     check_grid(grid)
     check_stationary_mapping(mapping, grid)
     dtype = resolve_dtype(dtype)
+    check_kernel(kernel)
     circulant = mapping.is_periodic
-    column = kernel_on_offsets(
-        arch, mapping, grid, kernel=kernel, embed=not circulant, dtype=dtype
+    check_grid_work(
+        grid.shape, embed=not circulant, what=f"The FFT/Toeplitz work on {grid!r}"
     )
-    with x64_scope(dtype):
-        symbol = _symbol(column, circulant)
+    column, symbol = _offsets_kernel(
+        arch, mapping, grid, kernel, not circulant, dtype, symbol=True
+    )
     return GridKernelOperator(column, symbol, grid, circulant)
 
 
@@ -1061,12 +1095,19 @@ def grid_operators(
     check_grid(train_grid, "x_train")
     check_grid(test_grid, "x_test")
     ratio = grid_ratio(train_grid, test_grid)
-    fine = grid_operator(arch, mapping, test_grid, kernel=kernel)
-    with x64_scope(fine.dtype):
-        col = fine.column[tuple(slice(None, None, r) for r in ratio)]
-        train = GridKernelOperator(
-            col, _symbol(col, fine.is_circulant), train_grid, fine.is_circulant
-        )
+    check_arch(arch)
+    check_stationary_mapping(mapping, test_grid)
+    check_kernel(kernel)
+    check_grid_work(
+        test_grid.shape, embed=True, what=f"The FFT/Toeplitz work on {test_grid!r}"
+    )
+    circ = mapping.is_periodic
+    # One compiled program: fine column and symbol, train column and symbol.
+    col_f, sym_f, col_t, sym_t = _offsets_kernel(
+        arch, mapping, test_grid, kernel, not circ, np.float64, symbol=True, ratio=ratio
+    )
+    fine = GridKernelOperator(col_f, sym_f, test_grid, circ)
+    train = GridKernelOperator(col_t, sym_t, train_grid, circ)
     return train, GridTestTrainOperator(fine, train_grid.shape, ratio)
 
 

@@ -48,6 +48,7 @@ from __future__ import annotations
 import dataclasses
 import warnings
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -319,7 +320,7 @@ def _structured_path(
     train, test_train = shard_operator(train, mesh), shard_operator(test_train, mesh)
     system = Shifted(train, ridge)
     with x64_scope(np.float64):
-        Yj = jnp.asarray(Y)
+        Yj = jax.device_put(np.asarray(Y, dtype=np.float64))  # a transfer, no op
         if periodic and solver in ("auto", "fft"):
             # The circulant train Gram is solved exactly by FFT: (K + ridge I)^{-1} is
             # the circulant with eigenvalues 1 / (lambda(m) + ridge).

@@ -62,9 +62,11 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.linalg
 
-from ._linalg import cholesky_lower
+from ._linalg import (
+    cholesky_lower,
+    scipy,  # scipy.linalg imported on first use
+)
 from ._numerics import check_dense_request, dense_cap_bytes, x64_scope
 from ._validation import check_positive_int, check_real
 
@@ -245,7 +247,7 @@ def t_chan_preconditioner(operator, shift: float = 0.0) -> CirculantPrecondition
     lam = np.maximum(lam, 1e-12 * float(np.max(np.abs(lam))))
     shape = operator.grid.shape
     with x64_scope(np.float64):
-        inv = jnp.asarray(1.0 / lam[..., : shape[-1] // 2 + 1])
+        inv = jax.device_put(np.ascontiguousarray(1.0 / lam[..., : shape[-1] // 2 + 1]))
     return CirculantPreconditioner(inv, shape)
 
 
@@ -258,7 +260,9 @@ def _columns(b, n: int, dtype, name: str):
     """``b`` as an (N, c) array of ``dtype`` and whether it was a vector."""
     if b.ndim not in (1, 2) or b.shape[0] != n:
         raise ValueError(f"{name} must have shape ({n},) or ({n}, c); got {b.shape}")
-    b = jnp.asarray(b, dtype)
+    # A transfer or a no-op for float arrays of the right dtype: no eager op to compile.
+    b = jax.device_put(np.asarray(b, dtype)) if isinstance(b, np.ndarray) else b
+    b = b if b.dtype == dtype else jnp.asarray(b, dtype)
     return (b[:, None], True) if b.ndim == 1 else (b, False)
 
 
@@ -347,7 +351,7 @@ def cg(
     with x64_scope(dtype):
         bb, squeeze = _columns(b, n, dtype, "b")
         x = (
-            jnp.zeros_like(bb)
+            jax.device_put(np.zeros(bb.shape, bb.dtype))
             if x0 is None
             else jnp.asarray(x0, dtype).reshape(bb.shape)
         )
@@ -361,8 +365,11 @@ def cg(
             if res <= rtol or total >= max_iter:
                 break
         value = x[:, 0] if squeeze else x
-        return Solution(
-            value, jnp.asarray(total), jnp.asarray(res), jnp.asarray(res <= rtol)
+        return Solution(  # transfers of host numbers (no eager op to compile)
+            value,
+            jax.device_put(np.int64(total)),
+            jax.device_put(np.float64(res)),
+            jax.device_put(np.bool_(res <= rtol)),
         )
 
 

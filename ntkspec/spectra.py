@@ -49,8 +49,8 @@ from typing import Literal
 
 import jax.numpy as jnp
 import numpy as np
-import scipy.linalg
 
+from ._linalg import scipy  # scipy.linalg imported on first use
 from ._numerics import check_dense_request, x64_scope
 from ._validation import (
     as_points,
@@ -341,15 +341,43 @@ def _fourier_modes(grid: Grid, lam: np.ndarray, k: int):
 
 
 def _periodic_eigenvalues(op: GridKernelOperator) -> np.ndarray:
-    return np.asarray(op.eigenvalues_by_frequency(), dtype=np.float64)
+    r"""All eigenvalues in FFT order (``grid.shape``) from the operator's half-spectrum.
+
+    The column is even, so :math:`\Lambda(m) = \Lambda(-m)`: the entries with last
+    index :math:`j > n_d/2` are the symbol's at :math:`(-i \bmod n, n_d - j)`. Host
+    indexing of the ``rfftn`` the build already computed (issue 17: no second FFT, no
+    further compiled program).
+    """
+    sym = np.asarray(op.symbol, dtype=np.float64)
+    shape = op.grid.shape
+    n = shape[-1]
+    j = np.arange(sym.shape[-1], n)
+    tail = sym[..., n - j]
+    for axis, m in enumerate(shape[:-1]):
+        tail = np.take(tail, (-np.arange(m)) % m, axis=axis)
+    return np.concatenate([sym, tail], axis=-1)
+
+
+def _sorted_from_half_spectrum(symbol: np.ndarray, n_last: int) -> np.ndarray:
+    r"""All eigenvalues, descending, from the half-spectrum: half the sorting work.
+
+    Columns ``1 .. (n - 1) // 2`` of the half-spectrum appear twice in the full one
+    (as :math:`\pm m`), columns 0 and (n even) n / 2 once: sort each set, repeat the
+    first, merge the two sorted runs (stable sort: linear on two runs).
+    """
+    twice = np.sort(symbol[..., 1 : (n_last - 1) // 2 + 1].reshape(-1))
+    once_cols = [0] + ([n_last // 2] if n_last % 2 == 0 else [])
+    once = np.sort(symbol[..., once_cols].reshape(-1))
+    merged = np.sort(np.concatenate([np.repeat(twice, 2), once]), kind="stable")
+    return merged[::-1]
 
 
 def _periodic_top(op: GridKernelOperator, k: int | None, vectors: bool):
-    lam = _periodic_eigenvalues(op)
     kk = op.grid.size if k is None else k
     if vectors:
-        return _fourier_modes(op.grid, lam, kk)
-    return np.sort(lam.reshape(-1))[::-1][:kk].copy(), None
+        return _fourier_modes(op.grid, _periodic_eigenvalues(op), kk)
+    sym = np.asarray(op.symbol, dtype=np.float64)
+    return _sorted_from_half_spectrum(sym, op.grid.shape[-1])[:kk].copy(), None
 
 
 # --------------------------------------------------------------------------------------

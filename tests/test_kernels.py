@@ -176,6 +176,35 @@ def test_profile_equals_kernel_on_features(kernel, arch, rng):
         np.testing.assert_allclose(np.asarray(h)[:300], direct, rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("kernel", ["ntk", "nngp"])
+@pytest.mark.parametrize("arch", [ReluMLP(4), ReluMLP(6, 1.7, 1.0)])
+def test_profile_with_coefs_inside_jit_matches_the_kernel(kernel, arch, rng):
+    # The grid build evaluates the verified fit inside one jitted program (issue 17):
+    # same values as the dense kernel on the features, 1e-12 relative.
+    from ntkspec.kernels import profile_coefficients
+
+    m = mappings.gaussian(5, 2, 16, 3.0)
+    v1, v2 = rng.random((200, 2)), rng.random((200, 2))
+    direct = np.diag(np.asarray((ntk if kernel == "ntk" else nngp)(arch, m(v1), m(v2))))
+    s = np.asarray(m.sin2_half_angle(v1 - v2))
+    q = m.norm_sq / 32
+    coefs = profile_coefficients(arch, q, 32, kernel)
+    assert coefs is not None
+    fn = jax.jit(
+        lambda s: profile(
+            arch, s, input_var=q, input_dim=32, kernel=kernel, coefs=coefs
+        )
+    )
+    with jax.enable_x64(True):
+        got = np.asarray(fn(jnp.asarray(s, jnp.float64)))
+    eager = np.asarray(
+        profile(arch, s, input_var=q, input_dim=32, kernel=kernel, coefs=coefs)
+    )
+    scale = np.abs(direct).max()
+    np.testing.assert_allclose(got, direct, rtol=0, atol=1e-12 * scale)
+    np.testing.assert_allclose(eager, got, rtol=0, atol=1e-15 * scale)
+
+
 def test_profile_rejects_bad_arguments():
     with pytest.raises(ValueError, match="sin2_half"):
         profile(ReluMLP(2), np.array([1.5]))

@@ -53,6 +53,25 @@ def test_periodic_all_eigenvalues_match_dense(name, shape, mapping):
     np.testing.assert_allclose(vecs.T @ vecs, np.eye(12), atol=1e-12)
 
 
+@pytest.mark.parametrize("shape", [(5,), (6,), (3, 4), (4, 5), (3, 4, 5)])
+def test_periodic_eigenvalues_by_frequency_from_the_half_spectrum(shape):
+    # The periodic path reads all eigenvalues off the build's rfftn half-spectrum by
+    # the symmetry Lambda(m) = Lambda(-m) (issue 17): odd and even sides, 1 to 3 axes,
+    # against the DFT of the dense Gram's first column, in FFT order.
+    grid = Grid(shape)
+    mapping = _integer_mapping(2, len(shape), 24, 2.0)
+    K = _gram(mapping, grid.points())
+    dft = np.fft.fftn(K[:, 0].reshape(shape)).real
+    got = ntkspec.grid_spectrum(ARCH, mapping, grid).values
+    assert got.shape == shape
+    np.testing.assert_allclose(got, dft, rtol=0, atol=1e-12 * np.abs(dft).max())
+    # spectrum() sorts the half-spectrum with multiplicities: the same multiset.
+    lam = ntkspec.spectrum(ARCH, mapping, grid)
+    assert lam.shape == (grid.size,) and np.all(np.diff(lam) <= 0)
+    ref = np.sort(dft.reshape(-1))[::-1]
+    np.testing.assert_allclose(lam, ref, rtol=0, atol=1e-12 * np.abs(dft).max())
+
+
 @pytest.mark.parametrize("name, shape, mapping", GAUSSIAN, ids=[c[0] for c in GAUSSIAN])
 def test_gaussian_top10_lanczos_matches_dense(name, shape, mapping):
     grid = Grid(shape)
