@@ -385,12 +385,14 @@ def main(argv=None) -> int:
             "lanczos_vs_arpack": rows,
             "targets_hit": {
                 f"top-{r['k']} at {r['grid'][0]}^2 >= "
-                f"{4 if r['grid'][0] >= 512 else 2}x ARPACK (same jitted matvec)": (
-                    r["speedup_restarted_vs_arpack"]
+                f"{4 if r['grid'][0] >= 512 else 2}x ARPACK (same jitted matvec, "
+                f"spectrum's default algorithm)": (
+                    r["speedup_unrestarted_vs_arpack"]
                     >= (4 if r["grid"][0] >= 512 else 2)
                 )
                 for r in rows
             },
+            "default_algorithm": "unrestarted",
             "machine": {"cpus": os.cpu_count()},
         }
         res["seconds_total"] = time.perf_counter() - t0
