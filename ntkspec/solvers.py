@@ -32,9 +32,10 @@ this CG took 3.9 s (107 iterations, residual 9.8e-11) and ``lineax.CG`` under ``
 over the 3 channels, with the same matvec and preconditioner, 52 s without converging
 (2000 steps). lineax's CG also takes one right-hand side; ours stops each column at its
 own residual and reports the worst. The block Lanczos turns reorthogonalisation into
-matrix products; against ARPACK's ``eigsh`` on the same FFT matvec it takes 25.5 s
-vs 32.0 s for the top 100 at 512^2 but 0.6x at 256^2 (README benchmark table); matfree
-was not measured (not installed).
+matrix products; against ARPACK's ``eigsh`` on the same jitted FFT matvec, in the same
+run, it takes 62.1 s vs 115.0 s for the top 100 at 512^2 (1.85x) and 17.2 s vs 34.5 s at
+256^2 (2.01x), at load ~7 (README benchmark table); matfree was not measured (not
+installed).
 
 References:
     Hestenes & Stiefel, "Methods of conjugate gradients for solving linear systems",
@@ -763,6 +764,14 @@ def block_lanczos(
 # Lanczos needed 576 matvecs and a basis of 576 rows for the top 100 at 512^2, and its
 # reorthogonalisation (N x basis per block) dominated. Restarting keeps the basis near
 # 2k rows, so each block's Gram-Schmidt reads a quarter to a third of the memory.
+# Profile (issue 17; top 100 at 512^2, Gaussian sigma 10, b = 8, basis 200 rows, load
+# 0.3): a matvec 14 ms per column (XLA's CPU FFT runs on one thread: process time =
+# wall time; a batched (N, 8) FFT took 27.8 ms per column against 13.5 by lax.map);
+# one Gram-Schmidt pass of 8 rows against 200, 157 ms (skinny OpenBLAS GEMMs, ~5
+# Gflop/s), so per column the orthogonalisation costs about a matvec; the second
+# pass was never triggered. At load ~7 the breakdown of the whole solve was matvecs
+# 18 s, Gram-Schmidt and block QR 24 s, Ritz eigensolves 8 s, restarts 8 s
+# (``stats``). Matvecs needed at 128^2 for block sizes 2/4/8/16: 414/480/608/816.
 
 
 def _thick_sizes(n, k, block_size, tol, krylov_dim, max_restarts, max_bytes):

@@ -375,8 +375,9 @@ def lanczos_eigenpairs(
     By default :func:`ntkspec.solvers.block_lanczos` (the basis grows up to
     ``max_dim`` rows); ``algorithm="restarted"`` runs
     :func:`ntkspec.solvers.restarted_lanczos` (thick restarts, a basis of ``max_dim``
-    rows: bounded memory, but slower on the 2-core CPU, 57.8 s against 41.5 s for the
-    top 100 at 512^2, Gaussian sigma 10, in one run at load ~5, so not the default).
+    rows: bounded memory, but not faster on the 2-core CPU: for the top 100, Gaussian
+    sigma 10, in one run at load ~7, 63.2 s against 62.1 s at 512^2 and 22.6 s against
+    17.2 s at 256^2, so not the default).
     Both use full reorthogonalisation and Rayleigh-Ritz on :math:`V^\top K V`, and stop
     when each of the top k Ritz pairs has residual
     :math:`\|KVy - \theta Vy\| \le` ``tol`` :math:`\cdot|\theta|`; arguments are
