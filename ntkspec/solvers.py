@@ -32,8 +32,9 @@ this CG took 3.9 s (107 iterations, residual 9.8e-11) and ``lineax.CG`` under ``
 over the 3 channels, with the same matvec and preconditioner, 52 s without converging
 (2000 steps). lineax's CG also takes one right-hand side; ours stops each column at its
 own residual and reports the worst. The block Lanczos turns reorthogonalisation into
-matrix products; against ARPACK's ``eigsh`` on the same FFT matvec it takes 25.5 s
-vs 32.0 s for the top 100 at 512^2 but 0.6x at 256^2 (README benchmark table); matfree
+matrix products; against ARPACK's ``eigsh`` on the same jitted FFT matvec, in the same
+run (load 1.4-4.0), the thick-restart one takes 35.1 s vs 61.2 s for the top 100 at
+512^2 (1.74x) and 11.9 s vs 19.6 s at 256^2 (1.65x) (README benchmark table); matfree
 was not measured (not installed).
 
 References:
@@ -497,7 +498,11 @@ class LanczosResult:
         krylov_dim: dimension of the final Krylov basis.
         matvecs: number of matrix-vector products.
         restarts: thick restarts done (:func:`restarted_lanczos`; 0 otherwise).
-        stats: wall-clock timings, not numerical results: ``{"seconds": total}``.
+        stats: wall-clock timings, not numerical results: ``"seconds"`` (total) and
+            its parts ``"matvec_s"``, ``"orth_s"`` (Gram-Schmidt and the block QR),
+            ``"ritz_s"`` (eigensolves of the projected matrix), ``"restart_s"``
+            (:func:`restarted_lanczos`, which also counts ``"second_passes"`` of
+            Gram-Schmidt).
     """
 
     eigenvalues: np.ndarray
@@ -546,7 +551,10 @@ def _orthonormal_rows(w):
     try:
         for _ in range(2):
             low = np.linalg.cholesky(q @ q.T)
-            q = scipy.linalg.solve_triangular(low, q, lower=True)
+            # The inverse of the small factor times q (one GEMM): scipy's triangular
+            # solve cost ~20 ms per call on the shared CPU whatever its size (threads
+            # yielding at load ~7), numpy's b x b inverse and the GEMM well under 1 ms.
+            q = np.linalg.inv(low) @ q
             r = low.T @ r
         ok = np.all(np.isfinite(q)) and np.allclose(
             q @ q.T, np.eye(b), rtol=0, atol=1e-13
@@ -678,9 +686,14 @@ def block_lanczos(
         converged = False
         matvecs = 0
         scale = 0.0
+        near = False
+        clock = {"matvec_s": 0.0, "orth_s": 0.0, "ritz_s": 0.0}
         for j in range(steps):
             j0, dim = j * b, (j + 1) * b
+            t1 = time.perf_counter()
             w = apply(basis[j0:dim])
+            t2 = time.perf_counter()
+            clock["matvec_s"] += t2 - t1
             matvecs += b
             if r_prev is not None:
                 w -= r_prev @ basis[j0 - b : j0]
@@ -694,18 +707,25 @@ def block_lanczos(
             if np.any(np.linalg.norm(w, axis=1) < 0.5 * before):
                 w = _cgs(basis[:dim], w)
             q_next, r_j = _orthonormal_rows(w)
+            t3 = time.perf_counter()
+            clock["orth_s"] += t3 - t2
             _band_put_diag(band, a_j, j0)
             last = dim + b > cap_rows
             scale = max(scale, float(np.max(np.abs(np.diag(a_j)))))
-            # Ritz pairs every other step once the basis can hold k of them (each check
-            # is a banded eigensolve; skipping one costs at most one extra block).
-            if (dim >= k and j % 2 == 1) or last or theta is None:
+            # Ritz pairs every fourth step once the basis can hold k of them, every
+            # step once the last check came within 1e3 tol (each check is a banded
+            # eigensolve; skipping one far from convergence costs nothing).
+            if (dim >= k and (near or j % 4 == 3)) or last or theta is None:
                 theta, y = _banded_top(band, dim, k)
                 scale = max(abs(theta[0]), np.finfo(float).tiny)
                 res = np.linalg.norm(r_j @ y[j0:dim], axis=0)
-                if dim >= k and np.all(res <= tol * np.maximum(np.abs(theta), 1e-300)):
+                worst = float(np.max(res / np.maximum(np.abs(theta), 1e-300)))
+                near = dim >= k and worst <= 1e3 * tol
+                if dim >= k and worst <= tol:
                     converged = True
+                    clock["ritz_s"] += time.perf_counter() - t3
                     break
+            clock["ritz_s"] += time.perf_counter() - t3
             if last:
                 break
             # Breakdown (rank-deficient block): continue with fresh orthogonal
@@ -740,7 +760,7 @@ def block_lanczos(
         converged=converged,
         krylov_dim=dim,
         matvecs=matvecs,
-        stats={"seconds": time.perf_counter() - t0},
+        stats={"seconds": time.perf_counter() - t0, **clock},
     )
 
 
@@ -751,6 +771,14 @@ def block_lanczos(
 # Lanczos needed 576 matvecs and a basis of 576 rows for the top 100 at 512^2, and its
 # reorthogonalisation (N x basis per block) dominated. Restarting keeps the basis near
 # 2k rows, so each block's Gram-Schmidt reads a quarter to a third of the memory.
+# Profile (issue 17; top 100 at 512^2, Gaussian sigma 10, b = 8, basis 200 rows, load
+# 0.3): a matvec 14 ms per column (XLA's CPU FFT runs on one thread: process time =
+# wall time; a batched (N, 8) FFT took 27.8 ms per column against 13.5 by lax.map);
+# one Gram-Schmidt pass of 8 rows against 200, 157 ms (skinny OpenBLAS GEMMs, ~5
+# Gflop/s), so per column the orthogonalisation costs about a matvec; the second
+# pass was never triggered. At load ~7 the breakdown of the whole solve was matvecs
+# 18 s, Gram-Schmidt and block QR 24 s, Ritz eigensolves 8 s, restarts 8 s
+# (``stats``). Matvecs needed at 128^2 for block sizes 2/4/8/16: 414/480/608/816.
 
 
 def _thick_sizes(n, k, block_size, tol, krylov_dim, max_restarts, max_bytes):
@@ -767,7 +795,11 @@ def _thick_sizes(n, k, block_size, tol, krylov_dim, max_restarts, max_bytes):
     if not (isinstance(tol, numbers.Real) and 0 < tol < 1):
         raise ValueError(f"tol must be in (0, 1); got {tol!r}")
     if krylov_dim is None:
-        krylov_dim = max(2 * k, k + 10 * b)
+        # 2.4 k rows keeping k + (m - k) / 4 at a restart: for the top 100 at 256^2
+        # (Gaussian sigma 10, b = 8) 608 matvecs and 4 restarts, 14.4 s, against 616
+        # and 9 restarts, 16.6 s, for 2 k rows keeping k + (m - k) / 2 (same run,
+        # load ~5): fewer basis rotations and eigensolves for one block more.
+        krylov_dim = max((12 * k) // 5, k + 10 * b)
     m = check_positive_int(krylov_dim, "krylov_dim")
     m = (min(max(m, k + 2 * b), n) // b) * b
     max_restarts = check_positive_int(max_restarts, "max_restarts", minimum=0)
@@ -778,8 +810,21 @@ def _thick_sizes(n, k, block_size, tol, krylov_dim, max_restarts, max_bytes):
         what="restarted_lanczos: the Krylov basis",
         alternative="Lower k or krylov_dim.",
     )
-    keep = min(m - b, k + max(b, (m - k) // 2))
+    keep = min(m - b, k + max(b, (m - k) // 4))
     return k, b, m, keep, max_restarts
+
+
+def _top_eigh(h, count):
+    """Top ``count`` eigenpairs (descending) of the symmetric matrix h.
+
+    LAPACK's MRRR driver (``syevr``): at 200 rows on the shared 2-core CPU it took
+    44-50 ms where ``numpy.linalg.eigh`` (``syevd``) took 90-100 ms (OpenBLAS threads
+    contending at load 3-8); single-threaded 4.9 ms against 3.3 ms.
+    """
+    dim = h.shape[0]
+    count = min(count, dim)
+    theta, y = scipy.linalg.eigh(h, driver="evr", check_finite=False)
+    return theta[::-1][:count].copy(), y[:, ::-1][:, :count]
 
 
 def _rotate_rows(basis, nv, coef):
@@ -830,8 +875,9 @@ def restarted_lanczos(
         vectors: also return the Ritz vectors (N, k).
         block_size: block width b (default 8, at most N).
         tol: relative residual tolerance, in (0, 1).
-        krylov_dim: basis rows m before a restart (default ``max(2k, k + 10 b)``, at
-            least ``k + 2b``, at most N); memory ``m * N * 8`` bytes.
+        krylov_dim: basis rows m before a restart (default ``max(2.4 k, k + 10 b)``,
+            at least ``k + 2b``, at most N); memory ``m * N * 8`` bytes. A restart
+            keeps the top ``k + max(b, (m - k) / 4)`` Ritz vectors.
         max_restarts: restarts allowed (>= 0) before giving up with a warning.
         seed: seed of the random start block.
         start: optional start block, shape (N,) or (N, c) (e.g. approximate
@@ -886,11 +932,16 @@ def restarted_lanczos(
         nv, cur = b, 0  # rows in the basis; first row of the block to expand
         matvecs = restarts = steps = 0
         theta = y = res = None
-        converged = False
+        converged = near = False
         scale = 0.0
+        clock = {"matvec_s": 0.0, "orth_s": 0.0, "ritz_s": 0.0, "restart_s": 0.0}
+        second = 0
         while True:
             blk = slice(cur, cur + b)
+            t1 = time.perf_counter()
             w = apply(basis[blk])
+            t2 = time.perf_counter()
+            clock["matvec_s"] += t2 - t1
             matvecs += b
             # Local recurrence first (the known couplings of this block: previous block
             # or, after a restart, the kept Ritz vectors), then one full classical
@@ -909,24 +960,29 @@ def restarted_lanczos(
             w = _cgs(basis[:nv], w)
             if np.any(np.linalg.norm(w, axis=1) < 0.5 * before):
                 w = _cgs(basis[:nv], w)
+                second += 1
             q_next, r_j = _orthonormal_rows(w)
+            t3 = time.perf_counter()
+            clock["orth_s"] += t3 - t2
             scale = max(scale, float(np.max(np.abs(np.diag(a_j)))))
             full = nv + b > m
             steps += 1
-            # Ritz pairs before each restart and every third step once the basis holds
-            # k rows: an eigh of H costs about as much as a block step on a busy
-            # 2-core CPU (0.2-0.3 s at 200 rows, OpenBLAS threads), and skipping a
-            # check costs at most two extra blocks.
-            if full or nv == n or (nv >= k and steps % 3 == 0) or theta is None:
-                theta, y = np.linalg.eigh(h_mat[:nv, :nv])
-                theta, y = theta[::-1], y[:, ::-1]
+            # Ritz pairs before each restart, and every step once the last check came
+            # within 1e3 tol of converging: each check is an eigensolve of H (cheap
+            # idle, but 0.05-0.3 s at 200 rows on a busy 2-core CPU, where OpenBLAS
+            # threads contend), and a check skipped far from convergence costs nothing.
+            if full or nv == n or (nv >= k and near) or theta is None:
+                theta, y = _top_eigh(h_mat[:nv, :nv], max(keep, k))
                 scale = max(scale, abs(theta[0]), np.finfo(float).tiny)
                 res = np.linalg.norm(r_j @ y[blk, :], axis=0)
-                if nv >= k and np.all(
-                    res[:k] <= tol * np.maximum(np.abs(theta[:k]), 1e-300)
-                ):
+                kk = min(k, theta.shape[0])
+                worst = float(np.max(res[:kk] / np.maximum(np.abs(theta[:kk]), 1e-300)))
+                near = nv >= k and worst <= 1e3 * tol
+                if nv >= k and worst <= tol:
                     converged = True
+                    clock["ritz_s"] += time.perf_counter() - t3
                     break
+            clock["ritz_s"] += time.perf_counter() - t3
             if nv == n or (full and restarts >= max_restarts):
                 break
             # Breakdown (rank-deficient block): continue with fresh orthogonal rows.
@@ -940,8 +996,10 @@ def restarted_lanczos(
                 r_j = np.where(bad[:, None], 0.0, r_j)
             if full:
                 # Thick restart: keep the top `keep` Ritz vectors.
+                t4 = time.perf_counter()
                 p = min(keep, nv - b)
                 _rotate_rows(basis, nv, y[:, :p])
+                clock["restart_s"] += time.perf_counter() - t4
                 coupling = r_j @ y[blk, :p]  # (b, p): Q_next K U^T
                 h_mat[:] = 0.0
                 h_mat[:p, :p] = np.diag(theta[:p])
@@ -974,7 +1032,7 @@ def restarted_lanczos(
         krylov_dim=m,
         matvecs=matvecs,
         restarts=restarts,
-        stats={"seconds": time.perf_counter() - t0},
+        stats={"seconds": time.perf_counter() - t0, **clock, "second_passes": second},
     )
 
 

@@ -403,8 +403,10 @@ def lanczos_eigenpairs(
     By default :func:`ntkspec.solvers.block_lanczos` (the basis grows up to
     ``max_dim`` rows); ``algorithm="restarted"`` runs
     :func:`ntkspec.solvers.restarted_lanczos` (thick restarts, a basis of ``max_dim``
-    rows: bounded memory, but slower on the 2-core CPU, 57.8 s against 41.5 s for the
-    top 100 at 512^2, Gaussian sigma 10, in one run at load ~5, so not the default).
+    rows, default 2.4 k: bounded memory), which :func:`spectrum` uses: for the top 100,
+    Gaussian sigma 10, on the 2-core CPU it took 35.1 s against 37.2 s at 512^2 and
+    11.9 s against 11.3 s at 256^2 in one run (load 1.4-4.0), 63.8 s against 76.3 s
+    and 10.5 s against 11.1 s in another (load 5-8).
     Both use full reorthogonalisation and Rayleigh-Ritz on :math:`V^\top K V`, and stop
     when each of the top k Ritz pairs has residual
     :math:`\|KVy - \theta Vy\| \le` ``tol`` :math:`\cdot|\theta|`; arguments are
@@ -495,8 +497,9 @@ def spectrum(
     raw coordinates; exact FFT for a :class:`~ntkspec.Grid` with a periodic mapping
     (:math:`\Lambda(m) = \sum_o k(o/n) e^{-2\pi i m^\top o/n}`, eigenvectors the real
     Fourier modes :math:`\sqrt{2/N}\cos(2\pi m^\top x)`, :math:`\sqrt{2/N}\sin(\cdot)`);
-    block Lanczos (:func:`lanczos_eigenpairs`) on the exact Toeplitz matvec for a Grid
-    with a non-periodic mapping when k is given (dense when k is None and it fits).
+    thick-restart block Lanczos (:func:`lanczos_eigenpairs` with
+    ``algorithm="restarted"``) on the exact Toeplitz matvec for a Grid with a
+    non-periodic mapping when k is given (dense when k is None and it fits).
 
     Args:
         arch: a :class:`~ntkspec.ReluMLP`.
@@ -548,7 +551,13 @@ def spectrum(
     else:
         op = shard_operator(grid_operator(arch, mapping, x, kernel=kernel), mesh)
         res = lanczos_eigenpairs(
-            op, k, vectors=vectors, tol=tol, seed=seed, max_bytes=max_bytes
+            op,
+            k,
+            vectors=vectors,
+            tol=tol,
+            seed=seed,
+            max_bytes=max_bytes,
+            algorithm="restarted",
         )
         values, vecs = res.eigenvalues, res.eigenvectors
         info = SpectrumInfo(path, res.converged, res)

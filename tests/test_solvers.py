@@ -243,6 +243,66 @@ def test_restarted_lanczos_matches_eigh(rng, k, block_size):
     np.testing.assert_allclose(res.residuals, true_res, rtol=0, atol=1e-12)
 
 
+def _clustered(rng, n=300):
+    """A symmetric matrix whose spectrum decays slowly, with near-degenerate pairs."""
+    q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    lam = np.exp(-np.arange(n) / 25.0) * (1.0 + 0.01 * rng.random(n))
+    a = (q * lam) @ q.T
+    return 0.5 * (a + a.T)
+
+
+@pytest.mark.parametrize(("k", "block_size"), [(6, 4), (40, 4)])
+def test_block_lanczos_matches_eigh_k_near_and_far_above_block(rng, k, block_size):
+    a = _clustered(rng)
+    dense = np.linalg.eigvalsh(a)[::-1]
+    res = block_lanczos(_dense(a), k, vectors=True, block_size=block_size)
+    assert res.converged
+    np.testing.assert_allclose(res.eigenvalues, dense[:k], rtol=1e-10, atol=0)
+    v = res.eigenvectors
+    true_res = np.linalg.norm(a @ v - v * res.eigenvalues, axis=0)
+    assert np.all(true_res <= 1e-9 * res.eigenvalues)
+    np.testing.assert_allclose(res.residuals, true_res, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(("k", "block_size"), [(8, 8), (40, 4)])
+def test_restarted_lanczos_warm_start_matches_eigh(rng, k, block_size):
+    # A start block close to the wanted eigenvectors (eigenvectors of a perturbed
+    # matrix, as a circulant approximation gives for a Toeplitz Gram).
+    a = _clustered(rng)
+    w, u = np.linalg.eigh(a)
+    dense = w[::-1]
+    noise = 1e-3 * rng.standard_normal(a.shape)
+    _, u_approx = np.linalg.eigh(a + 0.5 * (noise + noise.T))
+    start = u_approx[:, ::-1][:, :block_size]
+    res = restarted_lanczos(
+        _dense(a), k, vectors=True, block_size=block_size, start=start
+    )
+    assert res.converged
+    np.testing.assert_allclose(res.eigenvalues, dense[:k], rtol=1e-10, atol=0)
+    v = res.eigenvectors
+    true_res = np.linalg.norm(a @ v - v * res.eigenvalues, axis=0)
+    assert np.all(true_res <= 1e-9 * res.eigenvalues)
+    # A start block spanning the top eigenvectors exactly: converged at once.
+    exact = restarted_lanczos(_dense(a), 4, block_size=8, start=u[:, ::-1][:, :8])
+    assert exact.converged and exact.matvecs <= 16
+    np.testing.assert_allclose(exact.eigenvalues, dense[:4], rtol=1e-12, atol=0)
+
+
+def test_lanczos_stats_are_a_timing_breakdown(rng):
+    a = _clustered(rng, 120)
+    for res, parts in (
+        (block_lanczos(_dense(a), 10, block_size=4), ("matvec_s", "orth_s", "ritz_s")),
+        (
+            restarted_lanczos(_dense(a), 10, block_size=4),
+            ("matvec_s", "orth_s", "ritz_s", "restart_s"),
+        ),
+    ):
+        assert res.converged
+        times = [res.stats[p] for p in parts]
+        assert all(t >= 0.0 for t in times)
+        assert sum(times) <= res.stats["seconds"]
+
+
 def test_restarted_lanczos_reports_non_convergence(rng):
     n = 200
     a = rng.standard_normal((n, n))
