@@ -10,21 +10,14 @@ the same call on this process alone) or a fact; the tolerances are in the test.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import warnings
 
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
+import jax
+import numpy as np
 
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
-
-COORDINATOR, PROCESS_ID = sys.argv[1], int(sys.argv[2])
-jax.config.update("jax_cpu_collectives_implementation", "gloo")
-jax.distributed.initialize(COORDINATOR, num_processes=2, process_id=PROCESS_ID)
-
-import ntkspec  # noqa: E402
-from ntkspec import networks  # noqa: E402
+import ntkspec
+from ntkspec import networks
 
 ARCH = ntkspec.ReluMLP(3)
 
@@ -34,7 +27,11 @@ def rel(a, b) -> float:
     return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
 
 
-def main() -> None:
+def main(coordinator: str, process_id: int) -> None:
+    # Global JAX state is set here, in the worker process only (never on import, which
+    # pytest's doctest collection does).
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator, num_processes=2, process_id=process_id)
     report: dict = {
         "process": jax.process_index(),
         "processes": jax.process_count(),
@@ -97,4 +94,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1], int(sys.argv[2]))
