@@ -27,3 +27,26 @@ def timed(fn, repeats: int):
         out = fn()
         warm.append(time.perf_counter() - t0)
     return out, first, (statistics.median(warm) if warm else first), warm
+
+
+def machine_record() -> dict:
+    """The machine a benchmark ran on, for its JSON."""
+    import os
+    import platform
+
+    return {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "processor": platform.processor(),
+    }
+
+
+def load_record(load_before) -> dict:
+    """The 1/5/15-minute load average before (given) and after (now) a benchmark."""
+    import os
+
+    return {
+        "before": [round(x, 2) for x in load_before],
+        "after": [round(x, 2) for x in os.getloadavg()],
+        "note": "the machine is shared: timings scale with the load of other jobs",
+    }

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis._bench import peak_mib
+from analysis._bench import load_record, machine_record, peak_mib
 
 
 def _median_ms(fn, reps: int = 5) -> float:
@@ -203,23 +203,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", default="figures/bench/ct.json")
     args = parser.parse_args(argv)
-    import platform
 
     from ntkspec._io import write_json
     from ntkspec.provenance import provenance
 
     load_before = os.getloadavg()
     result = bench(args.quick, args.with_cg, args.profile)
-    result["machine"] = {
-        "cpus": os.cpu_count(),
-        "platform": platform.platform(),
-        "processor": platform.processor(),
-    }
-    result["load_average_1_5_15min"] = {
-        "before": [round(x, 2) for x in load_before],
-        "after": [round(x, 2) for x in os.getloadavg()],
-        "note": "the machine is shared: timings scale with the load of other jobs",
-    }
+    result["machine"] = machine_record()
+    result["load_average_1_5_15min"] = load_record(load_before)
     command = "python -m analysis.bench_ct " + " ".join(
         sys.argv[1:] if argv is None else argv
     )

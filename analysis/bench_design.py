@@ -26,7 +26,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from analysis._bench import timed
+from analysis._bench import load_record, timed
 
 
 def _suggest(img):
@@ -107,11 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     res = bench(args.quick, args.net_res, 20 if args.quick else args.net_steps)
     res["device"] = f"CPU ({os.cpu_count()} cores)"
-    res["load_average_1_5_15min"] = {
-        "before": [round(x, 2) for x in load_before],
-        "after": [round(x, 2) for x in os.getloadavg()],
-        "note": "shared 2-core machine: timings scale with other jobs' load",
-    }
+    res["load_average_1_5_15min"] = load_record(load_before)
     command = " ".join(["python -m analysis bench_design"] + (argv or []))
     res["provenance"] = provenance(command, 0)
     default = (

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis._bench import timed
+from analysis._bench import load_record, timed
 
 TIMES = (1e3, 1e4, 1e5)
 
@@ -97,11 +97,7 @@ def main(argv: list[str] | None = None) -> int:
 
     load_before = os.getloadavg()
     result = bench(args.quick)
-    result["load_average_1_5_15min"] = {
-        "before": [round(x, 2) for x in load_before],
-        "after": [round(x, 2) for x in os.getloadavg()],
-        "note": "shared 2-core machine: timings scale with other jobs' load",
-    }
+    result["load_average_1_5_15min"] = load_record(load_before)
     command = "python -m analysis.bench_dynamics " + " ".join(
         sys.argv[1:] if argv is None else argv
     )

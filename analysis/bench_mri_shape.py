@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis._bench import peak_mib
+from analysis._bench import load_record, machine_record, peak_mib
 
 
 def _rate(sec: float, res: float) -> float:
@@ -184,7 +184,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="16^3 tasks")
     parser.add_argument("--out", default="figures/bench/mri_shape.json")
     args = parser.parse_args(argv)
-    import platform
 
     from ntkspec._io import write_json
     from ntkspec.provenance import provenance
@@ -202,16 +201,8 @@ def main(argv: list[str] | None = None) -> int:
         "mri_64_under_60s": result["mri"]["target_under_60s"] and not args.quick,
         "shape_64_under_60s": result["shape"]["target_under_60s"] and not args.quick,
     }
-    result["machine"] = {
-        "cpus": os.cpu_count(),
-        "platform": platform.platform(),
-        "processor": platform.processor(),
-    }
-    result["load_average_1_5_15min"] = {
-        "before": [round(x, 2) for x in load_before],
-        "after": [round(x, 2) for x in os.getloadavg()],
-        "note": "the machine is shared: timings scale with the load of other jobs",
-    }
+    result["machine"] = machine_record()
+    result["load_average_1_5_15min"] = load_record(load_before)
     command = "python -m analysis.bench_mri_shape " + " ".join(
         sys.argv[1:] if argv is None else argv
     )

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis._bench import peak_mib, timed
+from analysis._bench import load_record, peak_mib, timed
 
 
 def bench(quick: bool = False) -> dict:
@@ -192,11 +192,7 @@ def main(argv: list[str] | None = None) -> int:
 
     load_before = os.getloadavg()
     result = bench(args.quick)
-    result["load_average_1_5_15min"] = {
-        "before": [round(x, 2) for x in load_before],
-        "after": [round(x, 2) for x in os.getloadavg()],
-        "note": "the machine is shared: timings scale with the load of other jobs",
-    }
+    result["load_average_1_5_15min"] = load_record(load_before)
     command = "python -m analysis.bench_regression " + " ".join(
         sys.argv[1:] if argv is None else argv
     )

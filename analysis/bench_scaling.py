@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis._bench import timed
+from analysis._bench import load_record, timed
 
 DEVICES = (1, 2, 4)
 
@@ -180,11 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         "mode": "real devices" if args.real else "forced CPU host devices",
         "runs": rows,
         "scaling": _scaling(rows, args.real),
-        "load_average_1_5_15min": {
-            "before": [round(x, 2) for x in load_before],
-            "after": [round(x, 2) for x in os.getloadavg()],
-            "note": "shared 2-core machine: timings scale with other jobs' load",
-        },
+        "load_average_1_5_15min": load_record(load_before),
         "quick": args.quick,
     }
     command = "python -m analysis.bench_scaling " + " ".join(
