@@ -410,7 +410,9 @@ def lanczos_eigenpairs(
     Both use full reorthogonalisation and Rayleigh-Ritz on :math:`V^\top K V`, and stop
     when each of the top k Ritz pairs has residual
     :math:`\|KVy - \theta Vy\| \le` ``tol`` :math:`\cdot|\theta|`; arguments are
-    checked first.
+    checked first. Where the Krylov basis would come within a block of N (small grids,
+    or k near N) both take the dense ``eigh`` of K built from N matvecs instead
+    (``LanczosResult.method == "dense"``), exact to rounding.
 
     Args:
         operator: a :class:`~ntkspec.operators.GridKernelOperator` (or any symmetric
