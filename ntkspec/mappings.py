@@ -351,3 +351,34 @@ def power_law(num_freqs: int, p: float, *, normalize: bool = False) -> FourierMa
     if normalize:
         a = a / np.linalg.norm(a)
     return FourierMapping(j[:, None], a)
+
+
+def check_mapping(mapping) -> None:
+    """A FourierMapping or an IdentityMapping (TypeError naming ``mapping``)."""
+    if not isinstance(mapping, FourierMapping | IdentityMapping):
+        raise TypeError(
+            "mapping must be a ntkspec FourierMapping or IdentityMapping (e.g. "
+            "ntkspec.mappings.gaussian(...) or identity()); got "
+            f"{type(mapping).__name__}"
+        )
+
+
+def check_stationary_mapping(mapping, grid) -> None:
+    """A concrete FourierMapping whose input dimension is the grid's."""
+    if not isinstance(mapping, FourierMapping):
+        raise TypeError(
+            "mapping must be a FourierMapping (a stationary kernel) for the grid "
+            f"operators; got {type(mapping).__name__}. Raw coordinates (no mapping) "
+            "give no stationary kernel: use the dense path (ntkspec.ntk / "
+            "ntkspec.spectrum on grid.points())."
+        )
+    if mapping.dim != grid.dim:
+        raise ValueError(
+            f"mapping has input dimension {mapping.dim} but grid has dimension "
+            f"{grid.dim} (shape {grid.shape}); mapping.dim must equal grid.dim"
+        )
+    if is_traced(mapping.B) or is_traced(mapping.a):
+        raise TypeError(
+            "mapping must hold concrete frequencies and amplitudes for the grid "
+            "operators (they decide periodicity and the FFT sizes); got traced arrays"
+        )

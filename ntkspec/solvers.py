@@ -77,6 +77,7 @@ __all__ = [
     "Solution",
     "CG",
     "Cholesky",
+    "Eigh",
     "JacobiPreconditioner",
     "CirculantPreconditioner",
     "t_chan_preconditioner",
@@ -178,6 +179,17 @@ class CG:
 @dataclasses.dataclass(frozen=True)
 class Cholesky:
     """The dense float64 Cholesky solve (:func:`psd_solve`) as a solver value."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Eigh:
+    r"""The solve through the operator's exact eigendecomposition, as a solver value.
+
+    For a circulant operator (a periodic mapping on Grids) the eigenvectors are the
+    Fourier modes: :math:`(K + \delta I)^{-1}` is the circulant with eigenvalues
+    :math:`1/(\lambda(m) + \delta)`, applied by FFT, exact in O(N log N)
+    (``solver="fft"`` in :func:`ntkspec.kernel_regression`).
+    """
 
 
 @functools.partial(

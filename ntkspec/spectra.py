@@ -54,19 +54,18 @@ from ._linalg import scipy  # scipy.linalg imported on first use
 from ._numerics import check_dense_request, x64_scope
 from ._validation import (
     as_points,
-    check_arch,
     check_kernel,
-    check_stationary_mapping,
 )
 from .grid import Grid
-from .kernels import ReluMLP
-from .mappings import FourierMapping, IdentityMapping
+from .kernels import ReluMLP, check_arch
+from .mappings import FourierMapping, IdentityMapping, check_stationary_mapping
 from .operators import (
     GridKernelOperator,
     dense_gram,
     grid_operator,
     kernel_on_offsets,
     strang_column,
+    structure,
     t_chan_column,
 )
 from .sharding import check_mesh, shard_operator
@@ -255,11 +254,10 @@ def _spectrum_plan(arch, mapping, x, k, kernel, vectors, method, max_bytes):
         raise ValueError("method='lanczos' needs x to be a ntkspec.Grid")
     if vectors:
         _check_vectors_fit(n, n if k is None else k, max_bytes)
-    if not isinstance(x, Grid):
-        return "dense", k, vectors, "points"
-    if isinstance(mapping, IdentityMapping):
-        return "dense", k, vectors, "identity"
-    if mapping.is_periodic and method != "lanczos":
+    kind = structure(mapping, x)  # the one path choice (operators)
+    if kind == "points":
+        return "dense", k, vectors, "identity" if isinstance(x, Grid) else "points"
+    if kind == "circulant" and method != "lanczos":
         return "fft", k, vectors, None
     if method == "dense" or (method == "auto" and k is None):
         return "dense", k, vectors, "toeplitz"
@@ -589,7 +587,7 @@ def grid_spectrum(
     check_arch(arch)
     check_kernel(kernel)
     check_stationary_mapping(mapping, grid)
-    if not mapping.is_periodic:
+    if structure(mapping, grid) != "circulant":
         raise ValueError(
             "grid_spectrum needs a periodic mapping (integer frequencies); for this "
             "one "
@@ -624,7 +622,7 @@ def fourier_spectrum(
     check_arch(arch)
     check_kernel(kernel)
     check_stationary_mapping(mapping, grid)
-    if mapping.is_periodic:
+    if structure(mapping, grid) == "circulant":
         col = kernel_on_offsets(arch, mapping, grid, kernel=kernel)
         kind, exact = "eigenvalues (exact, circulant Gram)", True
     else:
@@ -668,7 +666,7 @@ def circulant_approximate_spectrum(
     check_stationary_mapping(mapping, grid)
     if method not in ("chan", "strang"):
         raise ValueError(f"method must be 'chan' or 'strang'; got {method!r}")
-    if mapping.is_periodic:
+    if structure(mapping, grid) == "circulant":
         return grid_spectrum(arch, mapping, grid, kernel=kernel)
     emb = kernel_on_offsets(arch, mapping, grid, kernel=kernel, embed=True)
     with x64_scope(np.float64):
