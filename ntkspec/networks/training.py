@@ -79,18 +79,18 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ._numerics import resolve_dtype, x64_scope
-from ._validation import (
+from .._numerics import resolve_dtype, x64_scope
+from .._validation import (
     as_points,
     check_arch,
     check_positive_int,
     check_real,
     is_traced,
 )
-from .kernels import ReluMLP
-from .mappings import FourierMapping, IdentityMapping
-from .sharding import batch_rows, check_mesh, data_parallel, shard_batches
-from .sharding import train_ensemble as _sharded_ensemble
+from ..kernels import ReluMLP
+from ..mappings import FourierMapping, IdentityMapping
+from ..sharding import batch_rows, check_mesh, data_parallel, shard_batches
+from ..sharding import train_ensemble as _sharded_ensemble
 
 __all__ = [
     "Network",
@@ -629,7 +629,7 @@ def psnr(f, y) -> float:
 
     :func:`ntkspec.data.psnr` after broadcasting ``f`` against ``y``.
     """
-    from .data import psnr as data_psnr
+    from ..data import psnr as data_psnr
 
     f, y = np.broadcast_arrays(np.asarray(f, np.float64), np.asarray(y, np.float64))
     return data_psnr(f, y)
