@@ -74,6 +74,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._mesh import check_mesh, gram_on_mesh
 from ._numerics import check_grid_work, resolve_dtype, x64_scope
 from ._validation import (
     as_points,
@@ -98,7 +99,6 @@ from .kernels import (
 )
 from .mappings import FourierMapping
 from .measurements import as_measurement
-from .sharding import check_mesh, gram_on_mesh
 
 __all__ = [
     "kernel_on_offsets",

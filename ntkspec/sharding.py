@@ -33,8 +33,17 @@ per device; the O(N^2) or O(2^d N) work and its memory are divided by D:
   result is one row-sharded ``jax.Array``.
 * training (:func:`data_parallel`): the rows of every gradient block are split over
   the devices and the loss and gradient are summed by ``psum``; ensembles
-  (:func:`train_ensemble`) split their members over the devices, each device
-  ``vmap``-ing its own (``shard_map``).
+  (:func:`ntkspec.networks.train_ensemble`) split their members over the devices,
+  each device ``vmap``-ing its own (``shard_map``).
+
+Operators are placed by :func:`shard` (``shard_operator`` is the same function),
+dispatched on the operator type with :func:`functools.singledispatch`. The
+registrations for the operators of :mod:`ntkspec.operators` are below, one block per
+type; a new operator type registers its own (``@shard.register(NewOperator)``) and
+edits no central ladder. The mesh utilities live in the private
+``ntkspec._mesh`` and the row-sharded Gram in :mod:`ntkspec.kernels`, so that the
+modules below the operators never import this one: this module imports
+:mod:`ntkspec.operators`, never the other way round.
 
 Multi-host: after ``jax.distributed.initialize()``, a mesh over ``jax.devices()``
 spans all hosts and the collectives run over it; results the library needs on the host
@@ -51,15 +60,34 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import warnings
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from . import operators as ops
+from ._mesh import as_columns, shard_map
+from ._mesh import axis_name as axis_name
+from ._mesh import batch_rows as batch_rows
+from ._mesh import check_mesh as check_mesh
+from ._mesh import data_parallel as data_parallel
+from ._mesh import device_block as device_block
+from ._mesh import device_count as device_count
+from ._mesh import gram_on_mesh as gram_on_mesh
+from ._mesh import host_array as host_array
+from ._mesh import host_value as host_value
+from ._mesh import pad_rows as pad_rows
+from ._mesh import padded_size as padded_size
+from ._mesh import replicated as replicated
+from ._mesh import row_sharding as row_sharding
+from ._mesh import shard as shard
+from ._mesh import shard_batches as shard_batches
+from ._mesh import shard_rows as shard_rows
 from ._numerics import x64_scope
+from .kernels import sharded_gram as sharded_gram
 
 __all__ = [
     "check_mesh",
@@ -78,6 +106,7 @@ __all__ = [
     "ShardedBlockedGram",
     "ShardedGridOperator",
     "ShardedDense",
+    "shard",
     "shard_operator",
     "data_parallel",
     "batch_rows",
@@ -85,238 +114,8 @@ __all__ = [
     "train_ensemble",
 ]
 
-
-# --------------------------------------------------------------------------------------
-# The mesh value.
-# --------------------------------------------------------------------------------------
-
-
-def check_mesh(mesh, name: str = "mesh") -> Mesh | None:
-    """Check that ``mesh`` is None or a 1-D :class:`jax.sharding.Mesh`; return it.
-
-    Any axis name and any axis type (Auto, Explicit) are accepted.
-
-    Raises:
-        TypeError: ``mesh`` is not a Mesh (e.g. a device list or an int).
-        ValueError: the mesh has more or fewer than one axis.
-    """
-    if mesh is None:
-        return None
-    if not isinstance(mesh, Mesh):
-        raise TypeError(
-            f"{name} must be None or a 1-D jax.sharding.Mesh (e.g. "
-            f"jax.make_mesh((n,), ('x',))); got {type(mesh).__name__}"
-        )
-    if len(mesh.axis_names) != 1:
-        raise ValueError(
-            f"{name} must be a 1-D mesh (one axis); got axes {dict(mesh.shape)}"
-        )
-    return mesh
-
-
-def device_count(mesh: Mesh | None) -> int:
-    """Devices of a 1-D mesh (1 for None)."""
-    return 1 if mesh is None else int(mesh.devices.size)
-
-
-def axis_name(mesh: Mesh):
-    """The name of the mesh's only axis."""
-    return mesh.axis_names[0]
-
-
-def padded_size(n: int, devices: int) -> int:
-    """The smallest multiple of ``devices`` that is >= n."""
-    return -(-int(n) // int(devices)) * int(devices)
-
-
-def pad_rows(x, multiple: int):
-    """``x`` with its last row repeated up to a multiple of ``multiple`` rows."""
-    n = x.shape[0]
-    pad = padded_size(n, multiple) - n
-    if not pad:
-        return x
-    xp = np if isinstance(x, np.ndarray) else jnp
-    return xp.concatenate([x, xp.repeat(x[-1:], pad, axis=0)], axis=0)
-
-
-def row_sharding(mesh: Mesh, ndim: int = 2) -> NamedSharding:
-    """Rows (axis 0) split over the mesh axis, other axes whole."""
-    return NamedSharding(mesh, P(axis_name(mesh), *([None] * (ndim - 1))))
-
-
-def replicated(mesh: Mesh) -> NamedSharding:
-    """Every device holds the whole array."""
-    return NamedSharding(mesh, P())
-
-
-def shard_rows(x, mesh: Mesh):
-    """``x`` placed row-sharded over the mesh (rows must be a multiple of D)."""
-    d = device_count(mesh)
-    if x.shape[0] % d:
-        raise ValueError(
-            f"{x.shape[0]} rows cannot be split evenly over {d} devices; pad them "
-            f"first (ntkspec.sharding.pad_rows)"
-        )
-    return jax.device_put(x, row_sharding(mesh, x.ndim))
-
-
-def sharded_gram(arch, x1, x2, kernel: str, dtype, mesh: Mesh) -> jax.Array:
-    r"""The (n1, n2) NNGP/NTK Gram, row-sharded over ``mesh``, computed in place.
-
-    One ``shard_map``: device i evaluates rows :math:`[i n_1/D, (i+1) n_1/D)` in
-    chunks of about :math:`2^{20}` entries (:func:`ntkspec.kernels.gram_block`, the
-    Chebyshev profile when all inputs have equal norm, as on one device) and counts
-    its near pairs; the chunks that have some are located on the host and their
-    pairs replaced by :func:`ntkspec.kernels.exact_pair_values`, device by device.
-    ``x2`` None is the self-Gram (its diagonal exactly at angle 0).
-
-    Raises:
-        ValueError: n1 is not a multiple of the device count.
-    """
-    from . import kernels as kn  # kernels imports this module
-
-    d = device_count(mesh)
-    ax = axis_name(mesh)
-    n1, dim = x1.shape
-    if n1 % d:
-        raise ValueError(
-            f"mesh has {d} devices but x1 has {n1} rows: with a mesh the rows are "
-            f"split evenly, so their number must be a multiple of {d} (pad x1, e.g. "
-            f"with ntkspec.sharding.pad_rows, and slice the result)"
-        )
-    self_kernel = x2 is None
-    x1 = np.asarray(x1, np.float64)
-    x2 = x1 if self_kernel else np.asarray(x2, np.float64)
-    n2 = x2.shape[0]
-    q = np.concatenate([np.sum(x1**2, axis=1), np.sum(x2**2, axis=1)]) / dim
-    equal = q[0] > 0 and np.max(np.abs(q - q[0])) <= 1e-13 * q[0]
-    fit = None
-    if equal and n1 * n2 > 4096:
-        fit = kn.profile_coefficients(arch, float(q[0]), dim, kernel)
-    r = n1 // d
-    cb = max(1, min(r, 2**20 // max(n2, 1)))
-    chunks = -(-r // cb)
-    rep = replicated(mesh)
-    with x64_scope(dtype):
-        x1j = jax.device_put(jnp.asarray(x1, dtype), row_sharding(mesh, 2))
-        x2j = jax.device_put(jnp.asarray(x2, dtype), rep)
-        coefs = None if fit is None else tuple(jnp.asarray(c, dtype) for c in fit)
-        coefs, arch_r = jax.device_put((coefs, arch), rep)
-
-        def local(xl, x2, arch, coefs):
-            off = jax.lax.axis_index(ax) * r
-            xb = pad_rows(xl, cb).reshape(chunks, cb, dim)
-
-            def one(j):
-                o = off + j * cb
-                blk = kn.gram_block(
-                    arch, xb[j], x2, o, kernel=kernel, self_kernel=self_kernel,
-                    coefs=coefs,
-                )  # fmt: skip
-                near = kn.near_pairs(xb[j], x2, o, self_kernel=self_kernel)
-                valid = (j * cb + jnp.arange(cb)) < r
-                return blk, jnp.sum(near & valid[:, None])
-
-            blocks, counts = jax.lax.map(one, jnp.arange(chunks))
-            return blocks.reshape(chunks * cb, n2)[:r], counts
-
-        out, counts = jax.jit(
-            _shard_map(local, mesh, (P(ax), P(), P(), P()), (P(ax), P(ax)))
-        )(x1j, x2j, arch_r, coefs)
-        counts = host_array(counts).reshape(d, chunks)
-        if counts.sum() == 0:
-            return out
-        rows, cols = [], []
-        for i, j in zip(*np.nonzero(counts), strict=True):
-            start = i * r + j * cb
-            stop = min(start + cb, (i + 1) * r)
-            near = np.asarray(
-                kn.near_pairs(
-                    jnp.asarray(x1[start:stop], dtype), jnp.asarray(x2, dtype), start,
-                    self_kernel=self_kernel,
-                )
-            )  # fmt: skip
-            rr, cc = np.nonzero(near)
-            rows.append(rr + start)
-            cols.append(cc)
-        rows, cols = np.concatenate(rows), np.concatenate(cols)
-        vals = np.asarray(
-            kn.exact_pair_values(
-                arch, jnp.asarray(x1, dtype), jnp.asarray(x2, dtype), rows, cols,
-                kernel=kernel,
-            )
-        )  # fmt: skip
-
-        def fix(block, rows, cols, vals):
-            lr = rows - jax.lax.axis_index(ax) * r
-            lr = jnp.where((lr >= 0) & (lr < r), lr, r)  # other devices' rows: dropped
-            return block.at[lr, cols].set(vals, mode="drop")
-
-        args = jax.device_put(
-            (jnp.asarray(rows), jnp.asarray(cols), jnp.asarray(vals, dtype)), rep
-        )
-        return jax.jit(_shard_map(fix, mesh, (P(ax), P(), P(), P()), P(ax)))(out, *args)
-
-
-def gram_on_mesh(fn: Callable, x1, x2, mesh: Mesh | None, **kwargs):
-    """``fn(x1, x2, **kwargs)`` (``ntk``/``nngp``), its rows computed over the mesh.
-
-    With a mesh the rows of ``x1`` are padded (last row repeated) to a multiple of D,
-    computed row-sharded (``fn(..., mesh=mesh)``) and gathered into a host array of
-    the (n1, n2) Gram; without one this is ``fn(x1, x2, **kwargs)``.
-    """
-    if mesh is None:
-        return fn(x1, x2, **kwargs)
-    n = x1.shape[0]
-    x1 = np.asarray(x1)
-    out = fn(
-        pad_rows(x1, device_count(mesh)), x1 if x2 is None else x2, mesh=mesh, **kwargs
-    )
-    return host_array(out)[:n]
-
-
-def host_array(x) -> np.ndarray:
-    """The whole of ``x`` as a NumPy array on this process.
-
-    Also for arrays that span several processes (``jax.distributed``, multi-host):
-    their non-local shards are gathered (``multihost_utils.process_allgather``), which
-    every process must then call, as the callers here do.
-    """
-    if isinstance(x, jax.Array) and not x.is_fully_addressable:
-        if x.is_fully_replicated:
-            return np.asarray(x.addressable_data(0))
-        from jax.experimental import multihost_utils
-
-        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
-    return np.asarray(x)
-
-
-def host_value(x):
-    """``x`` as a NumPy array when it is a ``jax.Array`` on several devices.
-
-    Eager host callbacks (``pure_callback``, e.g. the scipy-backed measurements)
-    refuse arrays placed on a mesh; inside ``jit`` they accept them.
-    """
-    if isinstance(x, jax.Array) and len(x.sharding.device_set) > 1:
-        return host_array(x)
-    return x
-
-
-def device_block(block_rows: int, mesh: Mesh | None) -> int:
-    """Rows per device block when ``block_rows`` rows are split over the mesh."""
-    return max(1, -(-int(block_rows) // device_count(mesh)))
-
-
-def _shard_map(fn, mesh, in_specs, out_specs):
-    return jax.shard_map(
-        fn, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False
-    )
-
-
-def _as_columns(v, dtype):
-    v = jnp.asarray(v, dtype)
-    return (v[:, None], True) if v.ndim == 1 else (v, False)
-
+#: The same function as :func:`shard` (its name before issue 23; kept, not deprecated).
+shard_operator = shard
 
 # --------------------------------------------------------------------------------------
 # Scattered points: the blocked Gram.
@@ -384,7 +183,7 @@ def _sharded_blocked_matvec(sop: ShardedBlockedGram, v):
         return jax.lax.all_gather(out, ax, axis=0, tiled=True)
 
     specs = (P(ax), P(ax), P(), P(), P(), P())
-    out = _shard_map(local, mesh, specs, P())(
+    out = shard_map(local, mesh, specs, P())(
         op.row_blocks, op.offsets, op.arch, op.columns, op.coefs, V
     )
     out = out.reshape(-1, V.shape[1])[: op.num_rows]
@@ -392,6 +191,7 @@ def _sharded_blocked_matvec(sop: ShardedBlockedGram, v):
     return out[:, 0] if v.ndim == 1 else out
 
 
+@shard.register(ops.BlockedGramOperator)
 def _shard_blocked(op, mesh: Mesh) -> ShardedBlockedGram:
     d = device_count(mesh)
     nb = op.row_blocks.shape[0]
@@ -462,7 +262,7 @@ def _sharded_dense_matvec(sop: ShardedDense, v):
     def local(m, v):
         return jax.lax.all_gather(m @ v, ax, axis=0, tiled=True)
 
-    out = _shard_map(local, sop.mesh, (P(ax), P()), P())(sop.matrix, v)
+    out = shard_map(local, sop.mesh, (P(ax), P()), P())(sop.matrix, v)
     return out[: sop.num_rows]
 
 
@@ -587,7 +387,7 @@ class ShardedGridOperator:
         if v.ndim not in (1, 2) or v.shape[0] != n:
             raise ValueError(f"v must have shape ({n},) or ({n}, c); got {v.shape}")
         with x64_scope(self.dtype):
-            V, squeeze = _as_columns(v, self.dtype)
+            V, squeeze = as_columns(v, self.dtype)
             if self.layout(V.shape[1]) == "slab":
                 out = _slab_matvec(self, V)
             else:
@@ -611,7 +411,7 @@ def _channel_matvec(sop: ShardedGridOperator, V):
         out = base.matvec(mine)
         return jax.lax.all_gather(out, ax, axis=1, tiled=True)
 
-    out = _shard_map(local, mesh, (P(), P()), P())(sop.base, Vp)
+    out = shard_map(local, mesh, (P(), P()), P())(sop.base, Vp)
     return out[:, :c]
 
 
@@ -648,9 +448,10 @@ def _slab_matvec(sop: ShardedGridOperator, V):
         return jax.lax.map(lambda v: one(sym, v), V.T).T
 
     spec = P(None, ax)
-    return _shard_map(local, mesh, (spec, P()), P())(sop.full_symbol, V)
+    return shard_map(local, mesh, (spec, P()), P())(sop.full_symbol, V)
 
 
+@shard.register(ops.GridKernelOperator)
 def _shard_grid(op, mesh: Mesh) -> ShardedGridOperator:
     d = device_count(mesh)
     full = None
@@ -665,96 +466,43 @@ def _shard_grid(op, mesh: Mesh) -> ShardedGridOperator:
 
 
 # --------------------------------------------------------------------------------------
-# Any operator.
+# The other registrations (blocked Grams and grids register beside their types above).
 # --------------------------------------------------------------------------------------
 
 
-def shard_operator(operator, mesh: Mesh | None):
-    """The operator spread over ``mesh`` (returned unchanged for None or 1 device).
+@shard.register(ShardedBlockedGram)
+@shard.register(ShardedGridOperator)
+@shard.register(ShardedDense)
+def _already_sharded(operator, mesh: Mesh):
+    return operator
 
-    Blocked Grams (their blocks dealt to the devices), grid operators (channels or
-    slabs), dense operators (rows), and the compositions ``Shifted`` (K + ridge I),
-    ``GridTestTrainOperator`` and ``ComposedOperator`` (A K A^T: K sharded, A applied
-    replicated) are supported.
 
-    Raises:
-        TypeError: an operator of another kind.
-    """
-    mesh = check_mesh(mesh)
-    if mesh is None or isinstance(
-        operator, ShardedBlockedGram | ShardedGridOperator | ShardedDense
-    ):
-        return operator
-    # operators imports kernels, which imports this module: import it here.
-    from . import operators as ops
+@shard.register(ops.DenseOperator)
+def _shard_dense_operator(operator, mesh: Mesh) -> ShardedDense:
+    return _shard_dense(operator.matrix, mesh)
 
-    if isinstance(operator, ops.BlockedGramOperator):
-        return _shard_blocked(operator, mesh)
-    if isinstance(operator, ops.GridKernelOperator):
-        return _shard_grid(operator, mesh)
-    if isinstance(operator, ops.DenseOperator):
-        return _shard_dense(operator.matrix, mesh)
-    if isinstance(operator, ops.Shifted):
-        return ops.Shifted(shard_operator(operator.operator, mesh), operator.shift)
-    if isinstance(operator, ops.GridTestTrainOperator):
-        return ops.GridTestTrainOperator(
-            shard_operator(operator.fine, mesh), operator.train_shape, operator.ratio
-        )
-    if isinstance(operator, ops.ComposedOperator):
-        return ops.ComposedOperator(
-            operator.measurement, shard_operator(operator.operator, mesh)
-        )
-    raise TypeError(
-        f"shard_operator cannot shard a {type(operator).__name__}; use an "
-        "ntkspec.operators value"
+
+@shard.register(ops.Shifted)
+def _shard_shifted(operator, mesh: Mesh):
+    return ops.Shifted(shard(operator.operator, mesh), operator.shift)
+
+
+@shard.register(ops.GridTestTrainOperator)
+def _shard_test_train(operator, mesh: Mesh):
+    return ops.GridTestTrainOperator(
+        shard(operator.fine, mesh), operator.train_shape, operator.ratio
     )
 
 
+@shard.register(ops.ComposedOperator)
+def _shard_composed(operator, mesh: Mesh):
+    # A K A^T: K sharded, A applied replicated.
+    return ops.ComposedOperator(operator.measurement, shard(operator.operator, mesh))
+
+
 # --------------------------------------------------------------------------------------
-# Training: data parallel over rows, ensembles over devices.
+# Deprecated.
 # --------------------------------------------------------------------------------------
-
-
-def data_parallel(value_and_grad: Callable, mesh: Mesh) -> Callable:
-    """``value_and_grad(forward, params, batches)`` with the batch rows on the mesh.
-
-    ``batches = (x, y, mask, scale)`` with x (k, b, d), y (k, b, c), mask (k, b),
-    b a multiple of D: each device computes the loss and gradient of its b/D rows of
-    every block (``scale`` is the global 1/(2 y.size)), and ``psum`` adds them, so
-    the result is the full-batch loss and gradient on every device.
-    """
-    ax = axis_name(mesh)
-
-    def wrapped(forward, params, batches):
-        xb, yb, mb, scale = batches
-
-        def local(params, xb, yb, mb, scale):
-            val = value_and_grad(forward, params, (xb, yb, mb, scale))
-            return jax.lax.psum(val, ax)
-
-        rows = P(None, ax)
-        return _shard_map(local, mesh, (P(), rows, rows, rows, P()), P())(
-            params, xb, yb, mb, scale
-        )
-
-    return wrapped
-
-
-def batch_rows(block_rows: int, mesh: Mesh | None) -> int:
-    """``block_rows`` rounded up to a multiple of the device count."""
-    return padded_size(block_rows, device_count(mesh))
-
-
-def shard_batches(batches, mesh: Mesh):
-    """Place ``(x, y, mask, scale)`` blocks with their rows (axis 1) on the mesh."""
-    xb, yb, mb, scale = batches
-    ax = axis_name(mesh)
-
-    def put(a):
-        spec = P(None, ax, *([None] * (a.ndim - 2)))
-        return jax.device_put(a, NamedSharding(mesh, spec))
-
-    return put(xb), put(yb), put(mb), scale
 
 
 def train_ensemble(
@@ -767,91 +515,29 @@ def train_ensemble(
     mesh: Mesh | None = None,
     learning_rates=None,
 ):
-    """Train an ensemble of independent members at once, one slot per device.
+    """Deprecated alias of :func:`ntkspec.networks.ensemble.train_stacked`.
 
-    Every leaf of ``params`` and ``data`` has the member axis first (E members, e.g.
-    one network per mapping or per seed, all of the same shapes). Each step is
-    ``vmap`` over members of ``loss_fn(params_e, data_e)``'s gradient and an optax
-    update; with a mesh the members (padded with copies of the last to a multiple of
-    D, dropped after) are split over the devices inside ``shard_map``. Members never
-    interact, so each equals its own single-device training.
-
-    Args:
-        loss_fn: ``loss_fn(params, data) -> scalar`` for one member. Compiled code is
-            reused across calls when ``loss_fn`` and ``optimizer`` are the same
-            (hashable) objects.
-        params: stacked parameters (E, ...).
-        data: stacked data pytree (E, ...).
-        steps: optimiser steps (>= 1).
-        optimizer: an ``optax.GradientTransformation``.
-        mesh: None or a 1-D mesh.
-        learning_rates: None, or E positive numbers: member e's update from
-            ``optimizer`` is multiplied by ``learning_rates[e]`` (so give a unit-rate
-            optimizer, e.g. ``optax.chain(optax.scale_by_adam(), optax.scale(-1.0))``,
-            which with rate r is exactly ``optax.adam(r)``).
-
-    Returns:
-        ``(params, losses)``: the trained stacked parameters and the losses before
-        each step, shape (steps, E).
+    ``ntkspec.networks.train_ensemble`` (networks and parameter lists) is the one
+    ensemble trainer; this lower-level call form (a loss over stacked parameters and
+    data) keeps working for one minor release, with a ``DeprecationWarning``.
     """
-    mesh = check_mesh(mesh)
-    if not isinstance(steps, int | np.integer) or isinstance(steps, bool) or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1; got {steps!r}")
-    e = jax.tree_util.tree_leaves(params)[0].shape[0]
-    if learning_rates is not None:
-        rates = np.asarray(learning_rates, np.float64).reshape(-1)
-        if rates.size != e or not np.all(np.isfinite(rates)) or np.any(rates <= 0):
-            raise ValueError(
-                f"learning_rates must be {e} positive finite numbers, one per member; "
-                f"got {learning_rates!r}"
-            )
-    else:
-        rates = np.ones(e)
-    dtype = jax.tree_util.tree_leaves(params)[0].dtype
-    d = device_count(mesh)
-    ep = padded_size(e, d)
-
-    def pad(t):
-        return jax.tree_util.tree_map(lambda a: pad_rows(jnp.asarray(a), ep), t)
-
-    rates = jnp.asarray(rates, dtype)
-    run = _ensemble_run(loss_fn, optimizer, int(steps), mesh)
-    if mesh is None:
-        return run(params, data, rates)
-    members = NamedSharding(mesh, P(axis_name(mesh)))
-    p, losses = run(
-        *jax.device_put(
-            (pad(params), pad(data), pad_rows(rates[:, None], ep)[:, 0]), members
-        )
+    warnings.warn(
+        "ntkspec.sharding.train_ensemble is deprecated and will be removed in the "
+        "next minor release; use ntkspec.networks.train_ensemble (networks and "
+        "parameter lists) or ntkspec.networks.ensemble.train_stacked (this call form)",
+        DeprecationWarning,
+        stacklevel=2,
     )
-    # Gathered before the padding members are dropped (slicing a sharded axis
-    # unevenly is refused under Explicit axes).
-    p, losses = jax.device_put((p, losses), replicated(mesh))
-    return jax.tree_util.tree_map(lambda a: a[:e], p), losses[:, :e]
+    # Imported here so that `import ntkspec` does not load optax (networks does not
+    # import this module: no cycle).
+    from .networks.ensemble import train_stacked
 
-
-@functools.lru_cache(maxsize=32)
-def _ensemble_run(loss_fn: Callable, optimizer, steps: int, mesh: Mesh | None):
-    """The jitted ensemble loop for one (loss, optimizer, steps, mesh): built once."""
-
-    def run(params, data, rates):
-        state = jax.vmap(optimizer.init)(params)
-
-        def scaled(u, r):
-            return jax.tree_util.tree_map(lambda a: r.astype(a.dtype) * a, u)
-
-        def step(carry, _):
-            p, s = carry
-            loss, g = jax.vmap(jax.value_and_grad(loss_fn))(p, data)
-            u, s = jax.vmap(optimizer.update)(g, s, p)
-            u = jax.vmap(scaled)(u, rates)
-            p = jax.tree_util.tree_map(lambda a, b: a + b, p, u)
-            return (p, s), loss
-
-        (p, _), losses = jax.lax.scan(step, (params, state), None, length=steps)
-        return p, losses
-
-    if mesh is None:
-        return jax.jit(run)
-    ax = axis_name(mesh)
-    return jax.jit(_shard_map(run, mesh, (P(ax), P(ax), P(ax)), (P(ax), P(None, ax))))
+    return train_stacked(
+        loss_fn,
+        params,
+        data,
+        steps=steps,
+        optimizer=optimizer,
+        mesh=mesh,
+        learning_rates=learning_rates,
+    )
