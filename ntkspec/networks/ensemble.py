@@ -239,7 +239,7 @@ def train_ensemble(
     stay 0 and each member takes the same full-batch steps as
     ``train(nets[e], params[e], v_train, y_train, learning_rate=learning_rate[e],
     block_rows=len(v_train))``, up to the order of floating-point sums. All members
-    run in one ``vmap``-ed, jit-compiled loop (:func:`ntkspec.sharding.train_ensemble`);
+    run in one ``vmap``-ed, jit-compiled loop (:func:`train_stacked`);
     with ``mesh`` the members are split over its devices. Memory: E copies of the
     (n, max n_0) features.
 
