@@ -1,4 +1,4 @@
-r"""Scale-out over a 1-D :class:`jax.sharding.Mesh`: every mesh decision in one module.
+r"""Scale-out over a 1-D :class:`jax.sharding.Mesh`: the mesh tools, sharded operators.
 
 The public entry points (``ntk``, ``nngp``, ``kernel_regression``, ``spectrum``,
 ``gd_dynamics``, ``inverse_regression``, ``networks.train``) take ``mesh=None`` (one
