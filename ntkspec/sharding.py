@@ -515,7 +515,7 @@ def train_ensemble(
     mesh: Mesh | None = None,
     learning_rates=None,
 ):
-    """Deprecated alias of :func:`ntkspec.networks.ensemble.train_stacked`.
+    """Deprecated alias of :func:`ntkspec.networks.train_stacked`.
 
     ``ntkspec.networks.train_ensemble`` (networks and parameter lists) is the one
     ensemble trainer; this lower-level call form (a loss over stacked parameters and
@@ -524,7 +524,7 @@ def train_ensemble(
     warnings.warn(
         "ntkspec.sharding.train_ensemble is deprecated and will be removed in the "
         "next minor release; use ntkspec.networks.train_ensemble (networks and "
-        "parameter lists) or ntkspec.networks.ensemble.train_stacked (this call form)",
+        "parameter lists) or ntkspec.networks.train_stacked (this call form)",
         DeprecationWarning,
         stacklevel=2,
     )

@@ -401,3 +401,23 @@ def test_train_ensemble_per_member_targets_and_bad_input():
         networks.train_ensemble(
             nets, inits, v, np.stack([ys[0]] * 3), steps=1, learning_rate=1e-2
         )
+
+
+def test_package_reexports_every_public_name_of_its_modules():
+    from ntkspec.networks import (
+        empirical,
+        ensemble,
+        linearized,
+        modes,
+        network,
+        training,
+    )
+
+    for module in (network, empirical, training, ensemble, linearized, modes):
+        for name in module.__all__:
+            assert name in networks.__all__, (module.__name__, name)
+            assert getattr(networks, name) is getattr(module, name)
+    assert set(networks.__all__) == {
+        n for m in (network, empirical, training, ensemble, linearized, modes)
+        for n in m.__all__
+    }  # fmt: skip

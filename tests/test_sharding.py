@@ -343,7 +343,7 @@ def test_deprecated_train_ensemble_alias_warns_and_keeps_its_call_form():
     np.testing.assert_allclose(np.asarray(losses), want_losses, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(np.asarray(p), want_p, rtol=1e-6, atol=1e-7)
     # The same call without the alias: identical numbers, no warning.
-    p2, losses2 = networks.ensemble.train_stacked(
+    p2, losses2 = networks.train_stacked(
         loss_fn, p0, d, steps=steps, optimizer=optax.sgd(lr)
     )
     np.testing.assert_array_equal(np.asarray(p2), np.asarray(p))

@@ -2,7 +2,7 @@ r"""Finite ReLU MLPs over a fixed Fourier mapping, their empirical NTK, training
 
 One concept per module, every public name re-exported here:
 
-* :mod:`~ntkspec.networks.mlp`: :func:`mlp`, the network as ``Network(init, apply)``
+* :mod:`~ntkspec.networks.network`: :func:`mlp`, the network as ``Network(init, apply)``
   whose infinite-width kernels are :func:`ntkspec.nngp` / :func:`ntkspec.ntk` of the
   same :class:`~ntkspec.ReluMLP` ("ntk" and "standard" parameterizations,
   neural-tangents' ``stax`` conventions; the paper's "stax" initialisation);
@@ -13,7 +13,8 @@ One concept per module, every public name re-exported here:
   on :math:`\sum(f-y)^2/(2\,\mathrm{y.size})` (the normalisation of
   :func:`ntkspec.gd_dynamics`);
 * :mod:`~ntkspec.networks.ensemble`: :func:`train_ensemble`, several networks (one per
-  mapping or seed) in one ``vmap``-ed loop, split over a mesh's devices;
+  mapping or seed) in one ``vmap``-ed loop, split over a mesh's devices
+  (:func:`train_stacked`, the loop itself, for any per-member loss);
 * :mod:`~ntkspec.networks.linearized`: :func:`linearized_dynamics`, the network
   linearised at its own initial empirical NTK: exact train-set dynamics under GD or
   gradient flow, no training;
@@ -34,13 +35,14 @@ References:
 from .empirical import empirical_ntk as empirical_ntk
 from .ensemble import EnsembleResult as EnsembleResult
 from .ensemble import train_ensemble as train_ensemble
+from .ensemble import train_stacked as train_stacked
 from .linearized import LinearizedDynamics as LinearizedDynamics
 from .linearized import linearized_dynamics as linearized_dynamics
-from .mlp import Network as Network
-from .mlp import mlp as mlp
 from .modes import Eigenspaces as Eigenspaces
 from .modes import eigenspace_norms as eigenspace_norms
 from .modes import eigenspaces as eigenspaces
+from .network import Network as Network
+from .network import mlp as mlp
 from .training import TrainHistory as TrainHistory
 from .training import TrainResult as TrainResult
 from .training import mse_loss as mse_loss
@@ -58,6 +60,7 @@ __all__ = [
     "train",
     "EnsembleResult",
     "train_ensemble",
+    "train_stacked",
     "LinearizedDynamics",
     "linearized_dynamics",
     "Eigenspaces",

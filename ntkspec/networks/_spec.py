@@ -5,7 +5,7 @@ A private helper of :mod:`ntkspec.networks`, shared by its modules: the Dense/Re
 network's spec (layers, dtype, mapping), ``init`` / ``apply`` as hashable callables,
 the dtype rules and the checks of training sets against a network. The conventions
 (both parameterizations, the "stax" initialisation) are stated in
-:mod:`ntkspec.networks.mlp`.
+:mod:`ntkspec.networks.network`.
 """
 
 from __future__ import annotations

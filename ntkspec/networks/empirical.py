@@ -35,7 +35,7 @@ import numpy as np
 from .._numerics import x64_scope
 from .._validation import as_points, check_positive_int
 from ._spec import Layers, Spec, compute_dtype, spec_of
-from .mlp import Network
+from .network import Network
 
 __all__ = ["empirical_ntk"]
 

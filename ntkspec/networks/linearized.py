@@ -44,7 +44,7 @@ from .._numerics import check_gd_stability, x64_scope
 from .._validation import check_real
 from ._spec import check_train_sets, compute_dtype, spec_of
 from .empirical import empirical_ntk
-from .mlp import Network
+from .network import Network
 
 __all__ = ["LinearizedDynamics", "linearized_dynamics"]
 

@@ -38,7 +38,7 @@ from .._mesh import batch_rows, check_mesh, data_parallel, shard_batches
 from .._numerics import x64_scope
 from .._validation import check_positive_int, check_real
 from ._spec import check_train_sets, compute_dtype, spec_of
-from .mlp import Network
+from .network import Network
 
 __all__ = ["mse_loss", "psnr", "TrainHistory", "TrainResult", "train"]
 
