@@ -1,9 +1,15 @@
-r"""Mesh utilities: the 1-D mesh value, row padding and placement, host gathers.
+r"""Mesh utilities shared by the modules that take ``mesh=``: no ntkspec concept here.
 
-The leaf under :mod:`ntkspec.kernels`, :mod:`ntkspec.operators` and
-:mod:`ntkspec.sharding` (which re-exports every name here): it imports no other
-ntkspec module, so the value modules can take ``mesh=`` without an import cycle. See
-:mod:`ntkspec.sharding` for the layout and the multi-host conventions.
+The public face of these helpers is :mod:`ntkspec.sharding`, which re-exports them.
+They live in this private module so that the modules below the operators
+(:mod:`ntkspec.kernels`, :mod:`ntkspec.operators`) and :mod:`ntkspec.networks` can use
+them without importing :mod:`ntkspec.sharding`, which imports the operators. This
+module imports nothing from ntkspec, so it closes no import cycle.
+
+It also holds the generic :func:`shard`, dispatched on the operator type with
+:func:`functools.singledispatch`: each operator type registers its own sharding
+beside the code that knows it (``@shard.register(OperatorType)``), so that adding an
+operator never edits a central ladder (as lineax registers ``diagonal`` per operator).
 
 References:
     JAX documentation, "Distributed arrays and automatic parallelization" and
@@ -12,6 +18,7 @@ References:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import jax
@@ -20,21 +27,9 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-__all__ = [
-    "check_mesh",
-    "device_count",
-    "axis_name",
-    "padded_size",
-    "pad_rows",
-    "row_sharding",
-    "replicated",
-    "shard_rows",
-    "gram_on_mesh",
-    "host_array",
-    "host_value",
-    "device_block",
-    "shard_map",
-]
+# --------------------------------------------------------------------------------------
+# The mesh value and row layouts.
+# --------------------------------------------------------------------------------------
 
 
 def check_mesh(mesh, name: str = "mesh") -> Mesh | None:
@@ -156,7 +151,111 @@ def device_block(block_rows: int, mesh: Mesh | None) -> int:
 
 
 def shard_map(fn, mesh, in_specs, out_specs):
-    """``jax.shard_map`` with the varying-manual-axes check off (hand collectives)."""
     return jax.shard_map(
         fn, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False
     )
+
+
+def as_columns(v, dtype):
+    v = jnp.asarray(v, dtype)
+    return (v[:, None], True) if v.ndim == 1 else (v, False)
+
+
+# --------------------------------------------------------------------------------------
+# Training: the rows of every gradient block over the mesh.
+# --------------------------------------------------------------------------------------
+
+
+def data_parallel(value_and_grad: Callable, mesh: Mesh) -> Callable:
+    """``value_and_grad(forward, params, batches)`` with the batch rows on the mesh.
+
+    ``batches = (x, y, mask, scale)`` with x (k, b, d), y (k, b, c), mask (k, b),
+    b a multiple of D: each device computes the loss and gradient of its b/D rows of
+    every block (``scale`` is the global 1/(2 y.size)), and ``psum`` adds them, so
+    the result is the full-batch loss and gradient on every device.
+    """
+    ax = axis_name(mesh)
+
+    def wrapped(forward, params, batches):
+        xb, yb, mb, scale = batches
+
+        def local(params, xb, yb, mb, scale):
+            val = value_and_grad(forward, params, (xb, yb, mb, scale))
+            return jax.lax.psum(val, ax)
+
+        rows = P(None, ax)
+        return shard_map(local, mesh, (P(), rows, rows, rows, P()), P())(
+            params, xb, yb, mb, scale
+        )
+
+    return wrapped
+
+
+def batch_rows(block_rows: int, mesh: Mesh | None) -> int:
+    """``block_rows`` rounded up to a multiple of the device count."""
+    return padded_size(block_rows, device_count(mesh))
+
+
+def shard_batches(batches, mesh: Mesh):
+    """Place ``(x, y, mask, scale)`` blocks with their rows (axis 1) on the mesh."""
+    xb, yb, mb, scale = batches
+    ax = axis_name(mesh)
+
+    def put(a):
+        spec = P(None, ax, *([None] * (a.ndim - 2)))
+        return jax.device_put(a, NamedSharding(mesh, spec))
+
+    return put(xb), put(yb), put(mb), scale
+
+
+# --------------------------------------------------------------------------------------
+# Operators: one generic, one registration per operator type.
+# --------------------------------------------------------------------------------------
+
+
+@functools.singledispatch
+def _shard_by_type(operator, mesh: Mesh):
+    name = type(operator).__name__
+    raise TypeError(
+        f"shard cannot place an operator of type {name} on a mesh: no sharding is "
+        "registered for that type. Use an ntkspec.operators value, or register one "
+        f"with @ntkspec.sharding.shard.register({name}) (a function (operator, mesh) "
+        "-> operator)"
+    )
+
+
+def shard(operator, mesh: Mesh | None):
+    """The operator spread over ``mesh``; returned unchanged for ``mesh=None``.
+
+    Dispatched on ``type(operator)`` (:func:`functools.singledispatch`): each operator
+    type registers its sharding with ``@shard.register(OperatorType)``, a function
+    ``(operator, mesh) -> operator`` called with a checked 1-D mesh. An already
+    sharded operator is returned as it is. :mod:`ntkspec.sharding` registers the
+    operators of :mod:`ntkspec.operators`: blocked Grams (their row blocks dealt to
+    the devices), grid operators (channels or slabs), dense operators (rows), and the
+    compositions ``Shifted`` (K + ridge I), ``GridTestTrainOperator`` and
+    ``ComposedOperator`` (A K A^T: K sharded, A applied replicated).
+
+    Args:
+        operator: any operator whose type has a registered sharding.
+        mesh: None or a 1-D :class:`jax.sharding.Mesh`.
+
+    Returns:
+        The sharded operator (same ``shape``, ``dtype`` and ``matvec`` results, up to
+        the order of floating-point sums), or ``operator`` for ``mesh=None``.
+
+    Raises:
+        TypeError: ``mesh`` is not a Mesh, or no sharding is registered for the
+            operator's type (the message names it).
+        ValueError: ``mesh`` has more than one axis.
+    """
+    mesh = check_mesh(mesh)
+    if mesh is None:
+        return operator
+    return _shard_by_type(operator, mesh)
+
+
+#: ``@shard.register(OperatorType)``: register the sharding of an operator type.
+shard.register = _shard_by_type.register  # type: ignore[attr-defined]
+#: ``shard.dispatch(OperatorType)``: the registered function for a type.
+shard.dispatch = _shard_by_type.dispatch  # type: ignore[attr-defined]

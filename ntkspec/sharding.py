@@ -1,4 +1,4 @@
-r"""Scale-out over a 1-D :class:`jax.sharding.Mesh`: every mesh decision in one module.
+r"""Scale-out over a 1-D :class:`jax.sharding.Mesh`: the mesh tools, sharded operators.
 
 The public entry points (``ntk``, ``nngp``, ``kernel_regression``, ``spectrum``,
 ``gd_dynamics``, ``inverse_regression``, ``networks.train``) take ``mesh=None`` (one
@@ -33,8 +33,17 @@ per device; the O(N^2) or O(2^d N) work and its memory are divided by D:
   result is one row-sharded ``jax.Array``.
 * training (:func:`data_parallel`): the rows of every gradient block are split over
   the devices and the loss and gradient are summed by ``psum``; ensembles
-  (:func:`train_ensemble`) split their members over the devices, each device
-  ``vmap``-ing its own (``shard_map``).
+  (:func:`ntkspec.networks.train_ensemble`) split their members over the devices,
+  each device ``vmap``-ing its own (``shard_map``).
+
+Operators are placed by :func:`shard` (``shard_operator`` is the same function),
+dispatched on the operator type with :func:`functools.singledispatch`. The
+registrations for the operators of :mod:`ntkspec.operators` are below, one block per
+type; a new operator type registers its own (``@shard.register(NewOperator)``) and
+edits no central ladder. The mesh utilities live in the private
+``ntkspec._mesh`` and the row-sharded Gram in :mod:`ntkspec.kernels`, so that the
+modules below the operators never import this one: this module imports
+:mod:`ntkspec.operators`, never the other way round.
 
 Multi-host: after ``jax.distributed.initialize()``, a mesh over ``jax.devices()``
 spans all hosts and the collectives run over it; results the library needs on the host
@@ -51,32 +60,34 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import warnings
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from . import operators as ops
-from ._mesh import (  # re-exported: sharding is their public home
-    axis_name,
-    check_mesh,
-    device_block,
-    device_count,
-    gram_on_mesh,
-    host_array,
-    host_value,
-    pad_rows,
-    padded_size,
-    replicated,
-    row_sharding,
-    shard_rows,
-)
-from ._mesh import shard_map as _shard_map
+from ._mesh import as_columns, shard_map
+from ._mesh import axis_name as axis_name
+from ._mesh import batch_rows as batch_rows
+from ._mesh import check_mesh as check_mesh
+from ._mesh import data_parallel as data_parallel
+from ._mesh import device_block as device_block
+from ._mesh import device_count as device_count
+from ._mesh import gram_on_mesh as gram_on_mesh
+from ._mesh import host_array as host_array
+from ._mesh import host_value as host_value
+from ._mesh import pad_rows as pad_rows
+from ._mesh import padded_size as padded_size
+from ._mesh import replicated as replicated
+from ._mesh import row_sharding as row_sharding
+from ._mesh import shard as shard
+from ._mesh import shard_batches as shard_batches
+from ._mesh import shard_rows as shard_rows
 from ._numerics import x64_scope
-from .kernels import sharded_gram
+from .kernels import sharded_gram as sharded_gram
 
 __all__ = [
     "check_mesh",
@@ -95,6 +106,7 @@ __all__ = [
     "ShardedBlockedGram",
     "ShardedGridOperator",
     "ShardedDense",
+    "shard",
     "shard_operator",
     "data_parallel",
     "batch_rows",
@@ -102,16 +114,8 @@ __all__ = [
     "train_ensemble",
 ]
 
-
-# --------------------------------------------------------------------------------------
-# The mesh value.
-# --------------------------------------------------------------------------------------
-
-
-def _as_columns(v, dtype):
-    v = jnp.asarray(v, dtype)
-    return (v[:, None], True) if v.ndim == 1 else (v, False)
-
+#: The same function as :func:`shard` (its name before issue 23; kept, not deprecated).
+shard_operator = shard
 
 # --------------------------------------------------------------------------------------
 # Scattered points: the blocked Gram.
@@ -179,7 +183,7 @@ def _sharded_blocked_matvec(sop: ShardedBlockedGram, v):
         return jax.lax.all_gather(out, ax, axis=0, tiled=True)
 
     specs = (P(ax), P(ax), P(), P(), P(), P())
-    out = _shard_map(local, mesh, specs, P())(
+    out = shard_map(local, mesh, specs, P())(
         op.row_blocks, op.offsets, op.arch, op.columns, op.coefs, V
     )
     out = out.reshape(-1, V.shape[1])[: op.num_rows]
@@ -187,6 +191,7 @@ def _sharded_blocked_matvec(sop: ShardedBlockedGram, v):
     return out[:, 0] if v.ndim == 1 else out
 
 
+@shard.register(ops.BlockedGramOperator)
 def _shard_blocked(op, mesh: Mesh) -> ShardedBlockedGram:
     d = device_count(mesh)
     nb = op.row_blocks.shape[0]
@@ -257,7 +262,7 @@ def _sharded_dense_matvec(sop: ShardedDense, v):
     def local(m, v):
         return jax.lax.all_gather(m @ v, ax, axis=0, tiled=True)
 
-    out = _shard_map(local, sop.mesh, (P(ax), P()), P())(sop.matrix, v)
+    out = shard_map(local, sop.mesh, (P(ax), P()), P())(sop.matrix, v)
     return out[: sop.num_rows]
 
 
@@ -382,7 +387,7 @@ class ShardedGridOperator:
         if v.ndim not in (1, 2) or v.shape[0] != n:
             raise ValueError(f"v must have shape ({n},) or ({n}, c); got {v.shape}")
         with x64_scope(self.dtype):
-            V, squeeze = _as_columns(v, self.dtype)
+            V, squeeze = as_columns(v, self.dtype)
             if self.layout(V.shape[1]) == "slab":
                 out = _slab_matvec(self, V)
             else:
@@ -406,7 +411,7 @@ def _channel_matvec(sop: ShardedGridOperator, V):
         out = base.matvec(mine)
         return jax.lax.all_gather(out, ax, axis=1, tiled=True)
 
-    out = _shard_map(local, mesh, (P(), P()), P())(sop.base, Vp)
+    out = shard_map(local, mesh, (P(), P()), P())(sop.base, Vp)
     return out[:, :c]
 
 
@@ -443,9 +448,10 @@ def _slab_matvec(sop: ShardedGridOperator, V):
         return jax.lax.map(lambda v: one(sym, v), V.T).T
 
     spec = P(None, ax)
-    return _shard_map(local, mesh, (spec, P()), P())(sop.full_symbol, V)
+    return shard_map(local, mesh, (spec, P()), P())(sop.full_symbol, V)
 
 
+@shard.register(ops.GridKernelOperator)
 def _shard_grid(op, mesh: Mesh) -> ShardedGridOperator:
     d = device_count(mesh)
     full = None
@@ -460,93 +466,43 @@ def _shard_grid(op, mesh: Mesh) -> ShardedGridOperator:
 
 
 # --------------------------------------------------------------------------------------
-# Any operator.
+# The other registrations (blocked Grams and grids register beside their types above).
 # --------------------------------------------------------------------------------------
 
 
-def shard_operator(operator, mesh: Mesh | None):
-    """The operator spread over ``mesh`` (returned unchanged for None or 1 device).
+@shard.register(ShardedBlockedGram)
+@shard.register(ShardedGridOperator)
+@shard.register(ShardedDense)
+def _already_sharded(operator, mesh: Mesh):
+    return operator
 
-    Blocked Grams (their blocks dealt to the devices), grid operators (channels or
-    slabs), dense operators (rows), and the compositions ``Shifted`` (K + ridge I),
-    ``GridTestTrainOperator`` and ``ComposedOperator`` (A K A^T: K sharded, A applied
-    replicated) are supported.
 
-    Raises:
-        TypeError: an operator of another kind.
-    """
-    mesh = check_mesh(mesh)
-    if mesh is None or isinstance(
-        operator, ShardedBlockedGram | ShardedGridOperator | ShardedDense
-    ):
-        return operator
-    if isinstance(operator, ops.BlockedGramOperator):
-        return _shard_blocked(operator, mesh)
-    if isinstance(operator, ops.GridKernelOperator):
-        return _shard_grid(operator, mesh)
-    if isinstance(operator, ops.DenseOperator):
-        return _shard_dense(operator.matrix, mesh)
-    if isinstance(operator, ops.Shifted):
-        return ops.Shifted(shard_operator(operator.operator, mesh), operator.shift)
-    if isinstance(operator, ops.GridTestTrainOperator):
-        return ops.GridTestTrainOperator(
-            shard_operator(operator.fine, mesh), operator.train_shape, operator.ratio
-        )
-    if isinstance(operator, ops.ComposedOperator):
-        return ops.ComposedOperator(
-            operator.measurement, shard_operator(operator.operator, mesh)
-        )
-    raise TypeError(
-        f"shard_operator cannot shard a {type(operator).__name__}; use an "
-        "ntkspec.operators value"
+@shard.register(ops.DenseOperator)
+def _shard_dense_operator(operator, mesh: Mesh) -> ShardedDense:
+    return _shard_dense(operator.matrix, mesh)
+
+
+@shard.register(ops.Shifted)
+def _shard_shifted(operator, mesh: Mesh):
+    return ops.Shifted(shard(operator.operator, mesh), operator.shift)
+
+
+@shard.register(ops.GridTestTrainOperator)
+def _shard_test_train(operator, mesh: Mesh):
+    return ops.GridTestTrainOperator(
+        shard(operator.fine, mesh), operator.train_shape, operator.ratio
     )
 
 
+@shard.register(ops.ComposedOperator)
+def _shard_composed(operator, mesh: Mesh):
+    # A K A^T: K sharded, A applied replicated.
+    return ops.ComposedOperator(operator.measurement, shard(operator.operator, mesh))
+
+
 # --------------------------------------------------------------------------------------
-# Training: data parallel over rows, ensembles over devices.
+# Deprecated.
 # --------------------------------------------------------------------------------------
-
-
-def data_parallel(value_and_grad: Callable, mesh: Mesh) -> Callable:
-    """``value_and_grad(forward, params, batches)`` with the batch rows on the mesh.
-
-    ``batches = (x, y, mask, scale)`` with x (k, b, d), y (k, b, c), mask (k, b),
-    b a multiple of D: each device computes the loss and gradient of its b/D rows of
-    every block (``scale`` is the global 1/(2 y.size)), and ``psum`` adds them, so
-    the result is the full-batch loss and gradient on every device.
-    """
-    ax = axis_name(mesh)
-
-    def wrapped(forward, params, batches):
-        xb, yb, mb, scale = batches
-
-        def local(params, xb, yb, mb, scale):
-            val = value_and_grad(forward, params, (xb, yb, mb, scale))
-            return jax.lax.psum(val, ax)
-
-        rows = P(None, ax)
-        return _shard_map(local, mesh, (P(), rows, rows, rows, P()), P())(
-            params, xb, yb, mb, scale
-        )
-
-    return wrapped
-
-
-def batch_rows(block_rows: int, mesh: Mesh | None) -> int:
-    """``block_rows`` rounded up to a multiple of the device count."""
-    return padded_size(block_rows, device_count(mesh))
-
-
-def shard_batches(batches, mesh: Mesh):
-    """Place ``(x, y, mask, scale)`` blocks with their rows (axis 1) on the mesh."""
-    xb, yb, mb, scale = batches
-    ax = axis_name(mesh)
-
-    def put(a):
-        spec = P(None, ax, *([None] * (a.ndim - 2)))
-        return jax.device_put(a, NamedSharding(mesh, spec))
-
-    return put(xb), put(yb), put(mb), scale
 
 
 def train_ensemble(
@@ -559,91 +515,29 @@ def train_ensemble(
     mesh: Mesh | None = None,
     learning_rates=None,
 ):
-    """Train an ensemble of independent members at once, one slot per device.
+    """Deprecated alias of :func:`ntkspec.networks.train_stacked`.
 
-    Every leaf of ``params`` and ``data`` has the member axis first (E members, e.g.
-    one network per mapping or per seed, all of the same shapes). Each step is
-    ``vmap`` over members of ``loss_fn(params_e, data_e)``'s gradient and an optax
-    update; with a mesh the members (padded with copies of the last to a multiple of
-    D, dropped after) are split over the devices inside ``shard_map``. Members never
-    interact, so each equals its own single-device training.
-
-    Args:
-        loss_fn: ``loss_fn(params, data) -> scalar`` for one member. Compiled code is
-            reused across calls when ``loss_fn`` and ``optimizer`` are the same
-            (hashable) objects.
-        params: stacked parameters (E, ...).
-        data: stacked data pytree (E, ...).
-        steps: optimiser steps (>= 1).
-        optimizer: an ``optax.GradientTransformation``.
-        mesh: None or a 1-D mesh.
-        learning_rates: None, or E positive numbers: member e's update from
-            ``optimizer`` is multiplied by ``learning_rates[e]`` (so give a unit-rate
-            optimizer, e.g. ``optax.chain(optax.scale_by_adam(), optax.scale(-1.0))``,
-            which with rate r is exactly ``optax.adam(r)``).
-
-    Returns:
-        ``(params, losses)``: the trained stacked parameters and the losses before
-        each step, shape (steps, E).
+    ``ntkspec.networks.train_ensemble`` (networks and parameter lists) is the one
+    ensemble trainer; this lower-level call form (a loss over stacked parameters and
+    data) keeps working for one minor release, with a ``DeprecationWarning``.
     """
-    mesh = check_mesh(mesh)
-    if not isinstance(steps, int | np.integer) or isinstance(steps, bool) or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1; got {steps!r}")
-    e = jax.tree_util.tree_leaves(params)[0].shape[0]
-    if learning_rates is not None:
-        rates = np.asarray(learning_rates, np.float64).reshape(-1)
-        if rates.size != e or not np.all(np.isfinite(rates)) or np.any(rates <= 0):
-            raise ValueError(
-                f"learning_rates must be {e} positive finite numbers, one per member; "
-                f"got {learning_rates!r}"
-            )
-    else:
-        rates = np.ones(e)
-    dtype = jax.tree_util.tree_leaves(params)[0].dtype
-    d = device_count(mesh)
-    ep = padded_size(e, d)
-
-    def pad(t):
-        return jax.tree_util.tree_map(lambda a: pad_rows(jnp.asarray(a), ep), t)
-
-    rates = jnp.asarray(rates, dtype)
-    run = _ensemble_run(loss_fn, optimizer, int(steps), mesh)
-    if mesh is None:
-        return run(params, data, rates)
-    members = NamedSharding(mesh, P(axis_name(mesh)))
-    p, losses = run(
-        *jax.device_put(
-            (pad(params), pad(data), pad_rows(rates[:, None], ep)[:, 0]), members
-        )
+    warnings.warn(
+        "ntkspec.sharding.train_ensemble is deprecated and will be removed in the "
+        "next minor release; use ntkspec.networks.train_ensemble (networks and "
+        "parameter lists) or ntkspec.networks.train_stacked (this call form)",
+        DeprecationWarning,
+        stacklevel=2,
     )
-    # Gathered before the padding members are dropped (slicing a sharded axis
-    # unevenly is refused under Explicit axes).
-    p, losses = jax.device_put((p, losses), replicated(mesh))
-    return jax.tree_util.tree_map(lambda a: a[:e], p), losses[:, :e]
+    # Imported here so that `import ntkspec` does not load optax (networks does not
+    # import this module: no cycle).
+    from .networks.ensemble import train_stacked
 
-
-@functools.lru_cache(maxsize=32)
-def _ensemble_run(loss_fn: Callable, optimizer, steps: int, mesh: Mesh | None):
-    """The jitted ensemble loop for one (loss, optimizer, steps, mesh): built once."""
-
-    def run(params, data, rates):
-        state = jax.vmap(optimizer.init)(params)
-
-        def scaled(u, r):
-            return jax.tree_util.tree_map(lambda a: r.astype(a.dtype) * a, u)
-
-        def step(carry, _):
-            p, s = carry
-            loss, g = jax.vmap(jax.value_and_grad(loss_fn))(p, data)
-            u, s = jax.vmap(optimizer.update)(g, s, p)
-            u = jax.vmap(scaled)(u, rates)
-            p = jax.tree_util.tree_map(lambda a, b: a + b, p, u)
-            return (p, s), loss
-
-        (p, _), losses = jax.lax.scan(step, (params, state), None, length=steps)
-        return p, losses
-
-    if mesh is None:
-        return jax.jit(run)
-    ax = axis_name(mesh)
-    return jax.jit(_shard_map(run, mesh, (P(ax), P(ax), P(ax)), (P(ax), P(None, ax))))
+    return train_stacked(
+        loss_fn,
+        params,
+        data,
+        steps=steps,
+        optimizer=optimizer,
+        mesh=mesh,
+        learning_rates=learning_rates,
+    )

@@ -202,17 +202,17 @@ def training(name, mesh, rng, full=True):
         return jnp.mean((net.apply(p, xx) - yy) ** 2)
 
     opt = optax.adam(1e-2)
-    p1, l1 = sharding.train_ensemble(
+    p1, l1 = networks.ensemble.train_stacked(
         loss_fn, stacked, (xs, ys), steps=10, optimizer=opt
     )
-    p2, l2 = sharding.train_ensemble(
+    p2, l2 = networks.ensemble.train_stacked(
         loss_fn, stacked, (xs, ys), steps=10, optimizer=opt, mesh=mesh
     )
     out["ensemble_losses_rel"] = rel(l2, l1)
     out["ensemble_shape"] = list(l2.shape)
     # Member 1 alone, single device, the same steps.
     p0 = jax.tree_util.tree_map(lambda a: a[1:2], stacked)
-    _, l0 = sharding.train_ensemble(
+    _, l0 = networks.ensemble.train_stacked(
         loss_fn, p0, (xs[1:2], ys[1:2]), steps=10, optimizer=opt
     )
     out["ensemble_member_rel"] = rel(l2[:, 1], l0[:, 0])

@@ -233,3 +233,118 @@ def test_pad_rows_and_sizes():
     assert p.shape == (8, 2)
     np.testing.assert_array_equal(p[5:], np.repeat(x[-1:], 3, axis=0))
     assert sharding.padded_size(8, 4) == 8 and sharding.device_block(10, None) == 10
+
+
+# ------------------------------------------------------------------------------------
+# shard(operator, mesh): dispatch on the operator type (one device, in this process).
+# ------------------------------------------------------------------------------------
+
+
+def _one_device_mesh():
+    return Mesh(np.array(jax.devices()[:1]), ("d",))
+
+
+class _Unregistered:
+    shape = (3, 3)
+
+    def matvec(self, v):
+        return v
+
+
+def test_shard_refuses_an_unregistered_operator_type_by_name():
+    op = _Unregistered()
+    assert sharding.shard(op, None) is op  # no mesh: nothing to place
+    msg = r"operator of type _Unregistered on a mesh: no sharding is registered"
+    with pytest.raises(TypeError, match=msg):
+        sharding.shard(op, _one_device_mesh())
+    with pytest.raises(TypeError, match=r"register\(int\)"):
+        sharding.shard_operator(3, _one_device_mesh())
+    with pytest.raises(TypeError, match="mesh must be None or a 1-D"):
+        sharding.shard(op, "x")
+
+
+def test_shard_dispatches_per_type_and_recurses_into_compositions():
+    """Each operator type of ntkspec.operators has its own registration; a
+    composition shards its inner operator. Matvecs equal the unsharded ones (one
+    device: the same sums) within 1e-14 relative."""
+    from ntkspec import operators
+
+    default = sharding.shard.dispatch(object)
+    for t in (
+        operators.BlockedGramOperator,
+        operators.GridKernelOperator,
+        operators.DenseOperator,
+        operators.Shifted,
+        operators.GridTestTrainOperator,
+        operators.ComposedOperator,
+        sharding.ShardedDense,
+    ):
+        assert sharding.shard.dispatch(t) is not default, t
+    mesh = _one_device_mesh()
+    rng = np.random.default_rng(0)
+    m = rng.normal(size=(5, 5))
+    dense = operators.DenseOperator(m @ m.T)
+    shifted = operators.Shifted(dense, 0.5)
+    got = sharding.shard(shifted, mesh)
+    assert isinstance(got, operators.Shifted)
+    assert isinstance(got.operator, sharding.ShardedDense)
+    assert sharding.shard(got.operator, mesh) is got.operator  # already sharded
+    v = rng.normal(size=5)
+    want = (m @ m.T) @ v + 0.5 * v  # independent: NumPy
+    np.testing.assert_allclose(np.asarray(got.matvec(v)), want, rtol=1e-14, atol=1e-14)
+
+
+def test_shard_register_adds_a_type_without_editing_a_ladder():
+    class Doubled:
+        def __init__(self, base):
+            self.base = base
+
+    @sharding.shard.register(Doubled)
+    def _(op, mesh):
+        return Doubled(sharding.shard(op.base, mesh))
+
+    mesh = _one_device_mesh()
+    from ntkspec import operators
+
+    got = sharding.shard(Doubled(operators.DenseOperator(np.eye(2))), mesh)
+    assert isinstance(got.base, sharding.ShardedDense)
+
+
+# ------------------------------------------------------------------------------------
+# The deprecated sharding.train_ensemble (the call form of networks.ensemble.
+# train_stacked).
+# ------------------------------------------------------------------------------------
+
+
+def test_deprecated_train_ensemble_alias_warns_and_keeps_its_call_form():
+    """Gradient descent on the quadratic sum((p - d)^2) / 2, member by member, has
+    the closed form p_k = d + (1 - lr)^k (p_0 - d) and losses
+    (1 - lr)^(2k) |p_0 - d|^2 / 2: the reference. float32: rtol 1e-6."""
+    import jax.numpy as jnp
+    import optax
+
+    from ntkspec import networks
+
+    p0 = jnp.asarray([[1.0, 2.0], [0.5, -1.0], [3.0, 0.0]], jnp.float32)
+    d = jnp.asarray([[0.0, 1.0], [1.0, 1.0], [-2.0, 2.0]], jnp.float32)
+    lr, steps = 0.3, 4
+
+    def loss_fn(p, data):
+        return 0.5 * jnp.sum((p - data) ** 2)
+
+    with pytest.warns(DeprecationWarning, match="sharding.train_ensemble is deprecat"):
+        p, losses = sharding.train_ensemble(
+            loss_fn, p0, d, steps=steps, optimizer=optax.sgd(lr)
+        )
+    k = np.arange(steps)[:, None]
+    gap = np.asarray(p0 - d, np.float64)
+    want_losses = 0.5 * (1 - lr) ** (2 * k) * np.sum(gap**2, axis=1)[None, :]
+    want_p = np.asarray(d, np.float64) + (1 - lr) ** steps * gap
+    np.testing.assert_allclose(np.asarray(losses), want_losses, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(np.asarray(p), want_p, rtol=1e-6, atol=1e-7)
+    # The same call without the alias: identical numbers, no warning.
+    p2, losses2 = networks.train_stacked(
+        loss_fn, p0, d, steps=steps, optimizer=optax.sgd(lr)
+    )
+    np.testing.assert_array_equal(np.asarray(p2), np.asarray(p))
+    np.testing.assert_array_equal(np.asarray(losses2), np.asarray(losses))
