@@ -1134,6 +1134,9 @@ def sharded_gram(arch, x1, x2, kernel: str, dtype, mesh: Mesh) -> jax.Array:
     pairs replaced by :func:`ntkspec.kernels.exact_pair_values`, device by device.
     ``x2`` None is the self-Gram (its diagonal exactly at angle 0).
 
+    Also :func:`ntkspec.sharding.sharded_gram`; it lives here, beside the blocks it
+    evaluates, so that this module imports no sharding module (no import cycle).
+
     Raises:
         ValueError: n1 is not a multiple of the device count.
     """

@@ -18,16 +18,18 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "ntkspec"
 # studies/_output.py, _paper.py and _table1.py are the studies' own shared helpers.
+# _mesh.py: mesh utilities under sharding; networks/_spec.py: the networks package's.
 HELPERS = {
     "_validation",
     "_numerics",
     "_io",
     "_linalg",
-    "_mesh",
     "_typing",
     "_output",
     "_paper",
     "_table1",
+    "_mesh",
+    "_spec",
 }
 
 
