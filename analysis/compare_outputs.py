@@ -81,6 +81,9 @@ img = rng.random((16, 16))
 out["design_fft"] = np.asarray(
     design.predicted_error(arch, mappings.basic(2), img, time=100.0)
 )
+out["design_fft_gaussian_int"] = np.asarray(
+    design.predicted_error(arch, per, img, time=100.0)
+)
 out["design_krylov"] = np.asarray(
     design.predicted_error(arch, gauss, img, time=100.0, rtol=1e-12)
 )
@@ -125,6 +128,7 @@ TOLERANCES = {
     "dynamics_krylov_flow": 1e-8,
     "dynamics_krylov_gd": 1e-8,
     "design_fft": DIRECT,
+    "design_fft_gaussian_int": DIRECT,
     "design_krylov": 1e-8,
     "inverse_cg": 1e-8,
     "inverse_flow": 1e-8,

@@ -25,6 +25,7 @@ from .spectra import spectrum as spectrum
 if TYPE_CHECKING:  # the lazy names, for type checkers
     from . import data as data
     from . import design as design
+    from . import linalg as linalg
     from . import measurements as measurements
     from . import networks as networks
     from . import phantoms as phantoms
@@ -40,6 +41,7 @@ _LAZY_MODULES = frozenset(
     {
         "data",
         "design",
+        "linalg",
         "measurements",
         "networks",
         "phantoms",
@@ -92,6 +94,7 @@ __all__ = [
     "eigenmode_residuals",
     "gd_dynamics",
     "kernel_regression",
+    "linalg",
     "inverse_regression",
     "theory",
     "FourierMapping",

@@ -70,8 +70,8 @@ from .operators import (
     Eigendecomposition,
     Shifted,
     dense_gram,
-    grid_operators,
     grid_ratio,
+    kernel_operator,
     structure,
 )
 from .sharding import check_mesh, shard_operator
@@ -415,7 +415,7 @@ def _krylov_dynamics(
     rtol, max_dim, max_iter, mesh=None,
 ):  # fmt: skip
     r"""Toeplitz train Gram by FFT: Lanczos :math:`\varphi_t(K) r`, PCG at t = inf."""
-    train, test_train = grid_operators(arch, mapping, g_tr, g_te, kernel=kernel)
+    train, test_train = kernel_operator(arch, mapping, g_tr, g_te, kernel=kernel)
     train, test_train = shard_operator(train, mesh), shard_operator(test_train, mesh)
     system = Shifted(train, ridge)
     squeeze = y.ndim == 1
@@ -503,7 +503,7 @@ def _fft_dynamics(
         what=f"gd_dynamics at {t.size} times on {g_te!r}",
         alternative="Ask for fewer times or use smaller grids.",
     )
-    train, test_train = grid_operators(arch, mapping, g_tr, g_te, kernel=kernel)
+    train, test_train = kernel_operator(arch, mapping, g_tr, g_te, kernel=kernel)
     F0 = _initial(f_train_0, (g_tr.size, Y.shape[1]), squeeze, "f_train_0")
     Ft0 = _initial(f_test_0, (g_te.size, Y.shape[1]), squeeze, "f_test_0")
     eig = train.eigendecomposition()

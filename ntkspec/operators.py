@@ -5,6 +5,15 @@ flags static) with ``shape``, ``dtype`` and a pure ``matvec`` over (N,) or (N, c
 algorithms of :mod:`ntkspec.solvers` run on any of them. Building one is the only
 place that calls into :mod:`ntkspec.kernels`.
 
+Each operator carries a ``structure`` tag ("dense", "blocked", "circulant",
+"toeplitz", "grid_test_train", "composed"; the protocol :class:`KernelOperator`) and
+``is_symmetric``; the square ones with an exact eigendecomposition (dense: ``eigh``;
+circulant: the DFT) have ``eigendecomposition()``. :func:`structure` is the one place
+that reads :class:`~ntkspec.Grid`, ``mapping.is_periodic`` and
+``mapping.is_stationary``; :func:`kernel_operator` builds the operator it names. The
+entry points choose their algorithm from that tag (as lineax's ``AutoLinearSolver``
+chooses from operator tags), never from the inputs again.
+
 * :class:`DenseOperator` (:func:`dense_gram`): the Gram held as a matrix; exact
   ``eigh``.
 * :class:`BlockedGramOperator` (:func:`blocked_gram`): scattered points, row blocks

@@ -9,7 +9,10 @@ posterior mean (NNGP), on mapped inputs :math:`\gamma(x)`:
     \qquad Y \in \mathbb{R}^{n \times c},
 
 with the absolute ridge :math:`\delta \ge 0` (neural-tangents' relative ``diag_reg``
-:math:`r` is :math:`\delta = r\,\mathrm{tr}K/n`). Three solvers, picked automatically:
+:math:`r` is :math:`\delta = r\,\mathrm{tr}K/n`). Solvers are values
+(:class:`~ntkspec.solvers.Cholesky`, :class:`~ntkspec.solvers.CG`,
+:class:`~ntkspec.solvers.Eigh`; the strings below are their aliases); "auto" picks one
+from the Gram's structure tag (:func:`ntkspec.operators.structure`):
 
 * ``"cholesky"`` (dense, scattered points): float64 Cholesky of :math:`K + \delta I`
   with LAPACK's condition estimate; an ill-conditioned system warns
@@ -449,7 +452,8 @@ def kernel_regression(
             "blocked"), or one of "cholesky", "pcg", "fft", "blocked". The dense path
             applies the test-train kernel in blocks of test rows. Solver values are
             accepted too: :class:`ntkspec.solvers.CG` (``rtol``, ``max_iter``; PCG on
-            Grids, else blocked) and :class:`ntkspec.solvers.Cholesky`.
+            Grids, else blocked), :class:`ntkspec.solvers.Cholesky` and
+            :class:`ntkspec.solvers.Eigh` (the exact circulant solve, "fft").
         rtol: relative residual at which the iterative solvers stop (default 1e-10).
         max_iter: iteration cap of the iterative solvers.
         return_info: also return a :class:`RegressionInfo`.

@@ -24,11 +24,11 @@ HELPERS = {
     "_numerics",
     "_io",
     "_linalg",
-    "_mesh",
     "_typing",
     "_output",
     "_paper",
     "_table1",
+    "_mesh",
     "_spec",
 }
 

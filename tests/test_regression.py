@@ -182,6 +182,31 @@ def test_periodic_fft_equals_toeplitz_pcg(rng):
     np.testing.assert_allclose(a, b, rtol=0, atol=1e-9 * np.max(np.abs(a)))
 
 
+def test_solver_values_dispatch_on_the_structure(rng):
+    # Strings are aliases of values: Eigh() is "fft", CG() is "pcg" on Grids.
+    from ntkspec.solvers import CG, Cholesky, Eigh
+
+    m = mappings.power_law(8, 1.0, normalize=True)
+    g_tr, g_te = Grid((16,)), Grid((32,))
+    y = rng.standard_normal(16)
+    a, ia = kernel_regression(ARCH, m, g_tr, y, g_te, solver=Eigh(), return_info=True)
+    b, ib = kernel_regression(ARCH, m, g_tr, y, g_te, solver="fft", return_info=True)
+    c, ic = kernel_regression(
+        ARCH, m, g_tr, y, g_te, solver=CG(rtol=1e-13), return_info=True
+    )
+    d, idd = kernel_regression(
+        ARCH, m, g_tr, y, g_te, solver=Cholesky(), return_info=True
+    )
+    assert (ia.solver, ib.solver, ic.solver, idd.solver) == (
+        "fft", "fft", "pcg", "cholesky"
+    )  # fmt: skip
+    np.testing.assert_array_equal(a, b)
+    for other in (c, d):
+        np.testing.assert_allclose(other, a, rtol=0, atol=1e-9 * np.max(np.abs(a)))
+    with pytest.raises(ValueError, match="periodic"):
+        kernel_regression(ARCH, GAUSS, Grid((4, 4)), y, Grid((8, 8)), solver=Eigh())
+
+
 def test_grid_mixed_with_points_uses_dense(rng):
     g = Grid((8, 8))
     y = rng.standard_normal(64)
