@@ -25,6 +25,7 @@ __all__ = [
     "work_cap_bytes",
     "check_work_request",
     "check_grid_work",
+    "check_allocation",
     "check_gd_stability",
 ]
 
@@ -168,6 +169,39 @@ def check_work_request(need_bytes: float, *, what: str, alternative: str = "") -
             f"({need_bytes:.3g} bytes), over the cap of {cap / 2**30:.3g} GiB "
             f"({cap:.3g} bytes; {source}).{tail}"
         )
+
+
+def check_allocation(
+    shape,
+    *,
+    argument: str,
+    what: str,
+    itemsize: int = 8,
+    copies: float = 1.0,
+    extra_bytes: float = 0.0,
+    alternative: str = "",
+) -> None:
+    """Refuse, before it is made, an array over the memory cap, naming the argument.
+
+    The one size check that every library allocation of features, grids, measurement
+    matrices and network parameters passes before it allocates.
+
+    ``shape`` is the array to be made (Python ints, any size: the count is formed in
+    floating point, so a shape no array can have is refused, not overflowed);
+    ``copies`` the temporaries alive with it; ``argument`` names the user's argument
+    that sets the size (``"num_freqs = 4000000000"``), so the ValueError says what to
+    change, with the bytes needed and the cap (:func:`check_work_request`).
+    """
+    entries = 1.0
+    for n in shape:
+        entries *= float(n) if abs(n) < 2**1000 else float("inf")
+    need = entries * float(itemsize) * float(copies) + float(extra_bytes)
+    dims = ", ".join(str(int(n)) for n in shape) + ("," if len(shape) == 1 else "")
+    check_work_request(
+        need,
+        what=f"{argument}: {what} of shape ({dims})",
+        alternative=alternative or f"Lower {argument.split(' =')[0]}.",
+    )
 
 
 #: Estimated working bytes per entry of a grid kernel column (offsets, profile

@@ -849,6 +849,12 @@ def _as_forward(forward, grid):
             f"forward has N = {op.shape[1]} columns but the grid {grid.shape} has "
             f"{grid.size} points; they must match (C order of the grid)"
         )
+    if op.shape[0] < 1:
+        raise ValueError(
+            f"forward has no rows (M = {op.shape[0]} measurements, shape "
+            f"{tuple(op.shape)}): there is nothing to fit; give at least one "
+            "measurement (e.g. a k-space mask that keeps a coefficient)"
+        )
     return op
 
 

@@ -79,7 +79,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ._numerics import resolve_dtype, x64_scope
+from ._numerics import check_allocation, resolve_dtype, x64_scope
 from ._validation import (
     as_points,
     check_arch,
@@ -400,6 +400,13 @@ def mlp(
         parameterization=arch.parameterization,
         initialization=initialization,
         output=output,
+    )
+    widths = layers.widths
+    check_allocation(
+        (sum((widths[i] + 1) * widths[i + 1] for i in range(len(widths) - 1)),),
+        argument=f"width = {width:,}",
+        what=f"the parameters ({arch.depth} layers, {np.dtype(dtype)})",
+        itemsize=np.dtype(dtype).itemsize,
     )
     spec = _Spec(
         layers=layers,
