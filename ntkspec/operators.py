@@ -68,6 +68,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from collections.abc import Callable
 
 import jax
@@ -87,6 +88,7 @@ from ._validation import (
 from .grid import Grid
 from .kernels import (
     ReluMLP,
+    check_profile_range,
     exact_pair_values,
     gram_block,
     near_pairs,
@@ -268,6 +270,9 @@ def _offsets_kernel(
     m = mapping.num_freqs
     q = mapping.norm_sq / (2 * m)
     check_real(q, "the mapping's input variance", low=0.0, low_inclusive=False)
+    # the column's values and its FFT (the eigenvalues) are bounded by size * k(0)
+    size = math.prod(2 * n if embed else n for n in grid.shape)
+    check_profile_range(arch, q, 2 * m, kernel, dtype, size=size)
     coefs = profile_coefficients(arch, float(q), 2 * m, kernel)
     with x64_scope(np.float64):
         return _grid_columns(
