@@ -858,6 +858,21 @@ def _as_forward(forward, grid):
     return op
 
 
+def _cg_verdict(residual: float, ridge: float) -> str:
+    """What a CG run that missed its tolerance returned, said honestly."""
+    if not residual <= 1.0:
+        return (
+            f"and diverged: its relative residual is {residual:.2e}, worse than the "
+            "zero start (1), so the returned values are not a solution. The system is "
+            f"inconsistent or too ill-conditioned at ridge = {ridge:g} (y outside the "
+            "range of A K A^T): add a ridge."
+        )
+    return (
+        f"(reached {residual:.2e}); the last iterate is returned. Raise max_iter, "
+        "loosen rtol or add a ridge."
+    )
+
+
 def _check_time(time, steps, lr):
     if time is not None and steps is not None:
         raise ValueError("give at most one of time (gradient flow) and steps (GD)")
@@ -1064,9 +1079,8 @@ def inverse_regression(
             if not st["converged"]:
                 warnings.warn(
                     f"inverse_regression: CG did not reach the relative residual "
-                    f"rtol={rtol:.1e} in {st['iterations']} iterations (reached "
-                    f"{st['residual']:.2e}); the best iterate is returned. Raise "
-                    "max_iter, loosen rtol or add a ridge.",
+                    f"rtol={rtol:.1e} in {st['iterations']} iterations "
+                    + _cg_verdict(float(st["residual"]), ridge),
                     ConvergenceWarning,
                     stacklevel=2,
                 )

@@ -177,32 +177,36 @@ class FourierMapping:
         """
         periodic = self.is_periodic
         if not is_traced(v):
-            arr = np.asarray(v)
-            big = float(np.max(np.abs(arr))) if arr.size else 0.0
+            self._check_coordinates(v, name, dtype)
             if periodic:
-                v = np.mod(np.asarray(arr, dtype=np.float64), 1.0)
-            else:
-                rows = np.sum(np.abs(np.asarray(self.B, dtype=np.float64)), axis=1)
-                with np.errstate(over="ignore"):
-                    bound = float(np.max(rows)) * big
-                if not bound < 2.0**53:
-                    raise ValueError(
-                        f"{name} has coordinates up to {big:.3g}: with these "
-                        "(non-integer) frequencies the phases B v reach "
-                        f"{bound:.3g} cycles, beyond 2**53, where float64 keeps no "
-                        f"fraction of a cycle (the features would be noise or NaN); "
-                        f"rescale {name} (or use integer frequencies, which are "
-                        "periodic)"
-                    )
-                limit = float(np.finfo(np.dtype(dtype)).max)
-                if big > limit:
-                    raise ValueError(
-                        f"{name} has coordinates up to {big:.3g}, beyond the largest "
-                        f"{np.dtype(dtype)} ({limit:.3g}); rescale {name}"
-                    )
+                v = np.mod(np.asarray(v, dtype=np.float64), 1.0)
             return jnp.asarray(v, dtype=dtype)
         v = jnp.asarray(v, dtype=dtype)
         return jnp.mod(v, 1.0) if periodic else v
+
+    def _check_coordinates(self, v, name: str, dtype=np.float64) -> None:
+        """Refuse concrete coordinates whose (non-integer) phases lose every digit."""
+        if self.is_periodic or is_traced(v):
+            return
+        arr = np.asarray(v)
+        big = float(np.max(np.abs(arr))) if arr.size else 0.0
+        rows = np.sum(np.abs(np.asarray(self.B, dtype=np.float64)), axis=1)
+        with np.errstate(over="ignore"):
+            bound = float(np.max(rows)) * big
+        if not bound < 2.0**53:
+            raise ValueError(
+                f"{name} has coordinates up to {big:.3g}: with these (non-integer) "
+                f"frequencies the phases B v reach {bound:.3g} cycles, beyond 2**53, "
+                "where float64 keeps no fraction of a cycle (the features would be "
+                f"noise or NaN); rescale {name} (or use integer frequencies, which "
+                "are periodic)"
+            )
+        limit = float(np.finfo(np.dtype(dtype)).max)
+        if big > limit:
+            raise ValueError(
+                f"{name} has coordinates up to {big:.3g}, beyond the largest "
+                f"{np.dtype(dtype)} ({limit:.3g}); rescale {name}"
+            )
 
     def __call__(self, v, *, dtype=np.float64):
         """Map points ``v`` of shape (n, d) to features of shape (n, 2m) (float64)."""

@@ -79,6 +79,7 @@ from .solvers import (
     ConvergenceWarning,
     IllConditionedWarning,
     JacobiPreconditioner,
+    _ridge_advice,
     cg,
     psd_solve,
     t_chan_preconditioner,
@@ -175,6 +176,11 @@ def _plan(
         raise ValueError(f"solver must be one of {_SOLVERS}; got {solver!r}")
     check_real(ridge, "ridge", low=0.0)
     check_real(rtol, "rtol", low=0.0, low_inclusive=False)
+    if not float(rtol) < 1.0:
+        raise ValueError(
+            f"rtol must be in (0, 1): a relative residual of 1 or more is met by the "
+            f"zero solution; got {rtol}"
+        )
     max_iter = check_positive_int(max_iter, "max_iter")
     if block_rows is not None:
         check_positive_int(block_rows, "block_rows")
@@ -328,9 +334,8 @@ def _structured_path(
             if np.min(lam) + ridge <= 1e-14 * np.max(lam):
                 warnings.warn(
                     f"the circulant train Gram is numerically singular (smallest "
-                    f"eigenvalue {np.min(lam):.2e}, largest {np.max(lam):.2e}); a "
-                    f"ridge of about {1e-10 * np.max(lam):.1e} would make it well "
-                    "posed",
+                    f"eigenvalue {np.min(lam):.2e}, largest {np.max(lam):.2e}); "
+                    + _ridge_advice(float(np.max(lam))),
                     IllConditionedWarning,
                     stacklevel=4,
                 )

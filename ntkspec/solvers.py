@@ -69,7 +69,7 @@ from ._linalg import (
     scipy,  # scipy.linalg imported on first use
 )
 from ._numerics import check_dense_request, dense_cap_bytes, x64_scope
-from ._validation import check_positive_int, check_real
+from ._validation import check_positive_int, check_real, is_traced
 
 __all__ = [
     "IllConditionedWarning",
@@ -170,6 +170,11 @@ class CG:
     def __post_init__(self):
         if isinstance(self.rtol, numbers.Real):
             check_real(self.rtol, "rtol", low=0.0, low_inclusive=False)
+            if not self.rtol < 1.0:
+                raise ValueError(
+                    "rtol must be in (0, 1): a relative residual of 1 or more is met "
+                    f"by the zero solution; got {self.rtol}"
+                )
         if isinstance(self.atol, numbers.Real):
             check_real(self.atol, "atol", low=0.0)
         check_positive_int(self.max_iter, "max_iter")
@@ -346,6 +351,11 @@ def cg(
     """
     n = _check_operator(operator)
     check_real(rtol, "rtol", low=0.0, low_inclusive=False)
+    if not is_traced(rtol) and not float(rtol) < 1.0:
+        raise ValueError(
+            f"rtol must be in (0, 1): a relative residual of 1 or more is met by the "
+            f"zero solution; got {rtol}"
+        )
     check_real(atol, "atol", low=0.0)
     max_iter = check_positive_int(max_iter, "max_iter")
     dtype = getattr(operator, "dtype", jnp.float64)
@@ -409,6 +419,20 @@ def _suggest_ridge(anorm: float) -> float:
     return 1e-10 * anorm
 
 
+def _ridge_advice(anorm: float) -> str:
+    """The ridge that would help (1e-10 of the Gram's norm), or why none does."""
+    if not anorm > 0:
+        return (
+            "the Gram is zero (every entry 0), so no ridge helps: the kernel carries "
+            "no information about the inputs (check the architecture's W_std/b_std "
+            "and the mapping's amplitudes); the minimum-norm solution is 0."
+        )
+    return (
+        f"a ridge of about {_suggest_ridge(anorm):.1e} (1e-10 of the Gram's norm) or "
+        "more would make the system well posed."
+    )
+
+
 def psd_solve(A: np.ndarray, Y: np.ndarray, what: str, *, stacklevel: int = 4):
     r"""Solve :math:`A X = Y` for symmetric PSD :math:`A` in float64 (LAPACK).
 
@@ -456,8 +480,7 @@ def psd_solve(A: np.ndarray, Y: np.ndarray, what: str, *, stacklevel: int = 4):
         f"{what} is not numerically positive definite (smallest eigenvalue "
         f"{evals[0]:.2e}, largest {top:.2e}); solved by eigendecomposition with the "
         f"{int(np.sum(~keep))} eigenvalues below {floor:.1e} dropped (minimum-norm "
-        f"solution). A ridge of about {_suggest_ridge(anorm):.1e} (1e-10 of the Gram's "
-        f"norm) or more would make the system well posed.",
+        f"solution); " + _ridge_advice(anorm),
         IllConditionedWarning,
         stacklevel=stacklevel,
     )

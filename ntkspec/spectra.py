@@ -55,6 +55,7 @@ from ._numerics import check_dense_request, x64_scope
 from ._validation import (
     as_points,
     check_arch,
+    check_coordinates,
     check_kernel,
     check_stationary_mapping,
 )
@@ -249,6 +250,7 @@ def _spectrum_plan(arch, mapping, x, k, kernel, vectors, method, max_bytes):
     else:
         x = as_points(x, "x")
         _check_mapping(mapping, x.shape[1], "x")
+        check_coordinates(x, "x", mapping)
         n = x.shape[0]
     k = _check_k(k, n)
     if not isinstance(x, Grid) and method == "lanczos":
