@@ -20,6 +20,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+from ._interrupt import interrupts_raise
+
 __all__ = ["main", "MAPPINGS"]
 
 #: Mapping names accepted by ``--mapping``.
@@ -954,7 +956,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "ntkspec " + " ".join(argv)
     prog = f"ntkspec {args.command}"
     try:
-        with _terminate_as_interrupt():
+        with _terminate_as_interrupt(), interrupts_raise():
             device = getattr(args, "device", "auto")
             from .report import device_scope
 

@@ -860,12 +860,12 @@ def _as_forward(forward, grid):
 
 def _cg_verdict(residual: float, ridge: float) -> str:
     """What a CG run that missed its tolerance returned, said honestly."""
-    if not residual <= 1.0:
+    if not residual < 1.0:
         return (
-            f"and diverged: its relative residual is {residual:.2e}, worse than the "
-            "zero start (1), so the returned values are not a solution. The system is "
-            f"inconsistent or too ill-conditioned at ridge = {ridge:g} (y outside the "
-            "range of A K A^T): add a ridge."
+            f"and made no progress or diverged: its relative residual {residual:.2e} "
+            "is no better than the zero start's (1), so the returned values are not a "
+            "solution. The system is likely inconsistent (y outside the range of "
+            f"A K A^T) or too ill-conditioned at ridge = {ridge:g}: add a ridge."
         )
     return (
         f"(reached {residual:.2e}); the last iterate is returned. Raise max_iter, "
