@@ -16,11 +16,13 @@ Two phases:
 * While the command runs, :func:`raise_interrupt` raises ``KeyboardInterrupt`` so that
   clean-up code runs (``cli.main`` prints the one line and exits with 130). When the
   signal lands inside a garbage-collector callback or a ``__del__`` method, where the
-  exception would be dropped, it is sent again and so raised once that code returns.
+  exception would be dropped, it is delivered again 20 ms later, once that code has
+  returned.
 """
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import gc
 import os
@@ -29,10 +31,17 @@ import sys
 import threading
 from collections.abc import Iterator
 
-__all__ = ["install_early", "raise_interrupt", "interrupts_raise"]
+__all__ = [
+    "install_early",
+    "raise_interrupt",
+    "interrupts_raise",
+    "redeliver_if_dropped",
+]
 
 #: Exit code of a command stopped by SIGINT (128 + 2, as shells report it).
 EXIT_INTERRUPTED = 130
+#: Delay of a SIGINT delivered again after it landed where Python drops exceptions.
+_REDELIVER_S = 0.02
 
 
 def _is_console_script() -> bool:
@@ -89,10 +98,24 @@ def _dropping_frame(frame) -> bool:
     return False
 
 
+def redeliver_if_dropped(signum, frame) -> bool:
+    """True, and the signal delivered again shortly, where a raise would be dropped.
+
+    For a handler about to raise: ``frame`` runs in a gc callback or ``__del__``.
+    """
+    if not _dropping_frame(frame):
+        return False
+    # Deliver it again from another thread: by then that code has returned (a
+    # re-delivery from here would run the handler again at once, still inside it).
+    timer = threading.Timer(_REDELIVER_S, _thread.interrupt_main, (signum,))
+    timer.daemon = True
+    timer.start()
+    return True
+
+
 def raise_interrupt(signum, frame) -> None:
-    """Raise ``KeyboardInterrupt``, or send the signal again where it would be lost."""
-    if _dropping_frame(frame):
-        signal.raise_signal(signum)  # handled again once that code has returned
+    """Raise ``KeyboardInterrupt``, or deliver the signal again where it'd be lost."""
+    if redeliver_if_dropped(signum, frame):
         return
     raise KeyboardInterrupt
 

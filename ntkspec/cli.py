@@ -20,7 +20,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from ._interrupt import interrupts_raise
+from ._interrupt import interrupts_raise, redeliver_if_dropped
 
 __all__ = ["main", "MAPPINGS"]
 
@@ -119,6 +119,8 @@ def _terminate_as_interrupt():
         return
 
     def _handler(signum, frame):
+        if redeliver_if_dropped(signum, frame):  # inside a gc callback: raise later
+            return
         raise _Terminated()
 
     previous = signal.signal(signal.SIGTERM, _handler)
