@@ -464,9 +464,9 @@ _FIT_CACHE: dict = {}
 _FIT_TOL = 5e-14
 
 
-def _profile_fit(arch: ReluMLP, q: float, d: int, kernel: str):
-    """A verified Chebyshev fit, or None when the fit misses its tolerance."""
-    key = (
+def _profile_key(arch: ReluMLP, q, d: int, kernel: str) -> tuple:
+    """The memo key of a profile: Python numbers only (no arrays)."""
+    return (
         arch.depth,
         float(arch.W_std),
         None if arch.b_std is None else float(arch.b_std),
@@ -476,6 +476,11 @@ def _profile_fit(arch: ReluMLP, q: float, d: int, kernel: str):
         int(d),
         kernel,
     )
+
+
+def _profile_fit(arch: ReluMLP, q: float, d: int, kernel: str):
+    """A verified Chebyshev fit, or None when the fit misses its tolerance."""
+    key = _profile_key(arch, q, d, kernel)
     # A small bounded memo of *Python-number* keys (no arrays): fitting costs ~10 ms.
     if key in _FIT_CACHE:
         return _FIT_CACHE[key]
@@ -526,6 +531,10 @@ def profile(
 
     Returns:
         The kernel values, same shape as ``sin2_half``.
+
+    Raises:
+        ValueError: bad arguments, or a kernel that overflows ``dtype`` (concrete
+            values that are not finite; traced offsets: :func:`check_profile_range`).
     """
     if kernel not in ("ntk", "nngp"):
         raise ValueError(f"kernel must be 'ntk' or 'nngp'; got {kernel!r}")
@@ -984,16 +993,7 @@ def check_profile_range(
     leaves = jax.tree_util.tree_leaves(arch)
     if is_traced(input_var) or any(is_traced(x) for x in leaves):
         return
-    key = (
-        arch.depth,
-        float(arch.W_std),
-        None if arch.b_std is None else float(arch.b_std),
-        arch.parameterization,
-        arch.width,
-        float(input_var),
-        int(input_dim),
-        kernel,
-    )
+    key = _profile_key(arch, input_var, input_dim, kernel)
     if key not in _PEAK_CACHE:
         if len(_PEAK_CACHE) > 256:
             _PEAK_CACHE.clear()
@@ -1124,6 +1124,9 @@ def profile_coefficients(arch: ReluMLP, input_var: float, input_dim: int, kernel
     Returns:
         ``(coef_lower, coef_upper)`` float64 NumPy arrays, or None when no fit of
         degree up to 96 meets the tolerance (then evaluate the recursion).
+
+    Raises:
+        ValueError: the profile overflows float64 (:func:`check_profile_range`).
     """
     check_profile_range(arch, input_var, input_dim, kernel, np.float64)
     fit = _profile_fit(arch, float(input_var), int(input_dim), kernel)
