@@ -27,6 +27,7 @@ __all__ = [
     "check_grid_work",
     "check_allocation",
     "check_gd_stability",
+    "ridge_advice",
 ]
 
 #: Default cap on one dense float64 output (4 GiB). Overridden per call by an argument,
@@ -259,3 +260,17 @@ def check_gd_stability(
             RuntimeWarning,
             stacklevel=3,
         )
+
+
+def ridge_advice(anorm: float) -> str:
+    """The ridge that would help (1e-10 of the Gram's norm), or why none does."""
+    if not anorm > 0:
+        return (
+            "the Gram is zero (every entry 0), so no ridge helps: the kernel carries "
+            "no information about the inputs (check the architecture's W_std/b_std "
+            "and the mapping's amplitudes); the minimum-norm solution is 0."
+        )
+    return (
+        f"a ridge of about {1e-10 * anorm:.1e} (1e-10 of the Gram's norm) or more "
+        "would make the system well posed."
+    )

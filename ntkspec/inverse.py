@@ -1017,7 +1017,7 @@ def inverse_regression(
         (N, c); with ``return_info`` the pair ``(prediction, info)``.
 
     Warns:
-        ConvergenceWarning: CG missed ``rtol`` within ``max_iter`` (the best iterate
+        ConvergenceWarning: CG missed ``rtol`` within ``max_iter`` (the last iterate
             is returned), or the Lanczos estimate missed ``rtol``.
 
     Raises:

@@ -52,7 +52,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._numerics import check_dense_request, dense_cap_bytes, resolve_dtype, x64_scope
+from ._numerics import (
+    check_dense_request,
+    dense_cap_bytes,
+    resolve_dtype,
+    ridge_advice,
+    x64_scope,
+)
 from ._validation import (
     check_arch,
     check_inputs,
@@ -79,7 +85,6 @@ from .solvers import (
     ConvergenceWarning,
     IllConditionedWarning,
     JacobiPreconditioner,
-    _ridge_advice,
     cg,
     psd_solve,
     t_chan_preconditioner,
@@ -335,7 +340,7 @@ def _structured_path(
                 warnings.warn(
                     f"the circulant train Gram is numerically singular (smallest "
                     f"eigenvalue {np.min(lam):.2e}, largest {np.max(lam):.2e}); "
-                    + _ridge_advice(float(np.max(lam))),
+                    + ridge_advice(float(np.max(lam))),
                     IllConditionedWarning,
                     stacklevel=4,
                 )

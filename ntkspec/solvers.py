@@ -68,7 +68,7 @@ from ._linalg import (
     cholesky_lower,
     scipy,  # scipy.linalg imported on first use
 )
-from ._numerics import check_dense_request, dense_cap_bytes, x64_scope
+from ._numerics import check_dense_request, dense_cap_bytes, ridge_advice, x64_scope
 from ._validation import check_positive_int, check_real, is_traced
 
 __all__ = [
@@ -419,20 +419,6 @@ def _suggest_ridge(anorm: float) -> float:
     return 1e-10 * anorm
 
 
-def _ridge_advice(anorm: float) -> str:
-    """The ridge that would help (1e-10 of the Gram's norm), or why none does."""
-    if not anorm > 0:
-        return (
-            "the Gram is zero (every entry 0), so no ridge helps: the kernel carries "
-            "no information about the inputs (check the architecture's W_std/b_std "
-            "and the mapping's amplitudes); the minimum-norm solution is 0."
-        )
-    return (
-        f"a ridge of about {_suggest_ridge(anorm):.1e} (1e-10 of the Gram's norm) or "
-        "more would make the system well posed."
-    )
-
-
 def psd_solve(A: np.ndarray, Y: np.ndarray, what: str, *, stacklevel: int = 4):
     r"""Solve :math:`A X = Y` for symmetric PSD :math:`A` in float64 (LAPACK).
 
@@ -480,7 +466,7 @@ def psd_solve(A: np.ndarray, Y: np.ndarray, what: str, *, stacklevel: int = 4):
         f"{what} is not numerically positive definite (smallest eigenvalue "
         f"{evals[0]:.2e}, largest {top:.2e}); solved by eigendecomposition with the "
         f"{int(np.sum(~keep))} eigenvalues below {floor:.1e} dropped (minimum-norm "
-        f"solution); " + _ridge_advice(anorm),
+        f"solution); " + ridge_advice(anorm),
         IllConditionedWarning,
         stacklevel=stacklevel,
     )

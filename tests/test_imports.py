@@ -22,6 +22,7 @@ HELPERS = {
     "_validation",
     "_numerics",
     "_io",
+    "_interrupt",
     "_linalg",
     "_typing",
     "_output",
