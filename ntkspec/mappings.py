@@ -162,7 +162,7 @@ class FourierMapping:
             argument=f"{n:,} points ({name}) x num_freqs = {self.num_freqs:,}",
             what=what,
             itemsize=np.dtype(dtype).itemsize,
-            copies=3,
+            copies=2.5,  # the phases, cos and sin terms alive with the result
             alternative="Use fewer points (in blocks) or fewer frequencies.",
         )
 
