@@ -1,5 +1,7 @@
 """ntkspec: spectral analysis of coordinate MLPs with Fourier-feature inputs."""
 
+# First, before jax: the console script's Ctrl-C handler (a no-op in any other process).
+from . import _interrupt as _interrupt  # noqa: I001 (must run first)
 from importlib import import_module as _import_module
 from importlib import metadata as _metadata
 from typing import TYPE_CHECKING

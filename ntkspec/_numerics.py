@@ -25,6 +25,8 @@ __all__ = [
     "work_cap_bytes",
     "check_work_request",
     "check_grid_work",
+    "check_allocation",
+    "ridge_advice",
 ]
 
 #: Default cap on one dense float64 output (4 GiB). Overridden per call by an argument,
@@ -169,6 +171,39 @@ def check_work_request(need_bytes: float, *, what: str, alternative: str = "") -
         )
 
 
+def check_allocation(
+    shape,
+    *,
+    argument: str,
+    what: str,
+    itemsize: int = 8,
+    copies: float = 1.0,
+    extra_bytes: float = 0.0,
+    alternative: str = "",
+) -> None:
+    """Refuse, before it is made, an array over the memory cap, naming the argument.
+
+    The one size check that every library allocation of features, grids, measurement
+    matrices and network parameters passes before it allocates.
+
+    ``shape`` is the array to be made (Python ints, any size: the count is formed in
+    floating point, so a shape no array can have is refused, not overflowed);
+    ``copies`` the temporaries alive with it; ``argument`` names the user's argument
+    that sets the size (``"num_freqs = 4000000000"``), so the ValueError says what to
+    change, with the bytes needed and the cap (:func:`check_work_request`).
+    """
+    entries = 1.0
+    for n in shape:
+        entries *= float(n) if abs(n) < 2**1000 else float("inf")
+    need = entries * float(itemsize) * float(copies) + float(extra_bytes)
+    dims = ", ".join(str(int(n)) for n in shape) + ("," if len(shape) == 1 else "")
+    check_work_request(
+        need,
+        what=f"{argument}: {what} of shape ({dims})",
+        alternative=alternative or f"Lower {argument.split(' =')[0]}.",
+    )
+
+
 #: Estimated working bytes per entry of a grid kernel column (offsets, profile
 #: temporaries, FFTs), from the peak memory of the structured paths at 2048 x 2048.
 GRID_BYTES_PER_ENTRY = 128
@@ -183,4 +218,18 @@ def check_grid_work(shape, *, embed: bool, what: str, extra_bytes: float = 0.0) 
         entries * GRID_BYTES_PER_ENTRY + extra_bytes,
         what=what,
         alternative="Use a smaller grid.",
+    )
+
+
+def ridge_advice(anorm: float) -> str:
+    """The ridge that would help (1e-10 of the Gram's norm), or why none does."""
+    if not anorm > 0:
+        return (
+            "the Gram is zero (every entry 0), so no ridge helps: the kernel carries "
+            "no information about the inputs (check the architecture's W_std/b_std "
+            "and the mapping's amplitudes); the minimum-norm solution is 0."
+        )
+    return (
+        f"a ridge of about {1e-10 * anorm:.1e} (1e-10 of the Gram's norm) or more "
+        "would make the system well posed."
     )

@@ -23,6 +23,7 @@ __all__ = [
     "check_kernel",
     "check_grid",
     "check_inputs",
+    "check_coordinates",
     "check_targets",
     "check_hyperparameter",
     "check_real_array",
@@ -133,12 +134,25 @@ def check_inputs(x, name: str, mapping):
     else:
         pts = np.asarray(as_points(x, name), dtype=np.float64)
         dim, grid = pts.shape[1], None
+        check_coordinates(pts, name, mapping)
     if mapping.dim is not None and dim != mapping.dim:
         raise ValueError(
             f"{name} has dimension {dim} but the mapping takes "
             f"{mapping.dim}-dimensional points"
         )
     return pts, grid
+
+
+def check_coordinates(x, name: str, mapping) -> None:
+    """Refuse raw points too large for ``mapping``'s features, naming ``name``.
+
+    Raw coordinates (identity mapping) must stay below the kernel's overflow limit
+    (:func:`check_magnitude`); a non-periodic Fourier mapping needs phases below
+    2**53 cycles. Periodic mappings take coordinates of any size (reduced mod 1).
+    """
+    check = getattr(mapping, "check_points", None)  # each mapping knows its limits
+    if check is not None:
+        check(x, name)
 
 
 def check_targets(

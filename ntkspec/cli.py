@@ -20,6 +20,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+from ._interrupt import interrupts_raise, redeliver_if_dropped
+
 __all__ = ["main", "MAPPINGS"]
 
 #: Mapping names accepted by ``--mapping``.
@@ -117,6 +119,8 @@ def _terminate_as_interrupt():
         return
 
     def _handler(signum, frame):
+        if redeliver_if_dropped(signum, frame):  # inside a gc callback: raise later
+            return
         raise _Terminated()
 
     previous = signal.signal(signal.SIGTERM, _handler)
@@ -956,7 +960,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "ntkspec " + " ".join(argv)
     prog = f"ntkspec {args.command}"
     try:
-        with _terminate_as_interrupt():
+        with _terminate_as_interrupt(), interrupts_raise():
             device = getattr(args, "device", "auto")
             from .report import device_scope
 

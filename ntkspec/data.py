@@ -524,6 +524,11 @@ def psnr(prediction, target) -> float:
     The official code's convention: the MSE over all entries (pixels and channels), no
     clipping of the prediction.
 
+    Raises:
+        ValueError: shapes that differ, empty arrays, or NaN/inf in either (a
+            diverged prediction has no PSNR; it is refused rather than returned as
+            NaN).
+
     Example:
         >>> import numpy as np
         >>> round(psnr(np.full(4, 0.1), np.zeros(4)), 9)
@@ -536,5 +541,17 @@ def psnr(prediction, target) -> float:
             "prediction and target must have the same shape; got "
             f"{p.shape} and {t.shape}"
         )
+    if p.size == 0:
+        raise ValueError(
+            f"prediction and target must not be empty; got shape {p.shape} (no "
+            "entries: the MSE is undefined)"
+        )
+    for name, arr in (("prediction", p), ("target", t)):
+        if not np.all(np.isfinite(arr)):
+            bad = int(np.sum(~np.isfinite(arr)))
+            raise ValueError(
+                f"{name} must be finite; it contains {bad} NaN or inf entries of "
+                f"{arr.size} (a diverged fit has no PSNR)"
+            )
     mse = float(np.mean((p - t) ** 2))
     return math.inf if mse == 0.0 else -10.0 * math.log10(mse)

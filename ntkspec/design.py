@@ -383,17 +383,30 @@ class ScaleSuggestion:
     seed: int
 
     def to_dict(self) -> dict:
-        """A JSON-ready dict ("scale", "scales", "predicted_psnr", ...)."""
-        return dict(
+        """A strict-JSON dict ("scale", "scales", "predicted_psnr", ...).
+
+        A PSNR that is not finite (a predicted error of exactly 0, as for a constant
+        image, gives +inf) is written as null, and the key ``"predicted_psnr_null"``
+        says why: strict JSON has no Infinity.
+        """
+        psnr = [float(p) if math.isfinite(p) else None for p in self.predicted_psnr]
+        out = dict(
             scale=float(self.scale),
             scales=[float(s) for s in self.scales],
-            predicted_psnr=[float(p) for p in self.predicted_psnr],
+            predicted_psnr=psnr,
             time=float(self.time),
             family=self.family,
             num_freqs=int(self.num_freqs),
             learning_rate=float(self.learning_rate),
             seed=int(self.seed),
         )
+        if None in psnr:
+            out["predicted_psnr_null"] = (
+                "null marks a predicted held-out error of exactly 0 (an infinite "
+                "PSNR, e.g. a constant image predicted exactly); strict JSON has no "
+                "Infinity"
+            )
+        return out
 
 
 def family_mapping(

@@ -21,6 +21,8 @@ from ._numerics import check_work_request
 __all__ = ["Grid"]
 
 _MAX_DIM = 3
+#: The most points along an axis, and in all, that an int64 index can address.
+_MAX_INDEX = 2**63 - 1
 
 
 def _check_shape(shape) -> tuple[int, ...]:
@@ -47,8 +49,24 @@ def _check_shape(shape) -> tuple[int, ...]:
                 f"shape[{i}] must be a positive integer (points along axis {i}); got "
                 f"{n}"
             )
+        if n > _MAX_INDEX:
+            raise ValueError(
+                f"shape[{i}] must be at most 2**63 - 1 points (an int64 index); got "
+                f"{_count(n)}"
+            )
         out.append(int(n))
+    if math.prod(out) > _MAX_INDEX:
+        raise ValueError(
+            f"shape {tuple(out)!r} has {_count(math.prod(out))} points; a grid "
+            "holds at most 2**63 - 1 (an int64 index)"
+        )
     return tuple(out)
+
+
+def _count(n: int) -> str:
+    """An int for a message: in full up to 30 digits, else its power of ten."""
+    digits = str(int(n))
+    return digits if len(digits) <= 30 else f"about 10**{len(digits) - 1}"
 
 
 @dataclasses.dataclass(frozen=True, init=False)
@@ -67,7 +85,8 @@ class Grid:
 
     Raises:
         TypeError: a shape entry is not an integer.
-        ValueError: a shape entry is < 1, or the shape has not 1 to 3 entries.
+        ValueError: a shape entry is < 1, the shape has not 1 to 3 entries, or more
+            than 2**63 - 1 points (along an axis or in all).
 
     Example:
         >>> import ntkspec

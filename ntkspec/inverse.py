@@ -847,7 +847,28 @@ def _as_forward(forward, grid):
             f"forward has N = {op.shape[1]} columns but the grid {grid.shape} has "
             f"{grid.size} points; they must match (C order of the grid)"
         )
+    if op.shape[0] < 1:
+        raise ValueError(
+            f"forward has no rows (M = {op.shape[0]} measurements, shape "
+            f"{tuple(op.shape)}): there is nothing to fit; give at least one "
+            "measurement (e.g. a k-space mask that keeps a coefficient)"
+        )
     return op
+
+
+def _cg_verdict(residual: float, ridge: float) -> str:
+    """What a CG run that missed its tolerance returned, said honestly."""
+    if not residual < 1.0:
+        return (
+            f"and made no progress or diverged: its relative residual {residual:.2e} "
+            "is no better than the zero start's (1), so the returned values are not a "
+            "solution. The system is likely inconsistent (y outside the range of "
+            f"A K A^T) or too ill-conditioned at ridge = {ridge:g}: add a ridge."
+        )
+    return (
+        f"(reached {residual:.2e}); the last iterate is returned. Raise max_iter, "
+        "loosen rtol or add a ridge."
+    )
 
 
 def _check_time(time, steps, lr):
@@ -994,7 +1015,7 @@ def inverse_regression(
         (N, c); with ``return_info`` the pair ``(prediction, info)``.
 
     Warns:
-        ConvergenceWarning: CG missed ``rtol`` within ``max_iter`` (the best iterate
+        ConvergenceWarning: CG missed ``rtol`` within ``max_iter`` (the last iterate
             is returned), or the Lanczos estimate missed ``rtol``.
 
     Raises:
@@ -1056,9 +1077,8 @@ def inverse_regression(
             if not st["converged"]:
                 warnings.warn(
                     f"inverse_regression: CG did not reach the relative residual "
-                    f"rtol={rtol:.1e} in {st['iterations']} iterations (reached "
-                    f"{st['residual']:.2e}); the best iterate is returned. Raise "
-                    "max_iter, loosen rtol or add a ridge.",
+                    f"rtol={rtol:.1e} in {st['iterations']} iterations "
+                    + _cg_verdict(float(st["residual"]), ridge),
                     ConvergenceWarning,
                     stacklevel=2,
                 )

@@ -474,9 +474,9 @@ _FIT_CACHE: dict = {}
 _FIT_TOL = 5e-14
 
 
-def _profile_fit(arch: ReluMLP, q: float, d: int, kernel: str):
-    """A verified Chebyshev fit, or None when the fit misses its tolerance."""
-    key = (
+def _profile_key(arch: ReluMLP, q, d: int, kernel: str) -> tuple:
+    """The memo key of a profile: Python numbers only (no arrays)."""
+    return (
         arch.depth,
         float(arch.W_std),
         None if arch.b_std is None else float(arch.b_std),
@@ -486,6 +486,11 @@ def _profile_fit(arch: ReluMLP, q: float, d: int, kernel: str):
         int(d),
         kernel,
     )
+
+
+def _profile_fit(arch: ReluMLP, q: float, d: int, kernel: str):
+    """A verified Chebyshev fit, or None when the fit misses its tolerance."""
+    key = _profile_key(arch, q, d, kernel)
     # A small bounded memo of *Python-number* keys (no arrays): fitting costs ~10 ms.
     if key in _FIT_CACHE:
         return _FIT_CACHE[key]
@@ -536,6 +541,10 @@ def profile(
 
     Returns:
         The kernel values, same shape as ``sin2_half``.
+
+    Raises:
+        ValueError: bad arguments, or a kernel that overflows ``dtype`` (concrete
+            values that are not finite; traced offsets: :func:`check_profile_range`).
     """
     if kernel not in ("ntk", "nngp"):
         raise ValueError(f"kernel must be 'ntk' or 'nngp'; got {kernel!r}")
@@ -551,6 +560,17 @@ def profile(
                 "sin2_half must lie in [0, 1]; got values in "
                 f"[{arr.min()}, {arr.max()}]"
             )
+    if is_traced(sin2_half) and coefs is None:
+        # e.g. differentiated with respect to the offsets: the values cannot be read,
+        # the range can (concrete architecture and input variance)
+        check_profile_range(arch, input_var, input_dim, kernel, dtype)
+    out = _profile_values(arch, sin2_half, input_var, input_dim, kernel, dtype, coefs)
+    if not is_traced(out) and not bool(np.all(np.isfinite(np.asarray(out)))):
+        raise ValueError(_overflow_message(kernel, dtype))
+    return out
+
+
+def _profile_values(arch, sin2_half, input_var, input_dim, kernel, dtype, coefs):
     with x64_scope(dtype):
         if coefs is not None:
             w = 2.0 * jnp.asarray(sin2_half, dtype=dtype)
@@ -951,12 +971,60 @@ def _check_output(out, get, dtype, finite=None):
     if finite is None:
         finite = bool(jnp.all(jnp.isfinite(out)))
     if not finite:
-        raise ValueError(
-            f"the {get.upper()} overflowed {np.dtype(dtype)} (inf/NaN entries): the "
-            "inputs or the architecture's W_std/b_std/depth are too large for this "
-            "dtype; rescale them"
-        )
+        raise ValueError(_overflow_message(get, dtype))
     return out
+
+
+def _overflow_message(get: str, dtype, detail: str = "") -> str:
+    """The one message of every path whose kernel overflows ``dtype``."""
+    return (
+        f"the {get.upper()} overflowed {np.dtype(dtype)} (inf/NaN entries{detail}): "
+        "the inputs or the architecture's W_std/b_std/depth are too large for this "
+        "dtype; rescale them"
+    )
+
+
+_PEAK_CACHE: dict = {}
+
+
+def check_profile_range(
+    arch: ReluMLP, input_var, input_dim: int, kernel: str, dtype, *, size: float = 1.0
+) -> None:
+    r"""Refuse, on the host, a stationary kernel whose values would overflow ``dtype``.
+
+    Inputs of equal norm give a positive semi-definite kernel, so
+    :math:`|h(w)| \le h(0)` (angle 0) and a Gram of ``size`` such points has
+    eigenvalues at most ``size`` :math:`h(0)` (Gershgorin). :math:`h(0)` is evaluated
+    exactly (the layer recursion, float64) once per architecture and input variance;
+    when it or ``size`` times it is not below the largest ``dtype``, the same
+    ValueError as :func:`ntk` on points is raised, before any grid work. Traced
+    arguments are not checked.
+    """
+    leaves = jax.tree_util.tree_leaves(arch)
+    if is_traced(input_var) or any(is_traced(x) for x in leaves):
+        return
+    key = _profile_key(arch, input_var, input_dim, kernel)
+    if key not in _PEAK_CACHE:
+        if len(_PEAK_CACHE) > 256:
+            _PEAK_CACHE.clear()
+        with np.errstate(all="ignore"):
+            value = _exact_profile_np(
+                arch, float(input_var), np.zeros(1), int(input_dim), kernel
+            )[0]
+        _PEAK_CACHE[key] = float(value)
+    peak = _PEAK_CACHE[key]
+    limit = float(np.finfo(np.dtype(dtype)).max)
+    with np.errstate(over="ignore"):
+        ok = math.isfinite(peak) and abs(peak) * float(size) < limit
+    if not ok:
+        raise ValueError(
+            _overflow_message(
+                kernel,
+                dtype,
+                f"; its value at angle 0 is {peak:.3g}, times {float(size):.3g} "
+                f"points, against the largest {np.dtype(dtype)} {limit:.3g}",
+            )
+        )
 
 
 def nngp(
@@ -1066,7 +1134,11 @@ def profile_coefficients(arch: ReluMLP, input_var: float, input_dim: int, kernel
     Returns:
         ``(coef_lower, coef_upper)`` float64 NumPy arrays, or None when no fit of
         degree up to 96 meets the tolerance (then evaluate the recursion).
+
+    Raises:
+        ValueError: the profile overflows float64 (:func:`check_profile_range`).
     """
+    check_profile_range(arch, input_var, input_dim, kernel, np.float64)
     fit = _profile_fit(arch, float(input_var), int(input_dim), kernel)
     return None if fit is None else (fit.coef_lower, fit.coef_upper)
 

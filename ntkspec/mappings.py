@@ -42,9 +42,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._numerics import x64_scope
+from ._numerics import check_allocation, x64_scope
 from ._validation import (
     as_points,
+    check_magnitude,
     check_positive_int,
     check_real,
     check_real_array,
@@ -155,13 +156,72 @@ class FourierMapping:
         """Fourier mappings always give stationary kernels."""
         return True
 
+    def _check_size(self, n: int, cols: int, name: str, what: str, dtype) -> None:
+        """Refuse, before allocating, an (n, cols) result (and its temporaries)."""
+        check_allocation(
+            (n, cols),
+            argument=f"{n:,} points ({name}) x num_freqs = {self.num_freqs:,}",
+            what=what,
+            itemsize=np.dtype(dtype).itemsize,
+            copies=2.5,  # the phases, cos and sin terms alive with the result
+            alternative="Use fewer points (in blocks) or fewer frequencies.",
+        )
+
+    def _cycles(self, v, name: str, dtype):
+        r"""``v`` as a ``dtype`` array whose phases :math:`B v` are finite and exact.
+
+        With integer frequencies (:attr:`is_periodic`) the map has period 1 in every
+        coordinate, so ``v mod 1`` (exact in floating point) gives the same features,
+        finite for coordinates of any size. Otherwise a concrete ``v`` whose phases
+        could reach :math:`2^{53}` cycles, where float64 keeps no fraction of a cycle
+        (or overflow to inf and give NaN), is refused naming ``name``.
+        """
+        periodic = self.is_periodic
+        if not is_traced(v):
+            self.check_points(v, name, dtype)
+            if periodic:
+                v = np.mod(np.asarray(v, dtype=np.float64), 1.0)
+            return jnp.asarray(v, dtype=dtype)
+        v = jnp.asarray(v, dtype=dtype)
+        return jnp.mod(v, 1.0) if periodic else v
+
+    def check_points(self, v, name: str, dtype=np.float64) -> None:
+        """Refuse concrete coordinates whose (non-integer) phases lose every digit.
+
+        Raises:
+            ValueError: naming ``name``, when the phases :math:`Bv` could reach
+                :math:`2^{53}` cycles or a coordinate exceeds the largest ``dtype``.
+        """
+        if self.is_periodic or is_traced(v):
+            return
+        arr = np.asarray(v)
+        big = float(np.max(np.abs(arr))) if arr.size else 0.0
+        rows = np.sum(np.abs(np.asarray(self.B, dtype=np.float64)), axis=1)
+        with np.errstate(over="ignore"):
+            bound = float(np.max(rows)) * big
+        if not bound < 2.0**53:
+            raise ValueError(
+                f"{name} has coordinates up to {big:.3g}: with these (non-integer) "
+                f"frequencies the phases B v reach {bound:.3g} cycles, beyond 2**53, "
+                "where float64 keeps no fraction of a cycle (the features would be "
+                f"noise or NaN); rescale {name} (or use integer frequencies, which "
+                "are periodic)"
+            )
+        limit = float(np.finfo(np.dtype(dtype)).max)
+        if big > limit:
+            raise ValueError(
+                f"{name} has coordinates up to {big:.3g}, beyond the largest "
+                f"{np.dtype(dtype)} ({limit:.3g}); rescale {name}"
+            )
+
     def __call__(self, v, *, dtype=np.float64):
         """Map points ``v`` of shape (n, d) to features of shape (n, 2m) (float64)."""
         v = as_points(v, "v", dim=self.dim, dim_name="mapping's input dimension")
+        self._check_size(v.shape[0], 2 * self.num_freqs, "v", "the features", dtype)
         with x64_scope(dtype):
             B = jnp.asarray(self.B, dtype=dtype)
             a = jnp.asarray(self.a, dtype=dtype)
-            phase = 2.0 * jnp.pi * (jnp.asarray(v, dtype=dtype) @ B.T)
+            phase = 2.0 * jnp.pi * (self._cycles(v, "v", dtype) @ B.T)
             return jnp.concatenate(
                 [a[None, :] * jnp.cos(phase), a[None, :] * jnp.sin(phase)], axis=-1
             )
@@ -177,10 +237,13 @@ class FourierMapping:
             Shape (n,), float64: :math:`\gamma(v + \Delta)^\top\gamma(v)` for any v.
         """
         delta = as_points(delta, "delta", dim=self.dim, dim_name="mapping's dimension")
+        self._check_size(delta.shape[0], self.num_freqs, "delta", "the phases", dtype)
         with x64_scope(dtype):
             B = jnp.asarray(self.B, dtype=dtype)
             a2 = jnp.asarray(self.a, dtype=dtype) ** 2
-            return jnp.cos(2.0 * jnp.pi * (jnp.asarray(delta, dtype=dtype) @ B.T)) @ a2
+            return (
+                jnp.cos(2.0 * jnp.pi * (self._cycles(delta, "delta", dtype) @ B.T)) @ a2
+            )
 
     def sin2_half_angle(self, delta, *, dtype=np.float64):
         r"""Cancellation-free :math:`\sin^2(\theta/2) = (1 - \tau(\Delta)/S)/2`.
@@ -198,10 +261,11 @@ class FourierMapping:
             Shape (n,), values in [0, 1].
         """
         delta = as_points(delta, "delta", dim=self.dim, dim_name="mapping's dimension")
+        self._check_size(delta.shape[0], self.num_freqs, "delta", "the phases", dtype)
         with x64_scope(dtype):
             B = jnp.asarray(self.B, dtype=dtype)
             a2 = jnp.asarray(self.a, dtype=dtype) ** 2
-            s = jnp.sin(jnp.pi * (jnp.asarray(delta, dtype=dtype) @ B.T)) ** 2 @ a2
+            s = jnp.sin(jnp.pi * (self._cycles(delta, "delta", dtype) @ B.T)) ** 2 @ a2
             return s / jnp.sum(a2)
 
 
@@ -231,6 +295,10 @@ class IdentityMapping:
         """Feature dimension (equal to ``dim``)."""
         return self.dim
 
+    def check_points(self, v, name: str, dtype=np.float64) -> None:
+        """Refuse raw coordinates beyond the kernel's overflow limit."""
+        check_magnitude(v, name, np.dtype(dtype))
+
     @property
     def is_periodic(self) -> bool:
         """Raw coordinates are not periodic."""
@@ -256,6 +324,9 @@ def identity(dim: int | None = None, *, offset: float = 0.0) -> IdentityMapping:
 def basic(dim: int) -> FourierMapping:
     r"""The basic mapping :math:`[\cos 2\pi v, \sin 2\pi v]`: B = I_d, a = 1."""
     dim = check_positive_int(dim, "dim")
+    check_allocation(
+        (dim, dim), argument=f"dim = {dim:,}", what="the frequencies B = I"
+    )
     return FourierMapping(np.eye(dim), np.ones(dim))
 
 
@@ -286,6 +357,12 @@ def positional(
         raise ValueError(
             "positional needs exactly one of sigma (paper) or scale (code)"
         )
+    check_allocation(
+        (dim * num_freqs, dim),
+        argument=f"num_freqs = {num_freqs:,}",
+        what=f"the frequencies B ({dim} axes)",
+        copies=1.5,
+    )
     if sigma is not None:
         check_real(sigma, "sigma", low=0.0, low_inclusive=False)
         freqs = float(sigma) ** (np.arange(num_freqs) / num_freqs)
@@ -322,6 +399,13 @@ def gaussian(key_or_seed, dim: int, num_freqs: int, sigma: float) -> FourierMapp
         raise TypeError(
             f"key_or_seed must be a jax.random key or an int; got {key_or_seed!r}"
         )
+    # the draw, its host copy and B = sigma * z
+    check_allocation(
+        (num_freqs, dim),
+        argument=f"num_freqs = {num_freqs:,}",
+        what="the frequencies B",
+        copies=3,
+    )
     with x64_scope(np.float64):
         z = np.asarray(jax.random.normal(key, (num_freqs, dim), dtype=jnp.float64))
     with np.errstate(over="ignore"):
@@ -346,6 +430,12 @@ def power_law(num_freqs: int, p: float, *, normalize: bool = False) -> FourierMa
         raise TypeError(f"p must be a real number or inf; got {p!r}")
     if p < 0:
         raise ValueError(f"p must be >= 0 (or inf); got {p}")
+    check_allocation(
+        (num_freqs,),
+        argument=f"num_freqs = {num_freqs:,}",
+        what="the frequencies and amplitudes",
+        copies=4,
+    )
     j = np.arange(1, num_freqs + 1, dtype=np.float64)
     a = (j == 1).astype(np.float64) if math.isinf(p) else j ** (-float(p))
     if normalize:

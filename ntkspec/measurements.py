@@ -71,7 +71,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._numerics import x64_scope
+from ._numerics import check_allocation, x64_scope
 from ._validation import check_positive_int, check_real, is_traced
 
 __all__ = [
@@ -981,6 +981,15 @@ def ct_projections(
     """
     shape = _check_grid_shape(grid_shape, "grid_shape", (2,))
     n_theta = check_positive_int(num_angles, "num_angles")
+    # at most num_angles * H * W non-zeros, each held as COO (row, column, value), its
+    # CSR copy and the transposed CSR: about 48 bytes
+    check_allocation(
+        (n_theta, shape[0] * shape[1]),
+        argument=f"num_angles = {n_theta:,} on grid_shape {shape}",
+        what="the CT matrix's non-zeros (at most num_angles * H * W)",
+        itemsize=48,
+        alternative="Use fewer angles or a smaller grid.",
+    )
     angles = np.linspace(0.0, np.pi, n_theta + 1)[:-1]
     return _sparse_from_scipy(_ct_matrix(shape, angles), "the CT matrix", method)
 
@@ -1049,6 +1058,16 @@ def kspace_sample_mask(grid_shape, num_samples: int = 200_000, seed: int = 0):
     shape = _check_grid_shape(grid_shape, "grid_shape", (1, 2, 3))
     num = check_positive_int(num_samples, "num_samples")
     seed = check_positive_int(seed, "seed", minimum=0)
+    # the mask and its shifted copy (bytes), the draws (float64, then int64) and the
+    # kept flat indices
+    check_allocation(
+        shape,
+        argument=f"grid_shape = {shape}",
+        what="the k-space mask",
+        itemsize=2,
+        extra_bytes=(3 * len(shape) + 2) * 8.0 * num,
+        alternative="Use a smaller grid or fewer samples.",
+    )
     rng = np.random.default_rng(seed)
     centre = np.array([n // 2 for n in shape], dtype=np.float64)
     std = math.sqrt(2.0 * shape[0])
@@ -1091,6 +1110,18 @@ def mri_kspace(grid_shape, num_samples: int = 200_000, seed: int = 0) -> KSpaceM
         >>> A.shape[1], A.shape[0] == 2 * A.num_kept
         (256, True)
     """
-    mask = kspace_sample_mask(grid_shape, num_samples, seed)
+    shape = _check_grid_shape(grid_shape, "grid_shape", (1, 2, 3))
+    if math.prod(shape) > 2**31 - 1:
+        raise ValueError(
+            f"grid_shape {shape} has {math.prod(shape):,} points, over the 2**31 - 1 "
+            "that the mask's int32 indices address; use a smaller grid"
+        )
+    mask = kspace_sample_mask(shape, num_samples, seed)
     flat = np.flatnonzero(mask.reshape(-1)).astype(np.int32)
+    if flat.size == 0:
+        raise ValueError(
+            f"num_samples = {num_samples} with seed = {seed} keeps no k-space "
+            f"coefficient on grid_shape {mask.shape} (every draw fell outside the "
+            "grid): a measurement with no rows; raise num_samples"
+        )
     return KSpaceMask(jnp.asarray(flat), tuple(int(n) for n in mask.shape))

@@ -77,6 +77,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
@@ -96,6 +97,7 @@ from .grid import Grid
 from .kernels import (
     ReluMLP,
     check_arch,
+    check_profile_range,
     exact_pair_values,
     gram_block,
     near_pairs,
@@ -332,6 +334,9 @@ def _offsets_kernel(
     m = mapping.num_freqs
     q = mapping.norm_sq / (2 * m)
     check_real(q, "the mapping's input variance", low=0.0, low_inclusive=False)
+    # the column's values and its FFT (the eigenvalues) are bounded by size * k(0)
+    size = math.prod(2 * n if embed else n for n in grid.shape)
+    check_profile_range(arch, q, 2 * m, kernel, dtype, size=size)
     coefs = profile_coefficients(arch, float(q), 2 * m, kernel)
     with x64_scope(np.float64):
         return _grid_columns(

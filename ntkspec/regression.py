@@ -55,7 +55,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._numerics import check_dense_request, dense_cap_bytes, resolve_dtype, x64_scope
+from ._numerics import (
+    check_dense_request,
+    dense_cap_bytes,
+    resolve_dtype,
+    ridge_advice,
+    x64_scope,
+)
 from ._validation import (
     check_inputs,
     check_kernel,
@@ -231,6 +237,11 @@ def _plan(
         rtol, max_iter = value.rtol, value.max_iter
     check_real(ridge, "ridge", low=0.0)
     check_real(rtol, "rtol", low=0.0, low_inclusive=False)
+    if not float(rtol) < 1.0:
+        raise ValueError(
+            f"rtol must be in (0, 1): a relative residual of 1 or more is met by the "
+            f"zero solution; got {rtol}"
+        )
     max_iter = check_positive_int(max_iter, "max_iter")
     if block_rows is not None:
         check_positive_int(block_rows, "block_rows")
@@ -367,9 +378,8 @@ def _structured_path(
             if np.min(lam) + ridge <= 1e-14 * np.max(lam):
                 warnings.warn(
                     f"the circulant train Gram is numerically singular (smallest "
-                    f"eigenvalue {np.min(lam):.2e}, largest {np.max(lam):.2e}); a "
-                    f"ridge of about {1e-10 * np.max(lam):.1e} would make it well "
-                    "posed",
+                    f"eigenvalue {np.min(lam):.2e}, largest {np.max(lam):.2e}); "
+                    + ridge_advice(float(np.max(lam))),
                     IllConditionedWarning,
                     stacklevel=4,
                 )

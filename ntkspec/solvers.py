@@ -68,8 +68,8 @@ from ._linalg import (
     cholesky_lower,
     scipy,  # scipy.linalg imported on first use
 )
-from ._numerics import check_dense_request, dense_cap_bytes, x64_scope
-from ._validation import check_positive_int, check_real
+from ._numerics import check_dense_request, dense_cap_bytes, ridge_advice, x64_scope
+from ._validation import check_positive_int, check_real, is_traced
 
 __all__ = [
     "IllConditionedWarning",
@@ -171,6 +171,11 @@ class CG:
     def __post_init__(self):
         if isinstance(self.rtol, numbers.Real):
             check_real(self.rtol, "rtol", low=0.0, low_inclusive=False)
+            if not self.rtol < 1.0:
+                raise ValueError(
+                    "rtol must be in (0, 1): a relative residual of 1 or more is met "
+                    f"by the zero solution; got {self.rtol}"
+                )
         if isinstance(self.atol, numbers.Real):
             check_real(self.atol, "atol", low=0.0)
         check_positive_int(self.max_iter, "max_iter")
@@ -358,6 +363,11 @@ def cg(
     """
     n = _check_operator(operator)
     check_real(rtol, "rtol", low=0.0, low_inclusive=False)
+    if not is_traced(rtol) and not float(rtol) < 1.0:
+        raise ValueError(
+            f"rtol must be in (0, 1): a relative residual of 1 or more is met by the "
+            f"zero solution; got {rtol}"
+        )
     check_real(atol, "atol", low=0.0)
     max_iter = check_positive_int(max_iter, "max_iter")
     dtype = getattr(operator, "dtype", jnp.float64)
@@ -468,8 +478,7 @@ def psd_solve(A: np.ndarray, Y: np.ndarray, what: str, *, stacklevel: int = 4):
         f"{what} is not numerically positive definite (smallest eigenvalue "
         f"{evals[0]:.2e}, largest {top:.2e}); solved by eigendecomposition with the "
         f"{int(np.sum(~keep))} eigenvalues below {floor:.1e} dropped (minimum-norm "
-        f"solution). A ridge of about {_suggest_ridge(anorm):.1e} (1e-10 of the Gram's "
-        f"norm) or more would make the system well posed.",
+        f"solution); " + ridge_advice(anorm),
         IllConditionedWarning,
         stacklevel=stacklevel,
     )

@@ -54,6 +54,7 @@ from ._linalg import scipy  # scipy.linalg imported on first use
 from ._numerics import check_dense_request, x64_scope
 from ._validation import (
     as_points,
+    check_coordinates,
     check_kernel,
 )
 from .grid import Grid
@@ -248,6 +249,7 @@ def _spectrum_plan(arch, mapping, x, k, kernel, vectors, method, max_bytes):
     else:
         x = as_points(x, "x")
         _check_mapping(mapping, x.shape[1], "x")
+        check_coordinates(x, "x", mapping)
         n = x.shape[0]
     k = _check_k(k, n)
     if not isinstance(x, Grid) and method == "lanczos":

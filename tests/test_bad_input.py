@@ -549,6 +549,213 @@ API_CASES = [
 ]
 
 
+# --------------------------------------------------------------------------------------
+# Issue 30: overflowing kernels on the grid paths, sizes refused before allocating,
+# degenerate measurements, and the smaller argument checks.
+# --------------------------------------------------------------------------------------
+
+HUGE_ARCH = ntkspec.ReluMLP(10, W_std=1e20)  # its kernel overflows float64
+G8 = ntkspec.Grid((8,))
+Y8 = np.cos(2 * np.pi * np.arange(8) / 8)
+OVERFLOW = "NTK overflowed float64"
+
+
+def _empty_kspace_inverse():
+    from ntkspec import measurements
+
+    mask = measurements.KSpaceMask(jax.numpy.zeros((0,), np.int32), (8, 8))
+    return ntkspec.inverse_regression(
+        ARCH, mappings.basic(2), ntkspec.Grid((8, 8)), mask, np.zeros(0)
+    )
+
+
+def _inconsistent_inverse():
+    from ntkspec import measurements
+
+    a = np.zeros((2, 8))
+    a[:, 0] = 1.0  # two equal rows, two different values: no exact fit
+    return ntkspec.inverse_regression(
+        ARCH, mappings.basic(1), G8, measurements.as_measurement(a), [0.0, 1.0],
+        max_iter=20,
+    )  # fmt: skip
+
+
+API_CASES += [
+    # (2) the kernel profile overflows: every path raises the points path's error
+    Case(
+        "spectrum-grid-overflow",
+        lambda: ntkspec.spectrum(HUGE_ARCH, mappings.basic(1), G8),
+        ValueError,
+        OVERFLOW,
+    ),
+    Case(
+        "spectrum-grid-topk-overflow",
+        lambda: ntkspec.spectrum(HUGE_ARCH, mappings.basic(1), G8, k=2),
+        ValueError,
+        OVERFLOW,
+    ),
+    Case(
+        "gd-dynamics-grid-overflow",
+        lambda: ntkspec.gd_dynamics(HUGE_ARCH, mappings.basic(1), G8, Y8, G8, [1.0], 1),
+        ValueError,
+        OVERFLOW,
+    ),
+    Case(
+        "gd-dynamics-toeplitz-overflow",
+        lambda: ntkspec.gd_dynamics(
+            HUGE_ARCH, mappings.gaussian(0, 1, 4, 2.0), G8, Y8, G8, [1.0], 1.0
+        ),
+        ValueError,
+        OVERFLOW,
+    ),
+    Case(
+        "predicted-error-overflow",
+        lambda: ntkspec.design.predicted_error(
+            HUGE_ARCH, mappings.basic(2), np.linspace(0, 1, 64).reshape(8, 8)
+        ),
+        ValueError,
+        OVERFLOW,
+    ),
+    Case(
+        "kernel-regression-grid-overflow",
+        lambda: ntkspec.kernel_regression(HUGE_ARCH, mappings.basic(1), G8, Y8, G8),
+        ValueError,
+        OVERFLOW,
+    ),
+    Case(
+        "grid-column-float32-overflow",  # finite in float64 (1e57), not in float32
+        lambda: ntkspec.operators.kernel_on_offsets(
+            ntkspec.ReluMLP(10, W_std=1e3), mappings.basic(1), G8, dtype=np.float32
+        ),
+        ValueError,
+        "NTK overflowed float32",
+    ),
+    Case(
+        "profile-overflow",
+        lambda: kernels.profile(HUGE_ARCH, np.linspace(0, 1, 5)),
+        ValueError,
+        OVERFLOW,
+    ),
+    # (3, 4) sizes refused before allocating, naming the argument (the cases that
+    # would allocate a lot on the unfixed code run in a subprocess, below)
+    Case(
+        "basic-dim-huge",
+        lambda: mappings.basic(10**6),
+        ValueError,
+        r"dim = 1,000,000: .* would need .* over the cap",
+    ),
+    Case(
+        "power-law-num-freqs-huge",
+        lambda: mappings.power_law(10**10, 1.0),
+        ValueError,
+        r"num_freqs = 10,000,000,000: .* over the cap",
+    ),
+    Case(
+        "mlp-width-huge",
+        lambda: networks.mlp(ARCH, mappings.basic(1), 10**6),
+        ValueError,
+        r"width = 1,000,000: the parameters .* over the cap",
+    ),
+    Case(
+        "grid-beyond-int64",
+        lambda: ntkspec.Grid((10**400,)),
+        ValueError,
+        r"shape\[0\] must be at most 2\*\*63 - 1",
+    ),
+    Case(
+        "grid-product-beyond-int64",
+        lambda: ntkspec.Grid((2**40, 2**40)),
+        ValueError,
+        "a grid holds at most 2",
+    ),
+    # (7) a k-space mask that keeps nothing; a forward map with no rows
+    Case(
+        "mri-kspace-empty-mask",
+        lambda: ntkspec.measurements.mri_kspace((8, 8), num_samples=1, seed=3),
+        ValueError,
+        "keeps no k-space coefficient",
+    ),
+    Case(
+        "inverse-regression-no-rows",
+        _empty_kspace_inverse,
+        ValueError,
+        r"forward has no rows \(M = 0",
+    ),
+    # (8) huge coordinates, PSNR of nothing or of NaN
+    Case(
+        "gaussian-features-huge-coordinate",
+        lambda: mappings.gaussian(0, 1, 4, 1.0)(np.array([[1e308]])),
+        ValueError,
+        r"v has coordinates up to 1e\+308.*beyond 2\*\*53",
+    ),
+    Case(
+        "kernel-regression-huge-coordinate-names-x_train",
+        lambda: ntkspec.kernel_regression(
+            ARCH, mappings.identity(), [[0.0], [1e308]], np.zeros(2), [[0.5]]
+        ),
+        ValueError,
+        "^x_train has entries of magnitude",
+    ),
+    Case(
+        "kernel-regression-gaussian-huge-coordinate-names-x_test",
+        lambda: ntkspec.kernel_regression(
+            ARCH, mappings.gaussian(0, 1, 4, 1.0), X4, np.zeros(4), [[1e308]]
+        ),
+        ValueError,
+        "^x_test has coordinates",
+    ),
+    Case(
+        "spectrum-huge-coordinate-names-x",
+        lambda: ntkspec.spectrum(ARCH, mappings.identity(), [[0.0], [1e308]]),
+        ValueError,
+        "^x has entries of magnitude",
+    ),
+    Case(
+        "psnr-nan-prediction",
+        lambda: ntkspec.data.psnr(np.array([np.nan, 1.0]), np.zeros(2)),
+        ValueError,
+        "prediction must be finite",
+    ),
+    Case(
+        "psnr-empty",
+        lambda: ntkspec.data.psnr(np.zeros(0), np.zeros(0)),
+        ValueError,
+        "must not be empty",
+    ),
+    Case(
+        "psnr-inf-target",
+        lambda: ntkspec.data.psnr(np.zeros(2), np.array([np.inf, 0.0])),
+        ValueError,
+        "target must be finite",
+    ),
+    # also noticed
+    Case(
+        "kernel-regression-rtol-5",
+        lambda: ntkspec.kernel_regression(ARCH, mappings.basic(1), G8, Y8, G8, rtol=5),
+        ValueError,
+        r"rtol must be in \(0, 1\)",
+    ),
+    Case(
+        "cg-value-rtol-1",
+        lambda: ntkspec.solvers.CG(rtol=1.0),
+        ValueError,
+        r"rtol must be in \(0, 1\)",
+    ),
+    Case(
+        "zero-gram-advice",
+        lambda: ntkspec.solvers.psd_solve(np.zeros((3, 3)), np.ones(3), "the Gram"),
+        ntkspec.solvers.IllConditionedWarning,
+        "the Gram is zero .* no ridge helps",
+    ),
+    Case(
+        "inverse-cg-inconsistent-says-not-a-solution",
+        _inconsistent_inverse,
+        ntkspec.solvers.ConvergenceWarning,
+        "no better than the zero start's .* not a solution",
+    ),
+]
+
+
 def _check(case: Case) -> None:
     if issubclass(case.expect, Warning):
         with warnings.catch_warnings(record=True) as seen:
@@ -655,6 +862,118 @@ def test_process_killing_cases_are_refused(name, process_results):
     assert "NTKSPEC_MAX_WORK_BYTES" in message, message
     if not PROCESS_CASES[name][1]:  # no cap set: the machine's memory
         assert "what this machine can hold" in message, message
+
+
+# Issue 30: allocations that used to abort inside XLA or fill the memory. They run in
+# one subprocess (a regression fails these rows instead of killing the test session),
+# under an address-space limit (the unfixed code fails with a MemoryError instead of
+# taking the machine's memory) and with the work cap lowered to 4 GB (the refusal does
+# not depend on the machine's size). The cases that aborted inside XLA come last.
+_KRR_1E7 = (
+    "ntkspec.kernel_regression(ARCH, mappings.FourierMapping(np.zeros((10**7, 1)), "
+    "np.ones(10**7)), np.random.default_rng(0).random((2000, 1)), np.zeros(2000), "
+    "np.random.default_rng(1).random((5, 1)))"
+)
+ALLOC_CASES = {
+    "positional-1e9-freqs": (
+        "mappings.positional(2, 10**9, scale=6.0)",
+        r"^num_freqs = 1,000,000,000: the frequencies B",
+    ),
+    "ct-1e6-angles": (
+        "ntkspec.measurements.ct_projections((128, 128), num_angles=10**6)",
+        r"^num_angles = 1,000,000 on grid_shape \(128, 128\)",
+    ),
+    "kspace-mask-2048-cubed": (
+        "ntkspec.measurements.kspace_sample_mask((2048,) * 3, num_samples=10)",
+        r"^grid_shape = \(2048, 2048, 2048\): the k-space mask",
+    ),
+    "mri-kspace-4096-cubed": (  # over the int32 indices' range, before any memory
+        "ntkspec.measurements.mri_kspace((4096,) * 3, num_samples=10)",
+        r"^grid_shape \(4096, 4096, 4096\) has 68,719,476,736 points",
+    ),
+    "cli-spectrum-power-law-1e10-freqs": (
+        "cli(['spectrum', '--mapping', 'power-law', '--num-freqs', '10000000000'])",
+        r"^ntkspec spectrum: error: num_freqs = 10,000,000,000: ",
+    ),
+    "kernel-regression-1e7-freq-features": (
+        _KRR_1E7,
+        r"2,000 points \(v\) x num_freqs = 10,000,000: the features of shape "
+        r"\(2000, 20000000\)",
+    ),
+    "gaussian-4e9-freqs": (
+        "mappings.gaussian(0, 2, 4 * 10**9, 1.0)",
+        r"^num_freqs = 4,000,000,000: the frequencies B of shape \(4000000000, 2\)",
+    ),
+    "cli-spectrum-4e9-freqs": (
+        "cli(['spectrum', '--num-freqs', '4000000000'])",
+        r"^ntkspec spectrum: error: num_freqs = 4,000,000,000: ",
+    ),
+}
+_ALLOC_SCRIPT = """
+import contextlib, io, json, os, resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (8 * 2**30, 8 * 2**30))
+os.environ["NTKSPEC_MAX_WORK_BYTES"] = "4e9"
+import numpy as np
+import ntkspec
+from ntkspec import cli as _cli, mappings
+ARCH = ntkspec.ReluMLP(3)
+
+class CliError(Exception):
+    pass
+
+def cli(argv):  # the console script in-process: exit code 2 and one line wanted
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        rc = _cli.main(argv)
+    lines = [ln for ln in err.getvalue().splitlines() if ln.strip()]
+    raise CliError(json.dumps({"rc": rc, "lines": lines}))
+
+for name, call in json.loads(sys.argv[1]).items():
+    try:
+        eval(call)
+        out = {"type": None, "message": ""}
+    except Exception as err:
+        out = {"type": type(err).__name__, "message": str(err)}
+    print("RESULT " + json.dumps([name, out]), flush=True)
+"""
+
+
+@pytest.fixture(scope="module")
+def alloc_results(tmp_path_factory):
+    """Every allocation case in one subprocess, in order; name -> outcome."""
+    tmp = tmp_path_factory.mktemp("alloc")
+    script = tmp / "case.py"
+    script.write_text(_ALLOC_SCRIPT)
+    env = dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu")
+    calls = json.dumps({name: call for name, (call, _) in ALLOC_CASES.items()})
+    proc = subprocess.run(
+        [sys.executable, str(script), calls], env=env, capture_output=True, text=True,
+        cwd=tmp, timeout=600,
+    )  # fmt: skip
+    lines = [ln[7:] for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    results = dict(json.loads(ln) for ln in lines)
+    made = sorted(p.name for p in tmp.iterdir())
+    return results, proc.returncode, proc.stderr[-2000:], made
+
+
+@pytest.mark.parametrize("name", list(ALLOC_CASES))
+def test_allocations_are_refused_before_allocating(name, alloc_results):
+    results, rc, stderr, made = alloc_results
+    assert name in results, f"the process died (rc {rc}) before this case: {stderr}"
+    result = results[name]
+    message = result["message"]
+    if name.startswith("cli-"):
+        assert result["type"] == "CliError", result
+        out = json.loads(message)
+        assert out["rc"] == 2 and len(out["lines"]) == 1, out
+        message = out["lines"][0]
+        assert made == ["case.py"]  # nothing written
+    else:
+        assert result["type"] == "ValueError", result
+    assert re.search(ALLOC_CASES[name][1], message), message
+    if name != "mri-kspace-4096-cubed":
+        assert "would need about" in message, message
+        assert "over the cap of 3.73 GiB" in message, message
 
 
 # --------------------------------------------------------------------------------------
@@ -872,3 +1191,139 @@ def test_float64_inputs_give_float64_networks_under_x64():
 
 def test_table_is_large_enough():
     assert len(API_CASES) + len(PROCESS_CASES) + len(CLI_CASES) >= 60
+
+
+# --------------------------------------------------------------------------------------
+# Issue 30 (8): features of huge coordinates are finite; strict JSON for suggest.
+# --------------------------------------------------------------------------------------
+
+
+def test_features_of_huge_coordinates_are_finite_and_exact():
+    # Every float64 above 2**53 is an integer, so with integer frequencies its phase is
+    # a whole number of turns: cos = 1, sin = 0 exactly (an independent reference).
+    gamma = mappings.basic(2)
+    v = np.array([[1e308, -(2.0**60)], [-2.75, 3.25]])
+    f = np.asarray(gamma(v))
+    np.testing.assert_array_equal(f[0], [1.0, 1.0, 0.0, 0.0])
+    # -2.75 = 0.25 and 3.25 = 0.25 in turns: cos(pi/2) and sin(pi/2), within 1 ulp
+    np.testing.assert_allclose(f[1], [0.0, 0.0, 1.0, 1.0], rtol=0, atol=2e-16)
+    with jax.enable_x64(True):  # traced: reduced mod 1 too
+        jitted = np.asarray(jax.jit(lambda x: gamma(x))(v))
+    np.testing.assert_allclose(jitted, f, rtol=0, atol=2e-16)
+    pl = mappings.power_law(3, 1.0)
+    assert np.all(np.isfinite(np.asarray(pl.tau(np.array([[1e308]])))))
+    assert float(np.asarray(pl.sin2_half_angle(np.array([[1e308]])))[0]) == 0.0
+
+
+def test_suggest_json_is_strict_for_an_infinite_psnr():
+    choice = ntkspec.design.ScaleSuggestion(
+        scale=1.0,
+        scales=np.array([1.0, 2.0]),
+        predicted_psnr=np.array([np.inf, 30.0]),
+        time=1.0,
+        family="gaussian",
+        num_freqs=16,
+        learning_rate=1.0,
+        seed=0,
+    )
+    d = choice.to_dict()
+    text = json.dumps(d, allow_nan=False)  # strict JSON: no Infinity/NaN tokens
+    assert json.loads(text)["predicted_psnr"] == [None, 30.0]
+    assert "infinite PSNR" in d["predicted_psnr_null"]
+
+
+# --------------------------------------------------------------------------------------
+# Issue 30 (5): Ctrl-C from the first line of the console script.
+# --------------------------------------------------------------------------------------
+
+# `python -m ntkspec report --quick --out OUT` with Python's SIGINT handler restored (a
+# background test runner ignores SIGINT), which sends itself SIGINT while ntkspec is
+# importing: when `import jax` starts (the import machinery's code), or from inside a
+# garbage-collector callback (where Python drops a raised KeyboardInterrupt).
+_EARLY_SIGINT = """
+import gc, os, runpy, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)
+where = sys.argv.pop(1)
+sys.argv = ["ntkspec"] + sys.argv[1:]
+
+def _send():
+    os.kill(os.getpid(), signal.SIGINT)
+
+class _AtJax:
+    def find_spec(self, name, path=None, target=None):
+        if where == "import" and name == "jax":
+            sys.meta_path.remove(self)
+            _send()
+        return None
+
+sys.meta_path.insert(0, _AtJax())
+_calls = []
+
+def _in_gc(phase, info):
+    if where == "gc" and phase == "start" and "jax" in sys.modules:
+        _calls.append(phase)
+        if len(_calls) == 3:
+            _send()
+
+gc.callbacks.insert(0, _in_gc)
+runpy.run_module("ntkspec", run_name="__main__", alter_sys=True)
+"""
+
+
+@pytest.mark.parametrize("where", ["import", "gc"])
+def test_sigint_while_importing_gives_one_line_and_130(where, tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _EARLY_SIGINT, where, "report", "--quick", "--out",
+         str(tmp_path / "r")],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        _, stderr = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:  # the interrupt was lost: the report ran on
+        proc.kill()
+        _, stderr = proc.communicate()
+        pytest.fail(f"SIGINT was swallowed: {stderr[-1000:]}")
+    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 130, stderr[-2000:]
+    assert lines == ["ntkspec report: interrupted"], stderr[-2000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_sigint_inside_a_gc_callback_is_raised_after_it():
+    import gc
+
+    from ntkspec import _interrupt
+
+    sent = []
+
+    def _callback(phase, info):
+        if phase == "start" and not sent:
+            sent.append(phase)
+            signal.raise_signal(signal.SIGINT)
+            sum(range(100))  # the handler runs here, inside the callback
+
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with _interrupt.interrupts_raise():
+            assert signal.getsignal(signal.SIGINT) is _interrupt.raise_interrupt
+            gc.callbacks.insert(0, _callback)
+            try:
+                with pytest.raises(KeyboardInterrupt):
+                    gc.collect()
+                    deadline = time.monotonic() + 10  # raised once the collection
+                    while time.monotonic() < deadline:  # has returned
+                        time.sleep(0.001)
+            finally:
+                gc.callbacks.remove(_callback)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, before)
+    assert sent
+
+
+def test_library_import_leaves_sigint_alone():
+    from ntkspec import _interrupt
+
+    assert signal.getsignal(signal.SIGINT) is not _interrupt._exit_now

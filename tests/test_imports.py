@@ -23,6 +23,7 @@ HELPERS = {
     "_validation",
     "_numerics",
     "_io",
+    "_interrupt",
     "_linalg",
     "_typing",
     "_output",

@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from .._numerics import resolve_dtype
+from .._numerics import check_allocation, resolve_dtype
 from .._validation import check_positive_int, is_traced
 from ..kernels import ReluMLP, check_arch
 from ..mappings import FourierMapping, IdentityMapping
@@ -164,6 +164,13 @@ def mlp(
         parameterization=arch.parameterization,
         initialization=initialization,
         output=output,
+    )
+    widths = layers.widths
+    check_allocation(
+        (sum((widths[i] + 1) * widths[i + 1] for i in range(len(widths) - 1)),),
+        argument=f"width = {width:,}",
+        what=f"the parameters ({arch.depth} layers, {np.dtype(dtype)})",
+        itemsize=np.dtype(dtype).itemsize,
     )
     spec = Spec(
         layers=layers,
