@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # the lazy names, for type checkers
     from . import shapes as shapes
     from . import sharding as sharding
     from . import theory as theory
+    from . import verdicts as verdicts
     from .dynamics import eigenmode_residuals as eigenmode_residuals
     from .dynamics import gd_dynamics as gd_dynamics
     from .inverse import inverse_regression as inverse_regression
@@ -47,6 +48,7 @@ _LAZY_MODULES = frozenset(
         "shapes",
         "sharding",
         "theory",
+        "verdicts",
     }
 )
 _LAZY_NAMES = {
@@ -94,6 +96,7 @@ __all__ = [
     "kernel_regression",
     "inverse_regression",
     "theory",
+    "verdicts",
     "FourierMapping",
     "ReluMLP",
     "mappings",
