@@ -25,6 +25,7 @@ from .spectra import spectrum as spectrum
 if TYPE_CHECKING:  # the lazy names, for type checkers
     from . import data as data
     from . import design as design
+    from . import loss_matching as loss_matching
     from . import measurements as measurements
     from . import networks as networks
     from . import phantoms as phantoms
@@ -41,6 +42,7 @@ _LAZY_MODULES = frozenset(
     {
         "data",
         "design",
+        "loss_matching",
         "measurements",
         "networks",
         "phantoms",
@@ -97,6 +99,7 @@ __all__ = [
     "inverse_regression",
     "theory",
     "verdicts",
+    "loss_matching",
     "FourierMapping",
     "ReluMLP",
     "mappings",

@@ -383,6 +383,8 @@ def format_gap(g: Mapping, digits: int = 2) -> str:
     verdict = {True: "resolved", False: "not resolved", None: "no interval"}[
         g["resolved"]
     ]
+    if g["resolved"] is not None and not g["bca_interval"]:
+        verdict += ", t-interval only"
     return (
         f"{g['mean']:+.{digits}f} (t {iv(g['t_interval'])}, BCa "
         f"{iv(g['bca_interval'])}, n = {g['n']}; {verdict})"

@@ -127,3 +127,29 @@ def test_bad_input():
         verdicts.collapse_verdict(10.0, constant_psnr={})
     with pytest.raises(ValueError, match="confidence"):
         verdicts.mean_interval([1.0, 2.0], confidence=1.5)
+
+
+def test_committed_gpu_table_is_corrected():
+    """issue 24: the two all-zero hubble runs are out; none / basic 20.25 / 21.54."""
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    data = json.loads(
+        (root / "figures/validation/gpu_h100/table1_networks.json").read_text()
+    )
+    cells = data["verdicts"]["table"]["natural"]
+    for m, mean in (("none", 20.25), ("basic", 21.54)):
+        s = cells[m]["adam"]["summary"]
+        assert s["n"] == 2 and round(s["mean"], 2) == mean
+        hubble = [r for r in cells[m]["adam"]["runs"] if r["collapsed"]]
+        assert [r["image"] for r in hubble] == ["hubble_deep_field"]
+    budget = json.loads(
+        (root / "figures/regression/table1_budget_cpu/table1_budget.json").read_text()
+    )
+    gd = budget["verdicts"]["table"]["text"]["none"]["gd"]
+    assert not any(r["collapsed"] for r in gd["runs"])  # 12.04 / 12.02 dB kept
+    assert gd["summary"]["n"] == 3
+    ct = json.loads((root / "figures/ct/ct_table.json").read_text())
+    net = ct["verdicts"]["table"]["phantoms"]["none"]["networks"]
+    assert net["summary"]["n"] == 0 and all(r["collapsed"] for r in net["runs"])
