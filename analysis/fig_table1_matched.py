@@ -4,6 +4,7 @@ Usage::
 
     python -m analysis.fig_table1_matched [--quick] [--out DIR] [--max-tasks N]
     python -m analysis.fig_table1_matched --summarize-only   # table from runs on disk
+    python -m analysis.fig_table1_matched --networks gpu --out DIR  # GPU: 512^2 Adam
 
 The CPU run (128 x 128 crops, 6 natural + 6 text images, 4 x 256 networks, 2000 Adam
 steps) takes hours on a 2-core CPU: start it in the background, niced; each finished
@@ -32,6 +33,12 @@ def main(argv=None) -> int:
     p.add_argument(
         "--summarize-only", action="store_true", help="only rebuild the table"
     )
+    p.add_argument(
+        "--networks",
+        choices=sorted(table1_matched.NETWORK_SIZES),
+        default=None,
+        help="only the Adam networks at this size (the GPU entry), then the table",
+    )
     args = p.parse_args(argv)
     argv = sys.argv[1:] if argv is None else list(argv)
     command = " ".join(["python -m analysis.fig_table1_matched", *argv])
@@ -40,7 +47,12 @@ def main(argv=None) -> int:
         if args.quick
         else "figures/validation/table1_cpu128"
     )
-    if args.summarize_only:
+    if args.networks:
+        table1_matched.run_networks(
+            out, size=args.networks, log=lambda line: print(line, flush=True)
+        )
+        data = table1_matched.summarize(out, command=command)
+    elif args.summarize_only:
         data = table1_matched.summarize(out, command=command)
     else:
         data = table1_matched.run(
