@@ -13,14 +13,14 @@ run is a JSON file under DIR/runs/ and a later call resumes where it stopped::
     nohup nice -n 19 python -m analysis.fig_table1_matched \\
         > figures/validation/table1_cpu128/run.log 2>&1 &
 
-``--quick`` runs a tiny version in seconds into a temporary folder (or ``--out``).
+``--quick`` runs a tiny version into ``figures/validation/table1_cpu128/quick/``
+(git-ignored; or ``--out``).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 
 from ntkspec.studies import table1_matched
 
@@ -43,7 +43,7 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     command = " ".join(["python -m analysis.fig_table1_matched", *argv])
     out = args.out or (
-        tempfile.mkdtemp(prefix="table1_matched_")
+        "figures/validation/table1_cpu128/quick"  # git-ignored
         if args.quick
         else "figures/validation/table1_cpu128"
     )
