@@ -87,6 +87,7 @@ __all__ = [
     "summarize",
     "NETWORK_SIZES",
     "run_networks",
+    "plot",
 ]
 
 #: The infinitely wide network, the control and the GD networks' architecture.
@@ -445,7 +446,45 @@ def summarize(out_dir: str | Path, *, command: str | None = None) -> dict:
         labels=LABELS,
     ) + _agreement_markdown(agreement)
     atomic_write(out_dir / "table1_matched.md", lambda tmp: Path(tmp).write_text(md))
+    plot(data, out_dir / "table1_matched.png")
     return data
+
+
+def plot(data: dict, path: str | Path) -> None:
+    """Bars per mapping and column (mean over images, 95 % t-interval), per set."""
+    from .._io import agg_subplots, save_figure
+
+    table = data["verdicts"]["table"]
+    sets = list(table) or ["natural"]
+    fig, axes = agg_subplots(
+        1, len(sets), figsize=(7.5 * len(sets), 4.8), squeeze=False
+    )
+    for ax, s in zip(axes[0], sets, strict=True):
+        rows = table.get(s, {})
+        cols = [c for c in LABELS if any(c in r for r in rows.values())]
+        width = 0.8 / max(len(cols), 1)
+        for k, c in enumerate(cols):
+            xs, ys, lo, hi = [], [], [], []
+            for j, m in enumerate(rows):
+                summ = rows[m].get(c, {}).get("summary")
+                if not summ or summ["mean"] is None:
+                    continue
+                iv = summ["t_interval"] or [summ["mean"], summ["mean"]]
+                xs.append(j + (k - (len(cols) - 1) / 2) * width)
+                ys.append(summ["mean"])
+                lo.append(summ["mean"] - iv[0])
+                hi.append(iv[1] - summ["mean"])
+            ax.bar(xs, ys, width, yerr=[lo, hi], capsize=2, label=LABELS[c])
+        ax.set_xticks(range(len(rows)), list(rows))
+        ax.set_ylabel("held-out PSNR (dB)")
+        ax.set_title(f"{s}: mean over images, 95 % t-interval", fontsize=10)
+        ax.legend(fontsize=7, loc="upper left")
+    fig.suptitle(
+        f"Table 1, matched columns · {data['provenance']['device']} · "
+        f"{data['runs_done']} runs finished",
+        fontsize=10,
+    )
+    save_figure(fig, path, dpi=90)
 
 
 LABELS = {
