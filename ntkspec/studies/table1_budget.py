@@ -23,7 +23,11 @@ held-out pixels ``[1::2, 1::2]`` after training on ``[::2, ::2]``:
   4 x 256, stax initialisation, sigmoid output, Adam);
 * the paper's numbers.
 
-**Learning rate and budget.** :math:`\eta = N_y / \lambda_{\max}` for each mapping
+**Learning rate and budget.** (This study predates the project's budget convention,
+:mod:`ntkspec.studies.table1_matched`: a budget is a gradient-flow time at
+:math:`\eta = 1`, equal for every mapping. Here equal T at a per-mapping
+:math:`\eta` gives the mappings different flow times, 2.7-2.9x more for Gaussian
+than basic.) :math:`\eta = N_y / \lambda_{\max}` for each mapping
 (half the stability limit :math:`2 N_y/\lambda_{\max}`; the top mode is learned in one
 step), with :math:`\lambda_{\max}` of the infinite-width train Gram (Lanczos on Grids).
 After T steps the modes with :math:`\lambda_i \gtrsim \lambda_{\max}/T` are learned and
