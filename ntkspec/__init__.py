@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # the lazy names, for type checkers
     from . import data as data
     from . import design as design
     from . import linalg as linalg
+    from . import loss_matching as loss_matching
     from . import measurements as measurements
     from . import networks as networks
     from . import phantoms as phantoms
@@ -35,6 +36,7 @@ if TYPE_CHECKING:  # the lazy names, for type checkers
     from . import shapes as shapes
     from . import sharding as sharding
     from . import theory as theory
+    from . import verdicts as verdicts
     from .dynamics import eigenmode_residuals as eigenmode_residuals
     from .dynamics import gd_dynamics as gd_dynamics
     from .inverse import inverse_regression as inverse_regression
@@ -44,6 +46,7 @@ _LAZY_MODULES = frozenset(
         "data",
         "design",
         "linalg",
+        "loss_matching",
         "measurements",
         "networks",
         "phantoms",
@@ -51,6 +54,7 @@ _LAZY_MODULES = frozenset(
         "shapes",
         "sharding",
         "theory",
+        "verdicts",
     }
 )
 _LAZY_NAMES = {
@@ -99,6 +103,8 @@ __all__ = [
     "linalg",
     "inverse_regression",
     "theory",
+    "verdicts",
+    "loss_matching",
     "FourierMapping",
     "ReluMLP",
     "mappings",

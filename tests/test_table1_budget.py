@@ -30,16 +30,17 @@ def test_constant_predictor_is_flagged():
         assert cause is not None and cause.startswith("constant output")
 
 
-def test_psnr_of_a_constant_predictor_is_flagged():
-    """Not exactly constant, but scoring the all-zero or train-mean PSNR."""
+def test_psnr_of_a_constant_predictor_is_flagged_where_the_theory_is_higher():
+    """Not exactly constant, but scoring the best constant predictor's PSNR."""
     y = _image(16).reshape(-1, 3)
     y_tr = y[::3]
     tiny = 1e-4 * np.random.default_rng(1).standard_normal(y.shape)
-    cause = _table1.collapse_cause(tiny, y, y_tr)
-    assert cause is not None and "all-zero" in cause
     mean = np.broadcast_to(y_tr.mean(axis=0), y.shape) + tiny
-    cause = _table1.collapse_cause(mean, y, y_tr)
+    ref = _table1.constant_psnrs(y_tr, y)["mean"]
+    cause = _table1.collapse_cause(mean, y, y_tr, reference_psnr=ref + 1.0)
     assert cause is not None and "train-mean" in cause
+    # no theory: only a constant or non-finite output is a collapse
+    assert _table1.collapse_cause(mean, y, y_tr) is None
 
 
 def test_constant_psnr_expected_by_the_theory_is_not_a_collapse():
@@ -48,7 +49,9 @@ def test_constant_psnr_expected_by_the_theory_is_not_a_collapse():
     y_tr = y[::3]
     near_mean = np.broadcast_to(y_tr.mean(axis=0), y.shape) + 1e-3 * y
     ref = _table1.constant_psnrs(y_tr, y)["mean"]
-    assert _table1.collapse_cause(near_mean, y, y_tr) is not None
+    assert (
+        _table1.collapse_cause(near_mean, y, y_tr, reference_psnr=ref + 2) is not None
+    )
     assert _table1.collapse_cause(near_mean, y, y_tr, reference_psnr=ref) is None
     # a constant output stays a collapse whatever the theory says
     flat = np.full_like(y, 0.3)
@@ -82,12 +85,14 @@ def test_summarize_leaves_collapsed_runs_out_with_their_cause():
         dict(image="a", seed=1, psnr_heldout=22.0, collapsed=None),
         dict(image="b", seed=0, psnr_heldout=17.59, collapsed="constant output (0)"),
         dict(image="b", seed=1, psnr_heldout=24.0, collapsed=None),
+        dict(image="c", seed=0, psnr_heldout=26.0, collapsed=None),
     ]
     s = _table1.summarize(runs)
+    # seeds averaged within an image first: a -> 21, b -> 24, c -> 26
     assert s["n"] == 3
-    np.testing.assert_allclose(s["mean"], 22.0, rtol=1e-15, atol=0)
+    np.testing.assert_allclose(s["mean"], (21.0 + 24.0 + 26.0) / 3, rtol=1e-15, atol=0)
     np.testing.assert_allclose(
-        s["std"], np.std([20.0, 22.0, 24.0], ddof=1), rtol=1e-15, atol=0
+        s["std"], np.std([21.0, 24.0, 26.0], ddof=1), rtol=1e-15, atol=0
     )
     assert s["collapsed"] == [
         dict(image="b", seed=0, value=17.59, cause="constant output (0)")
@@ -195,7 +200,12 @@ def test_tiny_run_end_to_end(tmp_path, monkeypatch):
             # leave a sigmoid network at its train-mean constant)
             # the theory of a seed-independent mapping counts each image once
             runs = 1 if (key.startswith("theory") and m == "basic") else 2
-            assert stat["n"] + len(stat["collapsed"]) == runs
+            v = blob["verdicts"]["table"]["natural"][m][key]
+            assert len(v["runs"]) == runs and v["summary"]["runs"] == runs
+            # n counts images (seeds averaged within an image first): one image
+            kept = [r for r in v["runs"] if not r["collapsed"]]
+            assert stat["n"] == v["summary"]["n"] == (1 if kept else 0)
+            assert len(stat["collapsed"]) == runs - len(kept)
             if cell is not None:
                 assert cell["n"] == stat["n"] and math.isfinite(cell["mean"])
     entry = blob["table1"]["natural"]["mappings"]["gaussian"]

@@ -74,6 +74,7 @@ from ..kernels import ReluMLP, ntk
 from ..linalg import check_gd_stability, gd_filter, largest_eigenvalue
 from ..solvers import ConvergenceWarning
 from ._output import per_image_stat, write_study
+from ._table1 import inverse_verdicts, verdict_markdown, verdict_tables
 
 __all__ = ["CPU_NETWORKS", "PAPER_CT", "SIZES", "run"]
 
@@ -292,8 +293,61 @@ def _matched_fit(curve_fn, img, target, exact: bool):
     }
 
 
+VERDICT_COLUMNS = {
+    "ntk_t_inf": ("psnr_t_inf",),
+    "ntk_steps": ("psnr_steps",),
+    "ntk_at_network_fit": ("at_network_fit", "psnr"),
+}
+VERDICT_LABELS = {
+    "ntk_t_inf": "NTK t=inf",
+    "ntk_steps": "NTK 1000 GD",
+    "ntk_at_network_fit": "NTK at CPU networks' fit",
+    "networks": "CPU networks",
+}
+
+
+def with_verdicts(data: dict) -> dict:
+    """``data`` with its ``verdicts`` block and the tables that follow from it.
+
+    The CPU networks' runs are judged (:func:`ntkspec.studies._table1`'s rule for
+    inverse problems: a relative measurement misfit of exactly 1 is a zero output);
+    the main table's network and network-fit columns become the means of the runs
+    not collapsed (None when none is left), and the verdict tables (n per cell,
+    paired gaps, excluded runs) follow it.
+    """
+    v = inverse_verdicts(
+        data["results"],
+        VERDICT_COLUMNS,
+        networks=data["cpu_networks"]["results"],
+        rule_note="The 'none' row runs at a lower resolution than the Fourier rows "
+        "(dense Gram), so gaps against 'none' compare different resolutions of the "
+        "same phantoms.",
+    )
+    data["verdicts"] = v
+    cells = v["table"]["phantoms"]
+    main = data["tables"][0]
+    for row in main["rows"]:
+        name = row[0]
+        for i, column in ((4, "ntk_at_network_fit"), (5, "networks")):
+            if column in cells.get(name, {}):
+                mean = cells[name][column]["summary"]["mean"]
+                row[i] = None if mean is None else round(mean, 2)
+    data["tables"] = [main, *verdict_tables(v, labels=VERDICT_LABELS)]
+    return data
+
+
+def markdown(data: dict) -> str:
+    """``ct_table.md``: the verdicts (cells with n, paired gaps, excluded runs)."""
+    return verdict_markdown(
+        data["verdicts"],
+        title="Table 1, CT column (PSNR dB)",
+        note="CPU, reduced: " + "; ".join(data.get("reduced", [])),
+        labels=VERDICT_LABELS,
+    )
+
+
 def run(out_dir, *, quick: bool = False, seed: int = 0, command=None) -> dict:
-    """Compute the CT column, write ``ct_table.json`` and ``ct_table.png``."""
+    """Compute the CT column, write ``ct_table.json``, ``.md`` and ``.png``."""
     started = time.perf_counter()
     size = SIZES[bool(quick)]
     arch = ReluMLP(4)
@@ -456,7 +510,9 @@ def run(out_dir, *, quick: bool = False, seed: int = 0, command=None) -> dict:
                     val = r["psnr_t_inf" if key == "inf" else "psnr_steps"]["mean"]
                     ax.set_title(f"{name} {label}: {val:.1f} dB", fontsize=8)
         save_figure(fig, path, dpi=110)
+        (Path(path).parent / "ct_table.md").write_text(markdown(d))
 
+    with_verdicts(data)
     return write_study(
         out_dir, "ct_table", data, plot, started=started, quick=quick, seed=seed,
         command=command,

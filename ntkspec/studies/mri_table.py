@@ -53,6 +53,7 @@ from ..kernels import ReluMLP, ntk
 from ..linalg import check_gd_stability, gd_filter, largest_eigenvalue
 from ..solvers import ConvergenceWarning
 from ._output import per_image_stat, write_study
+from ._table1 import inverse_verdicts, verdict_markdown, verdict_tables
 
 __all__ = [
     "PAPER_MRI",
@@ -332,11 +333,44 @@ def run(out_dir, *, quick: bool = False, seed: int = 0, command=None) -> dict:
             ax.set_xticks([])
             ax.set_yticks([])
         save_figure(fig, path, dpi=110)
+        (Path(path).parent / "mri_table.md").write_text(markdown(d))
 
+    with_verdicts(data)
     return write_study(
         out_dir, "mri_table", data, plot, started=started, quick=quick, seed=seed,
         command=command,
     )  # fmt: skip
+
+
+VERDICT_COLUMNS = {"ntk_t_inf": ("psnr_t_inf",), "ntk_steps": ("psnr_steps",)}
+VERDICT_LABELS = {"ntk_t_inf": "NTK t=inf", "ntk_steps": "NTK 1000 GD"}
+
+
+def with_verdicts(data: dict) -> dict:
+    """``data`` with its ``verdicts`` block (cells with n, paired gaps) and tables.
+
+    The MRI column has no trained networks: the NTK columns are exact, so no run is
+    collapsed; the block gives each cell's n and interval and the paired gaps.
+    """
+    v = inverse_verdicts(
+        data["results"],
+        VERDICT_COLUMNS,
+        rule_note="MRI: NTK columns only (no trained networks); the 'none' row runs "
+        "at a lower resolution than the Fourier rows.",
+    )
+    data["verdicts"] = v
+    data["tables"] = [data["tables"][0], *verdict_tables(v, labels=VERDICT_LABELS)]
+    return data
+
+
+def markdown(data: dict) -> str:
+    """``mri_table.md``: the verdicts (cells with n, paired gaps)."""
+    return verdict_markdown(
+        data["verdicts"],
+        title="Table 1, MRI column (PSNR dB)",
+        note="CPU, reduced: " + "; ".join(data.get("reduced", [])),
+        labels=VERDICT_LABELS,
+    )
 
 
 def _num_samples_note(A) -> dict:

@@ -23,7 +23,11 @@ held-out pixels ``[1::2, 1::2]`` after training on ``[::2, ::2]``:
   4 x 256, stax initialisation, sigmoid output, Adam);
 * the paper's numbers.
 
-**Learning rate and budget.** :math:`\eta = N_y / \lambda_{\max}` for each mapping
+**Learning rate and budget.** (This study predates the project's budget convention,
+:mod:`ntkspec.studies.table1_matched`: a budget is a gradient-flow time at
+:math:`\eta = 1`, equal for every mapping. Here equal T at a per-mapping
+:math:`\eta` gives the mappings different flow times, 2.7-2.9x more for Gaussian
+than basic.) :math:`\eta = N_y / \lambda_{\max}` for each mapping
 (half the stability limit :math:`2 N_y/\lambda_{\max}`; the top mode is learned in one
 step), with :math:`\lambda_{\max}` of the infinite-width train Gram (Lanczos on Grids).
 After T steps the modes with :math:`\lambda_i \gtrsim \lambda_{\max}/T` are learned and
@@ -42,13 +46,15 @@ others once it lands) and the dense path at the reduced sizes. Raw coordinates
 ("none") have no stationary kernel and use points; at full size their dense Gram does
 not fit and that row is computed on a 128 x 128 centre crop.
 
-**Statistics.** Every entry is mean ± sample std over images x seeds (the seed draws
-the Gaussian frequencies and the networks' initialisation; the theory's other rows do
-not depend on it and count each image once: n = images there), with n. Collapsed
-runs (constant or non-finite output, or a PSNR equal to a constant predictor's:
-:mod:`ntkspec.studies._table1`) are listed with their cause and left out of the
-mean; a collapsed Adam run is rerun once at a tenth of the learning rate, a diverged GD
-run at half of it.
+**Statistics.** Every entry is a mean over images, seeds averaged within an image
+first (the seed draws the Gaussian frequencies and the networks' initialisation), with
+n = images and a 95 % t-interval and BCa bootstrap interval over images; gaps between
+mappings are means of per-image differences with the same intervals
+(:mod:`ntkspec.verdicts`, the ``verdicts`` block of the JSON). Collapsed runs
+(constant or non-finite output, or a PSNR within 0.1 dB of the best constant
+predictor's while the theory at the same budget predicts at least 1 dB more) are
+listed with their cause and left out of the mean; a collapsed Adam run is rerun once
+at a tenth of the learning rate, a diverged GD run at half of it.
 
 References:
     Tancik et al., "Fourier Features Let Networks Learn High Frequency Functions in Low
@@ -71,6 +77,7 @@ import numpy as np
 
 from .. import data as datasets
 from .. import mappings as maps
+from .. import verdicts
 from .._io import save_figure
 from ..dynamics import gd_dynamics
 from ..grid import Grid
@@ -79,7 +86,13 @@ from ..networks import mlp, train
 from ..spectra import spectrum
 from ._output import format_stat, write_study
 from ._paper import MAPPING_NAMES, PAPER_TABLE1, SCALES
-from ._table1 import collapse_cause, constant_psnrs, summarize
+from ._table1 import (
+    collapse_cause,
+    constant_psnrs,
+    summarize,
+    verdict_markdown,
+    verdict_table,
+)
 from .table1_networks import fit_image
 from .table1_networks import learning_rate as adam_learning_rate
 
@@ -92,6 +105,9 @@ __all__ = [
     "theory_curves",
     "train_gd",
     "table1_budget",
+    "with_verdicts",
+    "markdown",
+    "plot",
     "run",
 ]
 
@@ -364,7 +380,7 @@ def _adam_run(image_set, mname, mapping, img, y, crop, cfg, seed):
     for attempt in range(2):
         metrics, pred = fit_image(img, mapping, lr, cfg["adam_steps"], 10 + seed)
         cause = collapse_cause(pred.reshape(-1, 3)[held], y[held], y[tr])
-        run = dict(seed=seed, learning_rate=lr, collapsed=cause, **metrics)
+        run = {**metrics, "seed": seed, "learning_rate": lr, "collapsed": cause}
         if cause is None or attempt == 1:
             if tries:
                 run["rerun"] = (
@@ -680,7 +696,8 @@ def _tables(result: dict, cfg: dict, device: str) -> list[dict]:
             ],
             rows=main,
             note=(
-                f"{label}; mean ± sample std over images x seeds (n), collapsed runs "
+                f"{label}; mean ± sample std over images (n = images; seeds "
+                "averaged within an image), collapsed runs "
                 "left out (see the collapsed-runs table); held-out pixels "
                 "[1::2, 1::2]; the theory of none / basic / positional does not "
                 "depend on the seed: one value per image"
@@ -739,14 +756,16 @@ def _tables(result: dict, cfg: dict, device: str) -> list[dict]:
             title="Collapsed runs (left out of the means)",
             columns=["set", "mapping", "column", "image", "seed", "PSNR", "cause"],
             rows=collapsed or [["–", "–", "–", "–", "–", None, "none collapsed"]],
-            note="collapse: constant or non-finite output, or a PSNR within 0.05 dB "
-            "of the all-zero or train-mean predictor's",
+            note="collapse (ntkspec.verdicts): constant or non-finite output, or a "
+            "PSNR within 0.1 dB of the best constant predictor's while the theory at "
+            "the same budget predicts >= 1 dB more",
         )
     )
     return tables
 
 
-def _plot(result: dict, path: Path) -> None:
+def plot(result: dict, path: Path) -> None:
+    """The study's figure, drawn from its data (held-out PSNR against steps)."""
     from .._io import agg_subplots, readable
 
     sets = list(result["table1"])
@@ -847,7 +866,19 @@ def _plot(result: dict, path: Path) -> None:
 
 
 def markdown(result: dict) -> str:
-    """The main table as Markdown (what ``figures/.../table1_budget.md`` holds)."""
+    """``figures/.../table1_budget.md``: the verdicts, then the older main table."""
+    head = ""
+    if "verdicts" in result:
+        head = (
+            verdict_markdown(
+                result["verdicts"],
+                title="Table 1 at the training budget, paired verdicts",
+                note=f"{result.get('size')!r} size; "
+                + result["tables"][0]["note"].split(";")[0],
+                labels=VERDICT_LABELS,
+            )
+            + "\n"
+        )
     t = result["tables"][0]
     lines = [f"**{t['title']}** ({t['note']})", ""]
     lines.append("| " + " | ".join(t["columns"]) + " |")
@@ -860,7 +891,97 @@ def markdown(result: dict) -> str:
             else:
                 cells.append(str(cell))
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return head + "\n".join(lines) + "\n"
+
+
+def _remark(run: dict, constant: dict | None, theory: float | None) -> dict:
+    """A run in the cell layout, collapse judged by :mod:`ntkspec.verdicts`.
+
+    A cause found from the output itself (constant, non-finite) stands; a PSNR-based
+    one (the old 0.05 dB rule without the theory's margin) is judged again.
+    """
+    old = run.get("cause") or run.get("collapsed")
+    if isinstance(old, str) and old.startswith(("constant output", "non-finite")):
+        collapsed, cause = True, old
+    elif run.get("psnr_heldout") is None:
+        collapsed, cause = True, "non-finite output (the run diverged)"
+    elif constant:
+        collapsed, cause = verdicts.collapse_verdict(
+            run["psnr_heldout"], constant_psnr=constant, theory_psnr=theory
+        )
+    else:
+        collapsed, cause = False, None
+    return dict(
+        image=run["image"],
+        seed=run["seed"],
+        psnr_heldout=run.get("psnr_heldout"),
+        collapsed=collapsed,
+        cause=cause,
+    )
+
+
+def with_verdicts(data: dict) -> dict:
+    """``data`` with every run judged by the collapse rule and the ``verdicts`` block.
+
+    Columns: ``theory`` (NTK after T GD steps), ``theory_infinity``, ``gd`` (centred
+    GD networks, judged against the theory of the same image and seed), ``adam``
+    (only a constant or non-finite output counts: the theory has no Adam budget).
+    The old summaries (``theory``, ``gd``, ``adam``, ...) are recomputed from the
+    runs not collapsed, seeds averaged within an image; ``tables`` is left to the
+    caller unless ``data`` carries its provenance (a written file), whose tables
+    are rebuilt.
+    """
+    table = {}
+    for image_set, block in data["table1"].items():
+        table[image_set] = {}
+        for m, e in block["mappings"].items():
+            theory = {(r["image"], r["seed"]): r for r in e["theory_runs"]}
+            by_image = {r["image"]: r for r in e["theory_runs"]}
+
+            def ref(r, theory=theory, by_image=by_image):
+                t = theory.get((r["image"], r["seed"])) or by_image.get(r["image"])
+                return (t or {}).get("constant_psnr"), (t or {}).get("psnr_heldout")
+
+            cols = {
+                "theory": [_remark(r, None, None) for r in e["theory_runs"]],
+                "theory_infinity": [
+                    _remark(dict(r, psnr_heldout=r["psnr_infinity"]), None, None)
+                    for r in e["theory_runs"]
+                ],
+                "gd": [_remark(r, *ref(r)) for r in e["gd_runs"]],
+                "adam": [_remark(r, ref(r)[0], None) for r in e["adam_runs"]],
+            }
+            for key in ("gd", "adam"):
+                for r, v in zip(e[f"{key}_runs"], cols[key], strict=True):
+                    r["collapsed"] = v["cause"]
+            e["theory"] = summarize(e["theory_runs"]) if e["theory_runs"] else None
+            e["theory_infinity"] = (
+                summarize(e["theory_runs"], "psnr_infinity")
+                if e["theory_runs"]
+                else None
+            )
+            e["gd"] = summarize(e["gd_runs"])
+            e["gd_train"] = summarize(e["gd_runs"], "psnr_train")
+            e["adam"] = summarize(e["adam_runs"])
+            table[image_set][m] = cols
+    data["verdicts"] = verdict_table(
+        table,
+        rule_note="GD networks are judged against the NTK theory after the same T "
+        "steps on the same image (and seed); Adam networks only by constant or "
+        "non-finite output (no theory at the Adam budget); theory columns are exact.",
+    )
+    data["ordering"] = _orderings(data["table1"])
+    if "provenance" in data:  # a written file: its tables follow the new marks
+        data["tables"] = _tables(data, data["config"], data["provenance"]["device"])
+    return data
+
+
+VERDICT_LABELS = {
+    "theory": "NTK theory, T GD steps",
+    "theory_infinity": "NTK theory, t = ∞",
+    "gd": "GD network, T steps",
+    "adam": "Adam network",
+}
 
 
 def run(
@@ -931,12 +1052,13 @@ def run(
         ]
 
     def _finish(d, png):
-        _plot(d, png)
+        plot(d, png)
         (png.parent / "table1_budget.md").write_text(markdown(d))
 
     from ..provenance import provenance
 
     device = provenance(command, seed)["device"]
+    with_verdicts(data)
     data["tables"] = _tables(dict(data, size=size), cfg, device)
     return write_study(
         out_dir,

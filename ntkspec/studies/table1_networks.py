@@ -9,11 +9,16 @@ it (128 frequencies per axis, :math:`2^{\mathrm{linspace}(0, S, 128)} - 1`, S = 
 natural / 5 text) and Gaussian (256 frequencies, :math:`\sigma` = 10 natural / 14
 text). PSNR
 :math:`-10\log_{10}\mathrm{MSE}` on the official held-out pixels ``[1::2, 1::2]`` and on
-all non-training pixels; mean +- std over images and seeds. Images come from
+all non-training pixels; mean ± sample std over images (seeds averaged within an
+image). Images come from
 :mod:`ntkspec.data` (stand-ins for DIV2K and the paper's text set, which are downloads).
 Beside them: the paper's own numbers (:data:`PAPER_TABLE1`) and, when its JSON exists,
-the NTK-regression PSNR of ``figures/regression``. Plus the sigma sweep of the Gaussian
-mapping on one natural image and reconstructed images.
+the NTK-regression PSNR of ``figures/regression`` (its own images, so not paired).
+Plus the sigma sweep of the Gaussian mapping on one natural image and reconstructed
+images. Collapsed runs are kept, marked with their cause and left out of the means
+(:mod:`ntkspec.verdicts`); the JSON's ``verdicts`` block holds per set and mapping the
+cell (runs and summary: mean over images, seeds averaged within an image first, n and
+95 % intervals) and the paired gaps between mappings.
 
 Reduced sizes (``size`` other than ``"gpu"``) train on a centre crop of each 512 x 512
 image (same pixel pitch, so the mapping scales keep their meaning; smaller field of
@@ -41,8 +46,26 @@ from ..networks import mlp, train, train_ensemble
 from ..provenance import provenance
 from ._output import format_stat
 from ._paper import MAPPING_NAMES, PAPER_TABLE1, SCALES
+from ._table1 import (
+    collapse_cause,
+    constant_psnrs,
+    summarize,
+    verdict_markdown,
+    verdict_table,
+)
 
-__all__ = ["PAPER_TABLE1", "SIZES", "paper_mappings", "table1", "sigma_sweep", "run"]
+__all__ = [
+    "PAPER_TABLE1",
+    "SIZES",
+    "paper_mappings",
+    "table1",
+    "sigma_sweep",
+    "image_constants",
+    "with_verdicts",
+    "markdown",
+    "plot_table",
+    "run",
+]
 
 SIGMAS = (1.0, 2.0, 4.0, 8.0, 10.0, 16.0, 32.0, 64.0)
 
@@ -133,7 +156,11 @@ def fit_image(image, mapping, lr: float, steps: int, seed: int):
     pred = np.asarray(result.history.outputs["all"][-1], np.float64)
     held = datasets.heldout_indices((crop, crop))
     nontrain = datasets.nontrain_indices((crop, crop))
+    cause = collapse_cause(pred[held], y[held], y[tr])
     return dict(
+        collapsed=cause is not None,
+        cause=cause,
+        constant_psnr=constant_psnrs(y[tr], y[held]),
         psnr_heldout=datasets.psnr(pred[held], y[held]),
         psnr_nontrain=datasets.psnr(pred[nontrain], y[nontrain]),
         psnr_train=datasets.psnr(pred[tr], y[tr]),
@@ -179,8 +206,12 @@ def fit_mappings(image, maps: dict, lrs: dict, steps: int, seed: int, mesh=None)
     out = {}
     for i, name in enumerate(names):
         pred = np.asarray(result.outputs["all"][i], np.float64)
+        cause = collapse_cause(pred[held], y[held], y[tr])
         out[name] = (
             dict(
+                collapsed=cause is not None,
+                cause=cause,
+                constant_psnr=constant_psnrs(y[tr], y[held]),
                 psnr_heldout=datasets.psnr(pred[held], y[held]),
                 psnr_nontrain=datasets.psnr(pred[nontrain], y[nontrain]),
                 psnr_train=datasets.psnr(pred[tr], y[tr]),
@@ -191,11 +222,6 @@ def fit_mappings(image, maps: dict, lrs: dict, steps: int, seed: int, mesh=None)
             pred.reshape(crop, crop, 3),
         )
     return out
-
-
-def _summary(values) -> dict:
-    v = np.asarray(values, float)
-    return dict(mean=float(v.mean()), std=float(v.std()), n=int(v.size))
 
 
 def table1(
@@ -244,9 +270,9 @@ def table1(
         rows = {
             mname: dict(
                 learning_rate=lrs[mname],
-                heldout=_summary([r["psnr_heldout"] for r in rs]),
-                nontrain=_summary([r["psnr_nontrain"] for r in rs]),
-                train=_summary([r["psnr_train"] for r in rs]),
+                heldout=summarize(rs),
+                nontrain=summarize(rs, "psnr_nontrain"),
+                train=summarize(rs, "psnr_train"),
                 runs=rs,
             )
             for mname, rs in runs.items()
@@ -270,6 +296,89 @@ def sigma_sweep(*, crop, steps, sigmas, seed=0, image=None) -> dict:
         metrics, _ = fit_image(img, mapping, 1e-3, steps, 10 + seed)
         out.append(dict(sigma=float(sigma), **metrics))
     return dict(image=name, runs=out)
+
+
+def image_constants(data: dict) -> dict:
+    """Held-out PSNR of the constant predictors for each image of a written table.
+
+    The images are reloaded as the run loaded them (``config`` crop and image count).
+
+    Returns:
+        ``{(set, image): {"zero": dB, "mean": dB}}``.
+    """
+    cfg = data["config"]
+    crop = cfg["crop"]
+    tr = datasets.train_indices((crop, crop))
+    held = datasets.heldout_indices((crop, crop))
+    out = {}
+    for image_set, block in data["table1"].items():
+        imgs = _load_images(image_set, crop, cfg["images"])
+        for name in block["images"]:
+            y = imgs[name].reshape(-1, 3)
+            out[(image_set, name)] = constant_psnrs(y[tr], y[held])
+    return out
+
+
+def with_verdicts(data: dict, constants: dict | None = None) -> dict:
+    """``data`` with every run judged by the collapse rule and the ``verdicts`` block.
+
+    A run that recorded its verdict keeps it (judged from its output); one that did
+    not (files written before the rule) is judged from its PSNR and the constant
+    predictors' (``constants``, :func:`image_constants`; else the run's
+    ``constant_psnr``): with no theory at the Adam budget, only a PSNR equal to a
+    constant predictor's to 1e-6 dB (that constant output) counts. The ``heldout``,
+    ``nontrain`` and ``train`` summaries are recomputed from the runs not collapsed,
+    seeds averaged within an image; ``tables`` is rebuilt.
+    """
+    from .. import verdicts
+
+    table = {}
+    for image_set, block in data["table1"].items():
+        table[image_set] = {}
+        for m, row in block["mappings"].items():
+            for r in row["runs"]:
+                if "cause" in r:
+                    continue
+                const = (constants or {}).get((image_set, r["image"])) or r.get(
+                    "constant_psnr"
+                )
+                r["collapsed"], r["cause"] = (
+                    verdicts.collapse_verdict(r["psnr_heldout"], constant_psnr=const)
+                    if const
+                    else (False, None)
+                )
+            row["heldout"] = summarize(row["runs"])
+            row["nontrain"] = summarize(row["runs"], "psnr_nontrain")
+            row["train"] = summarize(row["runs"], "psnr_train")
+            table[image_set][m] = {
+                "adam": [
+                    {k: r[k] for k in ("image", "seed", "psnr_heldout", "collapsed")}
+                    | {"cause": r["cause"]}
+                    for r in row["runs"]
+                ]
+            }
+    data["verdicts"] = verdict_table(
+        table,
+        rule_note="Adam networks: no theory at their budget, so only a constant or "
+        "non-finite output is a collapse (from the output when recorded, else from "
+        "a PSNR equal to a constant predictor's to 1e-6 dB).",
+    )
+    data["tables"] = _tables(data)
+    return data
+
+
+def markdown(data: dict) -> str:
+    """The Markdown file: the verdicts (cells, paired gaps, excluded runs), the rest."""
+    return (
+        verdict_markdown(
+            data["verdicts"],
+            title="Table 1 with trained networks, verdicts",
+            note=data["size_note"],
+            labels={"adam": "Adam network, held-out [1::2,1::2]"},
+        )
+        + "\n"
+        + _markdown_table(data)
+    )
 
 
 def _regression_psnr(root: Path) -> dict | None:
@@ -351,7 +460,7 @@ def _tables(data: dict) -> list[dict]:
                 "mapping",
                 "network, held-out [1::2,1::2]",
                 "network, all non-train",
-                "NTK regression",
+                "NTK regression (its own images: unpaired)",
                 "paper",
             ],
             rows=rows,
@@ -375,7 +484,7 @@ def _markdown_table(data: dict) -> str:
         f"Table 1 with networks ({data['size_note']})",
         "",
         "| set | mapping | PSNR held-out [1::2,1::2] | PSNR all non-train | "
-        "NTK regression | paper |",
+        "NTK regression (its own images: unpaired) | paper |",
         "|---|---|---|---|---|---|",
     ]
     for image_set, block in data["table1"].items():
@@ -392,21 +501,31 @@ def _markdown_table(data: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _plot(data: dict, recon: dict, out_dir: Path, label: str) -> dict:
+def plot_table(data: dict, path: str | Path, label: str) -> None:
+    """The table figure (bars per mapping against the paper; the sigma sweep).
+
+    Drawn from the data alone: the bars are the means over images of the runs not
+    collapsed, the error bars their sample std over images.
+    """
     from .._io import agg_subplots
 
-    paths = {}
     fig, axes = agg_subplots(1, 3, figsize=(16, 4.8), layout="constrained")
     for ax, image_set in zip(axes[:2], ("natural", "text"), strict=True):
         rows = data["table1"][image_set]["mappings"]
         x = np.arange(len(rows))
         ax.bar(
             x - 0.2,
-            [r["heldout"]["mean"] for r in rows.values()],
+            [r["heldout"]["mean"] or np.nan for r in rows.values()],
             0.4,
-            yerr=[r["heldout"]["std"] for r in rows.values()],
-            label="network (ours)",
+            yerr=[r["heldout"]["std"] or 0.0 for r in rows.values()],
+            label="network (ours): mean ± std, images",
         )
+        for xi, r in zip(x, rows.values(), strict=True):
+            h = r["heldout"]
+            if h["mean"] is not None:
+                dropped = len(h.get("collapsed") or [])
+                text = f"n={h['n']}" + (f"\n{dropped} coll." if dropped else "")
+                ax.annotate(text, (xi - 0.2, 1.0), ha="center", fontsize=7)
         ax.bar(
             x + 0.2,
             [PAPER_TABLE1[image_set][m][0] for m in rows],
@@ -419,7 +538,7 @@ def _plot(data: dict, recon: dict, out_dir: Path, label: str) -> dict:
         ax.set_ylabel("held-out PSNR (dB)")
         ax.set_title(f"{image_set} images")
         ax.set_ylim(0, 1.25 * ax.get_ylim()[1])  # headroom: the legend sits above bars
-        ax.legend(fontsize=9, loc="upper left", ncol=2)
+        ax.legend(fontsize=8, loc="upper left", ncol=1)
     sw = data["sigma_sweep"]
     ax = axes[2]
     ax.semilogx(
@@ -439,8 +558,14 @@ def _plot(data: dict, recon: dict, out_dir: Path, label: str) -> dict:
     ax.set_title(f"σ sweep ({sw['image']})")
     ax.legend(fontsize=9, loc="best")
     fig.suptitle(label, fontsize=10)
-    paths["table1_png"] = str(out_dir / "table1_networks.png")
-    save_figure(fig, paths["table1_png"], dpi=100)
+    save_figure(fig, path, dpi=100)
+
+
+def _plot(data: dict, recon: dict, out_dir: Path, label: str) -> dict:
+    from .._io import agg_subplots
+
+    paths = {"table1_png": str(out_dir / "table1_networks.png")}
+    plot_table(data, paths["table1_png"], label)
 
     fig, axes = agg_subplots(
         len(recon),
@@ -548,10 +673,10 @@ def run(
         seconds=round(time.perf_counter() - t0, 3),
         provenance=prov,
     )
-    data["tables"] = _tables(data)
+    with_verdicts(data)
     out_dir = Path(out_dir)
     write_json(out_dir / "table1_networks.json", data)
-    md = _markdown_table(data)
+    md = markdown(data)
     atomic_write(out_dir / "table1_networks.md", lambda tmp: Path(tmp).write_text(md))
     label = f"{prov['device']} · size={size} · {note}"
     paths = _plot(data, recon, out_dir, label)
