@@ -126,12 +126,13 @@ def check_kernel(kernel) -> str:
 
 
 def check_mapping(mapping) -> None:
-    """A FourierMapping or an IdentityMapping (TypeError naming ``mapping``)."""
-    from .mappings import FourierMapping, IdentityMapping
+    """A Fourier, Fourier-with-input or identity mapping (TypeError naming it)."""
+    from .mappings import FourierInputMapping, FourierMapping, IdentityMapping
 
-    if not isinstance(mapping, FourierMapping | IdentityMapping):
+    if not isinstance(mapping, FourierMapping | FourierInputMapping | IdentityMapping):
         raise TypeError(
-            "mapping must be a ntkspec FourierMapping or IdentityMapping (e.g. "
+            "mapping must be a ntkspec FourierMapping, FourierInputMapping or "
+            "IdentityMapping (e.g. "
             "ntkspec.mappings.gaussian(...) or identity()); got "
             f"{type(mapping).__name__}"
         )
@@ -149,6 +150,13 @@ def check_stationary_mapping(mapping, grid) -> None:
     """A concrete FourierMapping whose input dimension is the grid's."""
     from .mappings import FourierMapping
 
+    if getattr(mapping, "include_input", False):
+        raise TypeError(
+            "the grid (FFT / Toeplitz) operators need a stationary kernel, and a "
+            "mapping with include_input (raw coordinates beside the Fourier features) "
+            "is not stationary: pass point arrays (grid.points()) for the dense or "
+            "blocked path, or build the encoding with include_input=False"
+        )
     if not isinstance(mapping, FourierMapping):
         raise TypeError(
             "mapping must be a FourierMapping (a stationary kernel) for the grid "

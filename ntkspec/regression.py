@@ -198,8 +198,9 @@ def _plan(
     elif solver in ("pcg", "fft") and not structured_ok:
         raise ValueError(
             f"solver={solver!r} needs x_train and x_test as ntkspec.Grid values and a "
-            "Fourier (stationary) mapping; raw coordinates give a non-stationary "
-            "kernel: use solver='cholesky' or 'blocked'"
+            "Fourier (stationary) mapping; raw coordinates (no mapping, or "
+            "include_input=True) give a non-stationary kernel: use solver='cholesky' "
+            "or 'blocked'"
         )
     if return_variance and solver != "cholesky":
         raise ValueError(

@@ -56,6 +56,7 @@ from ._validation import (
     as_points,
     check_arch,
     check_kernel,
+    check_mapping,
     check_stationary_mapping,
 )
 from .grid import Grid
@@ -213,11 +214,7 @@ def _check_vectors_fit(n: int, k: int, max_bytes) -> None:
 
 
 def _check_mapping(mapping, d: int, where: str) -> None:
-    if not isinstance(mapping, FourierMapping | IdentityMapping):
-        raise TypeError(
-            "mapping must be a FourierMapping or IdentityMapping (ntkspec.mappings); "
-            f"got {type(mapping).__name__}"
-        )
+    check_mapping(mapping)
     if mapping.dim is not None and mapping.dim != d:
         raise ValueError(
             f"mapping has input dimension {mapping.dim} but {where} has dimension {d}; "
@@ -228,6 +225,9 @@ def _check_mapping(mapping, d: int, where: str) -> None:
 _HINTS = {
     "identity": "Raw coordinates give no stationary kernel, so there is no "
     "structured path: use a smaller grid, or a Fourier mapping.",
+    "include_input": "A mapping with include_input (raw coordinates beside the "
+    "features) gives no stationary kernel, so there is no structured path: use a "
+    "smaller grid, or the encoding with include_input=False.",
     "toeplitz": "This mapping is not periodic: ask for the top eigenvalues with k= "
     "(Lanczos on the exact FFT Toeplitz matvec), or see "
     "circulant_approximate_spectrum for an approximate full spectrum.",
@@ -257,6 +257,14 @@ def _spectrum_plan(arch, mapping, x, k, kernel, vectors, method, max_bytes):
         _check_vectors_fit(n, n if k is None else k, max_bytes)
     if not isinstance(x, Grid):
         return "dense", k, vectors, "points"
+    if getattr(mapping, "include_input", False):
+        if method == "lanczos":
+            raise ValueError(
+                "method='lanczos' needs a stationary kernel on the grid; a mapping "
+                "with include_input (raw coordinates beside the features) is not "
+                "stationary: use method='dense' or 'auto'"
+            )
+        return "dense", k, vectors, "include_input"
     if isinstance(mapping, IdentityMapping):
         return "dense", k, vectors, "identity"
     if mapping.is_periodic and method != "lanczos":
