@@ -13,15 +13,14 @@ Paths taken by :func:`spectrum`:
 
 * an (N, d) array of points: dense ``eigh`` in float64 (refused over the memory cap);
 * a :class:`~ntkspec.Grid` with a periodic Fourier mapping (integer frequencies): the
-Gram
-  is multilevel circulant, its eigenvectors are the Fourier modes and all N eigenvalues
-  are
-  the DFT of the kernel on the grid offsets,
+  Gram is multilevel circulant, its eigenvectors are the Fourier modes and all N
+  eigenvalues are the DFT of the kernel on the grid offsets,
   :math:`\Lambda(m) = \sum_o k(o/n)\, e^{-2\pi i\, m^\top (o / n)}` (exact, O(N log N));
 * a Grid with a non-periodic Fourier mapping (Gaussian frequencies, positional encoding
   with non-integer frequencies): multilevel Toeplitz; the top k eigenpairs come from a
   block Lanczos iteration on the exact circulant-embedding matvec;
-* raw coordinates (no mapping) on a Grid: not stationary, dense.
+* raw coordinates (no mapping), or a mapping with ``include_input``, on a Grid: not
+  stationary, dense.
 
 Related quantities: :func:`grid_spectrum` (eigenvalues with their integer frequencies),
 :func:`continuous_spectrum` (the integral operator on the torus),
