@@ -269,3 +269,23 @@ def test_include_input_refused_on_grid_paths():
     lam = np.asarray(ntkspec.spectrum(arch, mp, g))
     ref = np.linalg.eigvalsh(np.asarray(ntkspec.ntk(arch, mp(g.points()))))[::-1]
     np.testing.assert_allclose(lam, ref, rtol=1e-10, atol=1e-12)
+
+
+def test_include_input_dynamics_and_networks(rng):
+    mp = mappings.from_nerfstudio_nerf(1, 2, 0, 1, include_input=True)
+    g = ntkspec.Grid((8,))
+    y = np.cos(2 * np.pi * g.points()[:, 0]) + g.points()[:, 0]
+    arch = ntkspec.ReluMLP(3)
+    # a grid with a non-stationary mapping takes the dense path, whose t = inf limit
+    # is kernel regression (both with ridge 1e-6, well conditioned)
+    _, f_te = ntkspec.gd_dynamics(
+        arch, mp, g, y, g.points() + 1 / 16, [np.inf], 1.0, ridge=1e-6
+    )
+    want = ntkspec.kernel_regression(
+        arch, mp, g.points(), y, g.points() + 1 / 16, ridge=1e-6
+    )
+    np.testing.assert_allclose(f_te[-1], want, rtol=1e-8, atol=1e-10)
+    # finite networks take FourierMapping / IdentityMapping only: refused, never a
+    # network that silently drops the raw input
+    with pytest.raises(TypeError, match="FourierInputMapping"):
+        ntkspec.networks.mlp(arch, mp, width=8)
