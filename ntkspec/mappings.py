@@ -401,13 +401,15 @@ class FourierInputMapping:
 
     def __post_init__(self):
         if not isinstance(self.fourier, FourierMapping):
-            if not hasattr(self.fourier, "B"):  # pytree unflattening placeholders
-                return
             raise TypeError(
                 "fourier must be a ntkspec FourierMapping; got "
                 f"{type(self.fourier).__name__}"
             )
-        if not is_traced(self.input_scale):
+        if isinstance(self.input_scale, str | bytes):
+            raise TypeError(
+                f"input_scale must be a real number; got {self.input_scale!r}"
+            )
+        if isinstance(self.input_scale, numbers.Number):  # not traced or a placeholder
             check_real(self.input_scale, "input_scale")
             if float(self.input_scale) == 0.0:
                 raise ValueError(

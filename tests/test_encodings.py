@@ -203,6 +203,10 @@ def test_bad_arguments_name_themselves():
         mappings.from_nerf_positional(3, 4, True, None)
     with pytest.raises(ValueError, match="input_scale"):
         mappings.FourierInputMapping(mappings.basic(1), 0.0)
+    with pytest.raises(TypeError, match="input_scale"):
+        mappings.FourierInputMapping(mappings.basic(1), "1")
+    with pytest.raises(TypeError, match="fourier must be"):
+        mappings.FourierInputMapping(mappings.identity(1))
 
 
 # -- kernels of include_input mappings ----------------------------------------------
