@@ -614,7 +614,10 @@ def from_tcnn(config: dict, n_input_dims: int) -> FourierMapping:
     axis-major; a :class:`FourierMapping` gives [cos block, sin block], with the same
     kernel. Only ``"Frequency"`` is supported (grid, hash, one-blob and spherical
     harmonics encodings are not Fourier features); the ``otype`` is matched without
-    regard to case, as tiny-cuda-nn does.
+    regard to case, as tiny-cuda-nn does. This is the encoding alone (as nerfstudio
+    uses it): when tiny-cuda-nn fuses it with a network it may pad the output with
+    constant features to an aligned width, which adds a constant to the first layer's
+    Gram and is not modelled here.
 
     Args:
         config: the encoding dict: ``otype`` and, optionally, ``n_frequencies``.
