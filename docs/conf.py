@@ -66,6 +66,7 @@ _EXTERNAL = [
     "jax._src.mesh.Mesh",  # jax.sharding.Mesh
     "jax.sharding.NamedSharding",
     "jax.make_mesh",
+    "jax.grad",
     "collections.abc.Callable",
     "collections.abc.Mapping",
     "collections.abc.Sequence",

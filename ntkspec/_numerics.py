@@ -25,7 +25,6 @@ __all__ = [
     "work_cap_bytes",
     "check_work_request",
     "check_grid_work",
-    "check_gd_stability",
 ]
 
 #: Default cap on one dense float64 output (4 GiB). Overridden per call by an argument,
@@ -185,43 +184,3 @@ def check_grid_work(shape, *, embed: bool, what: str, extra_bytes: float = 0.0) 
         what=what,
         alternative="Use a smaller grid.",
     )
-
-
-# --------------------------------------------------------------------------------------
-# Stability of discrete gradient descent.
-# --------------------------------------------------------------------------------------
-
-
-def check_gd_stability(
-    lam_max: float, learning_rate: float, n_y: int, times, *, discrete: bool
-) -> None:
-    r"""Warn (finite times) or raise (t = inf) when discrete GD does not converge.
-
-    A step :math:`f \leftarrow f - (\eta/N_y)\Theta(f - y)` multiplies mode i of the
-    residual by :math:`1 - \eta\lambda_i/N_y`; every mode decays only when
-    :math:`\eta < 2 N_y/\lambda_{\max}`. Gradient flow is always stable.
-    """
-    if not discrete or not lam_max > 0:
-        return
-    limit = 2.0 * n_y / lam_max
-    if learning_rate / n_y * lam_max < 2.0:
-        return
-    message = (
-        f"discrete gradient descent diverges: learning_rate = {learning_rate:.6g} is "
-        f"not below the stability limit 2 N_y / lambda_max = {limit:.6g} "
-        f"(N_y = {n_y}, lambda_max = {lam_max:.6g})"
-    )
-    t = np.atleast_1d(np.asarray(times, dtype=np.float64))
-    if np.any(np.isinf(t)):
-        raise ValueError(
-            message + "; times = inf has no limit (the converged fit would be a false "
-            "claim): lower learning_rate or drop inf"
-        )
-    if np.any(t > 0):
-        import warnings
-
-        warnings.warn(
-            message + "; the values are returned as computed",
-            RuntimeWarning,
-            stacklevel=3,
-        )

@@ -13,16 +13,15 @@ import numbers
 import jax
 import numpy as np
 
+from .grid import Grid
+
 __all__ = [
     "is_traced",
     "as_points",
     "check_positive_int",
     "check_real",
-    "check_arch",
     "check_kernel",
-    "check_mapping",
     "check_grid",
-    "check_stationary_mapping",
     "check_inputs",
     "check_targets",
     "check_hyperparameter",
@@ -105,17 +104,10 @@ def check_real(
 
 
 # --------------------------------------------------------------------------------------
-# Checks of the library's own values (imported lazily: the value modules import this
-# one).
+# Checks of the library's own values. The checks of an architecture and of a mapping
+# live beside their classes (kernels.check_arch, mappings.check_mapping): this module
+# imports no value module but the leaf grid (no import cycle).
 # --------------------------------------------------------------------------------------
-
-
-def check_arch(arch) -> None:
-    """Refuse anything but a :class:`ntkspec.ReluMLP` (TypeError naming ``arch``)."""
-    from .kernels import ReluMLP
-
-    if not isinstance(arch, ReluMLP):
-        raise TypeError(f"arch must be a ntkspec.ReluMLP; got {type(arch).__name__}")
 
 
 def check_kernel(kernel) -> str:
@@ -125,55 +117,10 @@ def check_kernel(kernel) -> str:
     return kernel
 
 
-def check_mapping(mapping) -> None:
-    """A Fourier, Fourier-with-input or identity mapping (TypeError naming it)."""
-    from .mappings import FourierInputMapping, FourierMapping, IdentityMapping
-
-    if not isinstance(mapping, FourierMapping | FourierInputMapping | IdentityMapping):
-        raise TypeError(
-            "mapping must be a ntkspec FourierMapping, FourierInputMapping or "
-            "IdentityMapping (e.g. "
-            "ntkspec.mappings.gaussian(...) or identity()); got "
-            f"{type(mapping).__name__}"
-        )
-
-
 def check_grid(grid, name: str = "grid") -> None:
     """Refuse anything but a :class:`ntkspec.Grid`."""
-    from .grid import Grid
-
     if not isinstance(grid, Grid):
         raise TypeError(f"{name} must be a ntkspec.Grid; got {type(grid).__name__}")
-
-
-def check_stationary_mapping(mapping, grid) -> None:
-    """A concrete FourierMapping whose input dimension is the grid's."""
-    from .mappings import FourierMapping
-
-    if getattr(mapping, "include_input", False):
-        raise TypeError(
-            "the grid (FFT / Toeplitz) operators need a stationary kernel, and a "
-            "mapping with include_input (raw coordinates beside the Fourier features) "
-            "is not stationary: pass point arrays (grid.points()) for the dense or "
-            "blocked path, or build the encoding with include_input=False"
-        )
-    if not isinstance(mapping, FourierMapping):
-        raise TypeError(
-            "mapping must be a FourierMapping (a stationary kernel) for the grid "
-            f"operators; got {type(mapping).__name__}. Raw coordinates (no mapping) "
-            "give no stationary kernel: use the dense path (ntkspec.ntk / "
-            "ntkspec.spectrum on grid.points())."
-        )
-    if mapping.dim != grid.dim:
-        raise ValueError(
-            f"mapping has input dimension {mapping.dim} but grid has dimension "
-            f"{grid.dim} (shape {grid.shape}); mapping.dim must equal grid.dim"
-        )
-    if is_traced(mapping.B) or is_traced(mapping.a):
-        raise TypeError(
-            "mapping must hold concrete frequencies and amplitudes for the grid "
-            "operators (they decide periodicity and the FFT sizes); got traced arrays"
-        )
 
 
 def check_inputs(x, name: str, mapping):
@@ -181,8 +128,6 @@ def check_inputs(x, name: str, mapping):
 
     Points come back as a float64 NumPy array; a Grid as itself (points None).
     """
-    from .grid import Grid
-
     if isinstance(x, Grid):
         pts, dim, grid = None, x.dim, x
     else:

@@ -554,7 +554,9 @@ def _cmd_spectrum(args, command: str) -> int:
     grid_cls, spectrum = _library("Grid"), _library("spectrum")
     grid = grid_cls(shape)
     points = grid
-    if n <= DENSE_POINTS and not getattr(mapping, "is_periodic", False):
+    from .operators import structure
+
+    if n <= DENSE_POINTS and structure(mapping, grid) != "circulant":
         # Small non-periodic grids: the dense path (the points in the grid's C order)
         # is exact and cheaper than Lanczos, whose Krylov space would be most of N.
         points = grid.points()

@@ -70,7 +70,6 @@ import numpy as np
 
 from ._numerics import x64_scope
 from ._validation import (
-    check_arch,
     check_kernel,
     check_positive_int,
     check_real,
@@ -78,8 +77,10 @@ from ._validation import (
 )
 from .dynamics import gd_dynamics
 from .grid import Grid
-from .kernels import ReluMLP, profile
+from .kernels import ReluMLP, check_arch, profile
+from .linalg.funm import gd_filter
 from .mappings import FourierMapping, gaussian, positional
+from .operators import offset_sin2, structure
 
 __all__ = [
     "DEFAULT_TIME",
@@ -177,53 +178,11 @@ def _check_fourier(mapping) -> None:
 # --------------------------------------------------------------------------------------
 
 
-def _periodic_sin2(B_int: np.ndarray, a2, shape: tuple[int, ...], shift: bool, dtype):
-    r""":math:`\sin^2(\theta_0/2)` on all train-grid offsets (+ half a pitch if shift).
-
-    :math:`s(o) = \sum_j a_j^2 \sin^2(\pi\sum_i b_{ji}(o_i + \tfrac12[\text{shift}])
-    / n_i) / S`, with each per-axis phase reduced modulo :math:`\pi` in integers and the
-    sum over axes by angle addition (products only: every term is O(offset^2)).
-    """
-    sins, coss = [], []
-    for i, n in enumerate(shape):
-        o = np.arange(n, dtype=np.int64)
-        if shift:
-            num, den = np.mod(np.outer(2 * o + 1, B_int[:, i]), 2 * n), 2 * n
-        else:
-            num, den = np.mod(np.outer(o, B_int[:, i]), n), n
-        phase = jnp.asarray(np.pi * num.astype(np.float64) / den, dtype=dtype)
-        sins.append(jnp.sin(phase))
-        coss.append(jnp.cos(phase))
-    S = jnp.sum(a2)
-    if len(shape) == 1:
-        s = (sins[0] ** 2) @ a2
-    else:
-        s0, c0, s1, c1 = sins[0], coss[0], sins[1], coss[1]
-        w = a2[None, :]
-        s = (
-            ((s0 * s0) * w) @ (c1 * c1).T
-            + ((c0 * c0) * w) @ (s1 * s1).T
-            + (2.0 * (s0 * c0) * w) @ (s1 * c1).T
-        )
-    return jnp.clip(s / S, 0.0, 1.0)
-
-
-def _phi(lam, time: float, rate: float):
-    r""":math:`\varphi_t(\lambda)`, finite at 0 and safe to differentiate."""
-    pos = lam > 0
-    safe = jnp.where(pos, lam, 1.0)
-    if math.isinf(time):
-        return jnp.where(pos, 1.0 / safe, 0.0)
-    s = rate * time
-    return jnp.where(pos, -jnp.expm1(-s * safe) / safe, s)
-
-
 def _fft_error(arch, mapping, image, time, lr, ridge, kernel, dtype):
     """Held-out MSE of the periodic path (JAX, differentiable in a and the image)."""
     dim = mapping.dim
     shape = tuple(s // 2 for s in image.shape[:dim])
     c = image.shape[-1]
-    B_int = np.rint(np.asarray(mapping.B, dtype=np.float64)).astype(np.int64)
     m = mapping.num_freqs
     axes = tuple(range(dim))
     with x64_scope(dtype):
@@ -235,7 +194,7 @@ def _fft_error(arch, mapping, image, time, lr, ridge, kernel, dtype):
         k0, kd = (
             profile(
                 arch,
-                _periodic_sin2(B_int, a2, shape, shift, dtype),
+                offset_sin2(mapping, shape, shift=shift, dtype=dtype),
                 input_var=q,
                 input_dim=2 * m,
                 kernel=kernel,
@@ -245,7 +204,7 @@ def _fft_error(arch, mapping, image, time, lr, ridge, kernel, dtype):
         )
         lam = jnp.fft.fftn(k0).real + ridge
         rate = lr / (math.prod(shape) * c)
-        mult = jnp.fft.fftn(kd) * _phi(lam, time, rate)
+        mult = jnp.fft.fftn(kd) * gd_filter(lam, time, rate)
         pred = jnp.fft.ifftn(
             mult[..., None] * jnp.fft.fftn(train, axes=axes), axes=axes
         ).real
@@ -368,7 +327,8 @@ def predicted_error(
     check_real(rtol, "rtol", low=0.0, low_inclusive=False)
     leaves = [mapping.a, image, learning_rate, ridge, *jax.tree_util.tree_leaves(arch)]
     traced = any(is_traced(x) for x in leaves)
-    if mapping.is_periodic:
+    train_grid = Grid(tuple(n // 2 for n in image.shape[: mapping.dim]))
+    if structure(mapping, train_grid) == "circulant":
         # Under a transformation the caller's dtype rules: float32 tracers (x64 off in
         # the caller) are differentiated in float32, since the backward pass runs
         # outside any scoped x64 context.

@@ -48,30 +48,31 @@ import warnings
 import jax.numpy as jnp
 import numpy as np
 
-from ._numerics import (
-    check_dense_request,
-    check_gd_stability,
-    check_work_request,
-    x64_scope,
-)
+from ._numerics import check_dense_request, check_work_request, x64_scope
 from ._validation import (
-    check_arch,
     check_inputs,
     check_kernel,
-    check_mapping,
     check_positive_int,
     check_real,
     check_symmetric,
     check_targets,
 )
 from .grid import Grid
-from .kernels import ReluMLP
+from .kernels import ReluMLP, check_arch
+from .linalg.funm import (
+    check_gd_stability,
+    gd_decay,
+    gd_filter,
+    largest_eigenvalue,
+)
+from .mappings import check_mapping
 from .operators import (
     Eigendecomposition,
     Shifted,
     dense_gram,
     grid_operators,
     grid_ratio,
+    structure,
 )
 from .sharding import check_mesh, shard_operator
 from .solvers import (
@@ -111,33 +112,15 @@ def _check_lr(learning_rate) -> float:
 
 
 def _decay(lam: np.ndarray, t: np.ndarray, rate: float, discrete: bool) -> np.ndarray:
-    """Per-mode decay of the train residual, shape (T, n): exp or (1 - rate lam)^t."""
-    lam = np.maximum(lam, 0.0)
-    out = np.empty((t.size, lam.size))
-    for i, ti in enumerate(t):
-        if math.isinf(ti):
-            out[i] = np.where(lam > 0, 0.0, 1.0)
-        elif discrete:
-            out[i] = (1.0 - rate * lam) ** ti
-        else:
-            out[i] = np.exp(-rate * ti * lam)
-    return out
+    """Per-mode decay of the train residual, shape (T, n): :func:`gd_decay` per time."""
+    lam = np.asarray(lam, np.float64)
+    return np.stack([gd_decay(lam, ti, rate, discrete=discrete) for ti in t])
 
 
 def _learned_over_lambda(lam, t, rate, discrete):
-    """(1 - decay) / lam, with its finite limit rate * t at lam = 0."""
-    lam = np.maximum(lam, 0.0)
-    out = np.empty((t.size, lam.size))
-    pos = lam > 0
-    safe = np.where(pos, lam, 1.0)
-    for i, ti in enumerate(t):
-        if math.isinf(ti):
-            out[i] = np.where(pos, 1.0 / safe, 0.0)
-        elif discrete:
-            out[i] = np.where(pos, (1.0 - (1.0 - rate * lam) ** ti) / safe, rate * ti)
-        else:
-            out[i] = np.where(pos, -np.expm1(-rate * ti * lam) / safe, rate * ti)
-    return out
+    """(1 - decay) / lam per time, shape (T, n): :func:`gd_filter` per time."""
+    lam = np.asarray(lam, np.float64)
+    return np.stack([gd_filter(lam, ti, rate, discrete=discrete) for ti in t])
 
 
 def gradient_flow(
@@ -393,14 +376,14 @@ def gd_dynamics(
     check_real(rtol, "rtol", low=0.0, low_inclusive=False)
     max_krylov_dim = check_positive_int(max_krylov_dim, "max_krylov_dim", minimum=2)
     max_iter = check_positive_int(max_iter, "max_iter")
-    grids = isinstance(x_tr, Grid)
-    if grids and bool(getattr(mapping, "is_periodic", False)):
+    kind = structure(mapping, x_tr, x_te)  # the one path choice (operators)
+    if kind == "circulant":
         out = _fft_dynamics(
             arch, mapping, x_tr, y, x_te, t, lr, kernel, ridge, f_train_0, f_test_0,
             discrete, max_bytes,
         )  # fmt: skip
         info = DynamicsInfo("fft")
-    elif grids and bool(getattr(mapping, "is_stationary", False)):
+    elif kind == "toeplitz":
         *out, info = _krylov_dynamics(
             arch, mapping, x_tr, y, x_te, t, lr, kernel, ridge, f_train_0, f_test_0,
             discrete, rtol, max_krylov_dim, max_iter, mesh,
@@ -417,25 +400,12 @@ def gd_dynamics(
 
 def _krylov_functions(t: float, rate: float, discrete: bool):
     r"""(:math:`\varphi_t`, decay) as NumPy functions of Ritz values, finite at 0."""
-    s = rate * t
-
-    def decay(lam):
-        lam = np.maximum(lam, 0.0)
-        if discrete:
-            return (1.0 - rate * lam) ** t
-        return np.exp(-s * lam)
 
     def phi(lam):
-        lam = np.maximum(lam, 0.0)
-        pos = lam > 0
-        safe = np.where(pos, lam, 1.0)
-        if discrete:
-            x = rate * lam
-            small = x < 0.5
-            stable = -np.expm1(t * np.log1p(-np.where(small, x, 0.0))) / safe
-            direct = (1.0 - (1.0 - x) ** t) / safe
-            return np.where(pos, np.where(small, stable, direct), s)
-        return np.where(pos, -np.expm1(-s * lam) / safe, s)
+        return gd_filter(np.asarray(lam, np.float64), t, rate, discrete=discrete)
+
+    def decay(lam):
+        return gd_decay(np.asarray(lam, np.float64), t, rate, discrete=discrete)
 
     return phi, decay
 
@@ -455,6 +425,9 @@ def _krylov_dynamics(
     Ft0 = _initial(f_test_0, (g_te.size, c), squeeze, "f_test_0")
     R = Y - F0
     rate = lr / Y.size
+    if discrete:  # gradient descent: refuse or warn above the stability limit
+        lam_max = largest_eigenvalue(system, g_tr.size)
+        check_gd_stability(lam_max, lr, Y.size, t, discrete=True, stacklevel=4)
     finite = [i for i, ti in enumerate(t) if math.isfinite(ti) and ti > 0]
     f_train = np.empty((t.size, g_tr.size, c))
     f_test = np.empty((t.size, g_te.size, c))

@@ -103,14 +103,15 @@ import numpy as np
 
 from ._numerics import x64_scope
 from ._validation import (
-    check_arch,
     check_grid,
     check_kernel,
     check_positive_int,
     check_real,
-    check_stationary_mapping,
     check_targets,
 )
+from .kernels import check_arch
+from .linalg.funm import check_gd_stability, gd_filter, largest_eigenvalue
+from .mappings import check_stationary_mapping
 from .measurements import (
     KSpaceMask,
     SparseMeasurement,
@@ -529,13 +530,10 @@ class DeflatedBlockPreconditioner:
 
 def _largest_eigenvalues(B: np.ndarray, iters: int = 30) -> np.ndarray:
     """Largest eigenvalue of each symmetric PSD block of B (nb, W, W), power steps."""
-    v = np.ones(B.shape[:2]) / math.sqrt(B.shape[1])
-    lam = np.zeros(B.shape[0])
-    for _ in range(iters):
-        u = np.einsum("avw,aw->av", B, v)
-        lam = np.einsum("av,av->a", v, u)
-        v = u / np.maximum(np.linalg.norm(u, axis=1, keepdims=True), 1e-300)
-    return np.maximum(lam, 0.0)
+    v0 = np.ones(B.shape[:2]) / math.sqrt(B.shape[1])
+    return largest_eigenvalue(
+        lambda v: np.einsum("avw,aw->av", B, v), v0=v0, iters=iters
+    )
 
 
 def _spd_inverses(B: np.ndarray, floor: float) -> np.ndarray:
@@ -1068,24 +1066,14 @@ def inverse_regression(
         else:
             eta = float(lr)
             if time is not None:
-                tau = eta * float(time)
-
-                def phi(lam):
-                    lam = jnp.maximum(lam, 0.0)
-                    safe = jnp.where(lam > 0, lam, 1.0)
-                    return jnp.where(lam > 0, -jnp.expm1(-tau * lam) / safe, tau)
-
+                phi = functools.partial(gd_filter, time=float(time), rate=eta)
             else:
-                k = int(steps)
-
-                def phi(lam):
-                    lam = jnp.maximum(lam, 0.0)
-                    x = eta * lam
-                    safe = jnp.where(lam > 0, lam, 1.0)
-                    # 1 - (1 - x)^k without cancellation for small x.
-                    val = -jnp.expm1(k * jnp.log1p(-jnp.minimum(x, 1.0 - 1e-300)))
-                    val = jnp.where(x >= 1.0, 1.0 - (1.0 - x) ** k, val)
-                    return jnp.where(lam > 0, val / safe, eta * k)
+                # Gradient descent: warn above the stability limit 2 / lambda_max.
+                lam_max = largest_eigenvalue(system, m)
+                check_gd_stability(lam_max, eta, 1, steps, discrete=True)
+                phi = functools.partial(
+                    gd_filter, time=int(steps), rate=eta, discrete=True
+                )
 
             t1 = _time.perf_counter()
             sol = lanczos_matfun(system, phi, Yj, krylov_dim=krylov_dim, rtol=rtol)
@@ -1121,13 +1109,7 @@ def inverse_regression(
 
 def _flow_filter(tau: float):
     """NumPy (1 - exp(-tau lam)) / lam, finite at lam = 0 (the limit tau)."""
-
-    def phi(lam):
-        lam = np.maximum(lam, 0.0)
-        safe = np.where(lam > 0, lam, 1.0)
-        return np.where(lam > 0, -np.expm1(-tau * lam) / safe, tau)
-
-    return phi
+    return functools.partial(gd_filter, time=tau, rate=1.0)
 
 
 def inverse_regression_path(

@@ -79,18 +79,28 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh
+from jax.sharding import PartitionSpec as P
 
+from ._mesh import (
+    axis_name,
+    check_mesh,
+    device_count,
+    host_array,
+    pad_rows,
+    replicated,
+    row_sharding,
+    shard_map,
+)
 from ._numerics import check_dense_request, resolve_dtype, x64_scope
 from ._validation import (
     as_points,
-    check_arch,
     check_hyperparameter,
     check_magnitude,
     check_positive_int,
     check_real,
     is_traced,
 )
-from .sharding import check_mesh, device_count, sharded_gram
 
 __all__ = [
     "ReluMLP",
@@ -1106,3 +1116,105 @@ def exact_pair_values(arch: ReluMLP, x1, x2, rows, cols, *, kernel: str):
     if isinstance(rows, np.ndarray) and isinstance(cols, np.ndarray):
         return _exact_pairs_bucketed(arch, x1, x2, rows, cols, kernel)
     return _exact_pairs(arch, x1, x2, rows, cols, kernel)
+
+
+def check_arch(arch) -> None:
+    """Refuse anything but a :class:`ntkspec.ReluMLP` (TypeError naming ``arch``)."""
+    if not isinstance(arch, ReluMLP):
+        raise TypeError(f"arch must be a ntkspec.ReluMLP; got {type(arch).__name__}")
+
+
+def sharded_gram(arch, x1, x2, kernel: str, dtype, mesh: Mesh) -> jax.Array:
+    r"""The (n1, n2) NNGP/NTK Gram, row-sharded over ``mesh``, computed in place.
+
+    One ``shard_map``: device i evaluates rows :math:`[i n_1/D, (i+1) n_1/D)` in
+    chunks of about :math:`2^{20}` entries (:func:`ntkspec.kernels.gram_block`, the
+    Chebyshev profile when all inputs have equal norm, as on one device) and counts
+    its near pairs; the chunks that have some are located on the host and their
+    pairs replaced by :func:`ntkspec.kernels.exact_pair_values`, device by device.
+    ``x2`` None is the self-Gram (its diagonal exactly at angle 0).
+
+    Raises:
+        ValueError: n1 is not a multiple of the device count.
+    """
+    d = device_count(mesh)
+    ax = axis_name(mesh)
+    n1, dim = x1.shape
+    if n1 % d:
+        raise ValueError(
+            f"mesh has {d} devices but x1 has {n1} rows: with a mesh the rows are "
+            f"split evenly, so their number must be a multiple of {d} (pad x1, e.g. "
+            f"with ntkspec.sharding.pad_rows, and slice the result)"
+        )
+    self_kernel = x2 is None
+    x1 = np.asarray(x1, np.float64)
+    x2 = x1 if self_kernel else np.asarray(x2, np.float64)
+    n2 = x2.shape[0]
+    q = np.concatenate([np.sum(x1**2, axis=1), np.sum(x2**2, axis=1)]) / dim
+    equal = q[0] > 0 and np.max(np.abs(q - q[0])) <= 1e-13 * q[0]
+    fit = None
+    if equal and n1 * n2 > 4096:
+        fit = profile_coefficients(arch, float(q[0]), dim, kernel)
+    r = n1 // d
+    cb = max(1, min(r, 2**20 // max(n2, 1)))
+    chunks = -(-r // cb)
+    rep = replicated(mesh)
+    with x64_scope(dtype):
+        x1j = jax.device_put(jnp.asarray(x1, dtype), row_sharding(mesh, 2))
+        x2j = jax.device_put(jnp.asarray(x2, dtype), rep)
+        coefs = None if fit is None else tuple(jnp.asarray(c, dtype) for c in fit)
+        coefs, arch_r = jax.device_put((coefs, arch), rep)
+
+        def local(xl, x2, arch, coefs):
+            off = jax.lax.axis_index(ax) * r
+            xb = pad_rows(xl, cb).reshape(chunks, cb, dim)
+
+            def one(j):
+                o = off + j * cb
+                blk = gram_block(
+                    arch, xb[j], x2, o, kernel=kernel, self_kernel=self_kernel,
+                    coefs=coefs,
+                )  # fmt: skip
+                near = near_pairs(xb[j], x2, o, self_kernel=self_kernel)
+                valid = (j * cb + jnp.arange(cb)) < r
+                return blk, jnp.sum(near & valid[:, None])
+
+            blocks, counts = jax.lax.map(one, jnp.arange(chunks))
+            return blocks.reshape(chunks * cb, n2)[:r], counts
+
+        out, counts = jax.jit(
+            shard_map(local, mesh, (P(ax), P(), P(), P()), (P(ax), P(ax)))
+        )(x1j, x2j, arch_r, coefs)
+        counts = host_array(counts).reshape(d, chunks)
+        if counts.sum() == 0:
+            return out
+        rows, cols = [], []
+        for i, j in zip(*np.nonzero(counts), strict=True):
+            start = i * r + j * cb
+            stop = min(start + cb, (i + 1) * r)
+            near = np.asarray(
+                near_pairs(
+                    jnp.asarray(x1[start:stop], dtype), jnp.asarray(x2, dtype), start,
+                    self_kernel=self_kernel,
+                )
+            )  # fmt: skip
+            rr, cc = np.nonzero(near)
+            rows.append(rr + start)
+            cols.append(cc)
+        rows, cols = np.concatenate(rows), np.concatenate(cols)
+        vals = np.asarray(
+            exact_pair_values(
+                arch, jnp.asarray(x1, dtype), jnp.asarray(x2, dtype), rows, cols,
+                kernel=kernel,
+            )
+        )  # fmt: skip
+
+        def fix(block, rows, cols, vals):
+            lr = rows - jax.lax.axis_index(ax) * r
+            lr = jnp.where((lr >= 0) & (lr < r), lr, r)  # other devices' rows: dropped
+            return block.at[lr, cols].set(vals, mode="drop")
+
+        args = jax.device_put(
+            (jnp.asarray(rows), jnp.asarray(cols), jnp.asarray(vals, dtype)), rep
+        )
+        return jax.jit(shard_map(fix, mesh, (P(ax), P(), P(), P()), P(ax)))(out, *args)

@@ -703,3 +703,42 @@ def from_nerf_positional(
     else:
         f = np.linspace(1.0, 2.0**top, multires)
     return _with_input(_axis_aligned(input_dims, f / (2.0 * np.pi)), include_input)
+
+
+def check_mapping(mapping) -> None:
+    """A Fourier, Fourier-with-input or identity mapping (TypeError naming it)."""
+    if not isinstance(mapping, FourierMapping | FourierInputMapping | IdentityMapping):
+        raise TypeError(
+            "mapping must be a ntkspec FourierMapping, FourierInputMapping or "
+            "IdentityMapping (e.g. "
+            "ntkspec.mappings.gaussian(...) or identity()); got "
+            f"{type(mapping).__name__}"
+        )
+
+
+def check_stationary_mapping(mapping, grid) -> None:
+    """A concrete FourierMapping whose input dimension is the grid's."""
+    if getattr(mapping, "include_input", False):
+        raise TypeError(
+            "the grid (FFT / Toeplitz) operators need a stationary kernel, and a "
+            "mapping with include_input (raw coordinates beside the Fourier features) "
+            "is not stationary: pass point arrays (grid.points()) for the dense or "
+            "blocked path, or build the encoding with include_input=False"
+        )
+    if not isinstance(mapping, FourierMapping):
+        raise TypeError(
+            "mapping must be a FourierMapping (a stationary kernel) for the grid "
+            f"operators; got {type(mapping).__name__}. Raw coordinates (no mapping) "
+            "give no stationary kernel: use the dense path (ntkspec.ntk / "
+            "ntkspec.spectrum on grid.points())."
+        )
+    if mapping.dim != grid.dim:
+        raise ValueError(
+            f"mapping has input dimension {mapping.dim} but grid has dimension "
+            f"{grid.dim} (shape {grid.shape}); mapping.dim must equal grid.dim"
+        )
+    if is_traced(mapping.B) or is_traced(mapping.a):
+        raise TypeError(
+            "mapping must hold concrete frequencies and amplitudes for the grid "
+            "operators (they decide periodicity and the FFT sizes); got traced arrays"
+        )

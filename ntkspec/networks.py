@@ -82,12 +82,11 @@ import optax
 from ._numerics import resolve_dtype, x64_scope
 from ._validation import (
     as_points,
-    check_arch,
     check_positive_int,
     check_real,
     is_traced,
 )
-from .kernels import ReluMLP
+from .kernels import ReluMLP, check_arch
 from .mappings import FourierMapping, IdentityMapping
 from .sharding import batch_rows, check_mesh, data_parallel, shard_batches
 from .sharding import train_ensemble as _sharded_ensemble

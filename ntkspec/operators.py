@@ -69,24 +69,24 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._numerics import check_grid_work, resolve_dtype, x64_scope
+from ._mesh import check_mesh, gram_on_mesh
+from ._numerics import check_grid_work, dense_cap_bytes, resolve_dtype, x64_scope
 from ._validation import (
     as_points,
-    check_arch,
     check_grid,
     check_kernel,
-    check_mapping,
     check_real,
-    check_stationary_mapping,
 )
 from .grid import Grid
 from .kernels import (
     ReluMLP,
+    check_arch,
     exact_pair_values,
     gram_block,
     near_pairs,
@@ -96,11 +96,15 @@ from .kernels import (
     profile_coefficients,
     self_kernel_values,
 )
-from .mappings import FourierMapping
+from .mappings import FourierMapping, check_mapping, check_stationary_mapping
 from .measurements import as_measurement
-from .sharding import check_mesh, gram_on_mesh
 
 __all__ = [
+    "KernelOperator",
+    "STRUCTURES",
+    "structure",
+    "kernel_operator",
+    "offset_sin2",
     "kernel_on_offsets",
     "grid_operator",
     "grid_operators",
@@ -130,7 +134,7 @@ __all__ = [
 
 
 def _axis_sin_cos(
-    b_axis: np.ndarray, n: int, length: int, periodic: bool
+    b_axis: np.ndarray, n: int, length: int, periodic: bool, shift: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     r"""Per-axis :math:`\sin` and :math:`\cos` of the phases :math:`\pi b_j \Delta(o)`.
 
@@ -139,14 +143,20 @@ def _axis_sin_cos(
     :math:`\pi k/n` with :math:`k = b o \bmod n` reduced exactly in integers (the 2n
     shift is a whole period), so both come from a table of n values by indexing: no
     transcendental call per entry (on small grids those cost more than the products).
+    With ``shift`` the offsets are :math:`(o + \tfrac12)/n` (half a pitch, the
+    held-out pixels of :mod:`ntkspec.design`): :math:`k = b(2o + 1) \bmod 2n` over a
+    table of 2n phases :math:`\pi k/(2n)`.
     """
     o = np.arange(length, dtype=np.int64)
     if periodic:
         b_int = np.rint(b_axis).astype(np.int64)
-        idx = np.mod(np.outer(o, b_int), n)
-        table = np.pi * (np.arange(n, dtype=np.float64) / n)
+        period = 2 * n if shift else n
+        idx = np.mod(np.outer(2 * o + 1 if shift else o, b_int), period)
+        table = np.pi * (np.arange(period, dtype=np.float64) / period)
         return np.sin(table)[idx], np.cos(table)[idx]
     delta = np.where(o > n, o - 2 * n, o).astype(np.float64) / n
+    if shift:
+        delta = (o.astype(np.float64) + 0.5) / n
     phase = np.pi * np.outer(delta, b_axis)
     return np.sin(phase), np.cos(phase)
 
@@ -185,21 +195,66 @@ _S_FNS = (_s_1d, _s_2d, _s_3d)
 
 
 def _offset_factors(
-    mapping: FourierMapping, grid: Grid, embed: bool, rows: int | None = None
-) -> tuple[list[np.ndarray], np.ndarray]:
-    """Per-axis (sin, cos) phase factors and the weights :math:`a^2`, host NumPy.
+    mapping: FourierMapping,
+    shape: tuple[int, ...],
+    embed: bool,
+    rows: int | None = None,
+    shift: bool = False,
+) -> list[np.ndarray]:
+    """Per-axis (sin, cos) phase factors, host NumPy, from the concrete ``mapping.B``.
 
     With ``rows`` only the first ``rows`` offsets along axis 0.
     """
     B = np.asarray(mapping.B, dtype=np.float64)
-    a2 = np.asarray(mapping.a, dtype=np.float64) ** 2
     factors = []
-    for i, n in enumerate(grid.shape):
+    for i, n in enumerate(shape):
         length = 2 * n if embed else n
         if i == 0 and rows is not None:
             length = rows  # the first rows offsets only (o < rows <= n)
-        factors.extend(_axis_sin_cos(B[:, i], n, length, mapping.is_periodic))
-    return factors, a2
+        factors.extend(_axis_sin_cos(B[:, i], n, length, mapping.is_periodic, shift))
+    return factors
+
+
+def _sin2_from_factors(factors, a2):
+    r""":math:`s/S = \sum_j a_j^2 \sin^2(\pi b_j^\top \Delta) / \sum_j a_j^2` in [0, 1].
+
+    The one evaluation of the offset kernel's argument (jnp: traceable and
+    differentiable in the weights ``a2``), from the per-axis factors.
+    """
+    s = _S_FNS[len(factors) // 2 - 1](*factors, a2)
+    return jnp.clip(s / jnp.sum(a2), 0.0, 1.0)
+
+
+def offset_sin2(
+    mapping: FourierMapping,
+    shape: tuple[int, ...],
+    *,
+    shift: bool = False,
+    dtype=np.float64,
+) -> jax.Array:
+    r""":math:`\sin^2(\theta_0/2) = s(\Delta)/S` on the circulant offsets of a grid.
+
+    Entry :math:`o` is :math:`\sum_j a_j^2 \sin^2(\pi b_j^\top \Delta_o) / S`,
+    :math:`\Delta_o = o/n` per axis (:math:`(o + \tfrac12)/n` with ``shift``), for
+    :math:`0 \le o_i < n_i`, by the three products of the module docstring with the
+    phases reduced in integers when ``mapping.is_periodic``. The amplitudes
+    ``mapping.a`` may be traced (``jax.grad`` in :mod:`ntkspec.design`); ``B`` must
+    be concrete (it fixes the phases). The stationary kernel is then
+    :func:`ntkspec.kernels.profile` of this array.
+
+    Args:
+        mapping: a Fourier mapping of dimension ``len(shape)`` (1 to 3).
+        shape: the grid shape.
+        shift: offsets shifted by half a pitch on every axis.
+        dtype: float64 (default) or float32.
+
+    Returns:
+        Array of shape ``shape`` and dtype ``dtype``.
+    """
+    factors = _offset_factors(mapping, tuple(shape), False, shift=shift)
+    with x64_scope(dtype):
+        a2 = jnp.asarray(mapping.a, dtype=dtype) ** 2
+        return _sin2_from_factors([jnp.asarray(f, dtype=dtype) for f in factors], a2)
 
 
 def _mirror_axis0_jnp(k_half, shape: tuple[int, ...]):
@@ -229,8 +284,7 @@ def _grid_columns(
     ``rfftn(column).real``; with ``ratio`` also the ``[::r]`` subsampled column of the
     coarser (train) grid and its symbol. Returns a tuple of those arrays.
     """
-    s = _S_FNS[len(shape) - 1](*factors, a2)
-    s = jnp.clip(s / jnp.sum(a2), 0.0, 1.0)
+    s = _sin2_from_factors(factors, a2)
     k = profile(
         arch, s, input_var=q, input_dim=input_dim, kernel=kernel, dtype=dtype,
         coefs=coefs,
@@ -264,7 +318,8 @@ def _offsets_kernel(
     # The kernel is even, k(o) = k(-o mod n): on the circulant column only the first
     # n_1 // 2 + 1 offsets along axis 0 are evaluated, the rest are mirrored.
     half = None if embed else grid.shape[0] // 2 + 1
-    factors, a2 = _offset_factors(mapping, grid, embed, rows=half)
+    factors = _offset_factors(mapping, grid.shape, embed, rows=half)
+    a2 = np.asarray(mapping.a, dtype=np.float64) ** 2
     m = mapping.num_freqs
     q = mapping.norm_sq / (2 * m)
     check_real(q, "the mapping's input variance", low=0.0, low_inclusive=False)
@@ -520,6 +575,13 @@ class GridKernelOperator:
         return self.column.dtype
 
     @property
+    def structure(self) -> str:
+        """The structure tag: circulant (periodic mapping) or toeplitz (embedded)."""
+        return "circulant" if self.is_circulant else "toeplitz"
+
+    is_symmetric = True
+
+    @property
     def diagonal_value(self):
         r"""The constant diagonal :math:`k(0)`, so :math:`\mathrm{tr} K = N k(0)`."""
         return self.column[(0,) * self.grid.dim]
@@ -698,6 +760,13 @@ class DenseOperator:
 
     matrix: jax.Array
 
+    structure = "dense"
+
+    @property
+    def is_symmetric(self) -> bool:
+        """True for a square matrix (a self-Gram; the symmetry is not re-checked)."""
+        return self.matrix.shape[0] == self.matrix.shape[1]
+
     @property
     def shape(self) -> tuple[int, int]:
         """(M, N)."""
@@ -736,6 +805,22 @@ class Shifted:
 
     operator: object
     shift: jax.Array | float
+
+    @property
+    def structure(self) -> str:
+        r"""The operator's: a shift keeps circulant, Toeplitz and dense structure."""
+        return self.operator.structure
+
+    @property
+    def is_symmetric(self) -> bool:
+        """The operator's."""
+        return self.operator.is_symmetric
+
+    def eigendecomposition(self) -> Eigendecomposition:
+        r"""The operator's, eigenvalues shifted by :math:`\delta` (where it exists)."""
+        eig = self.operator.eigendecomposition()
+        with x64_scope(self.dtype):
+            return dataclasses.replace(eig, eigenvalues=eig.eigenvalues + self.shift)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -863,6 +948,13 @@ class BlockedGramOperator:
     num_rows: int
     kernel: str
     self_kernel: bool
+
+    structure = "blocked"
+
+    @property
+    def is_symmetric(self) -> bool:
+        """True for a self-Gram (rows are the columns)."""
+        return self.self_kernel
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -1045,6 +1137,9 @@ class GridTestTrainOperator:
     train_shape: tuple[int, ...]
     ratio: tuple[int, ...]
 
+    structure = "grid_test_train"
+    is_symmetric = False
+
     @property
     def shape(self) -> tuple[int, int]:
         """(N_fine, N_train)."""
@@ -1159,6 +1254,9 @@ class ComposedOperator:
     measurement: object
     operator: object
 
+    structure = "composed"
+    is_symmetric = True
+
     @property
     def shape(self) -> tuple[int, int]:
         """(M, M)."""
@@ -1199,3 +1297,133 @@ def composed(measurement_op, operator) -> ComposedOperator:
             f"{tuple(operator.shape)}; it must be ({n}, {n})"
         )
     return ComposedOperator(measurement_op, operator)
+
+
+# --------------------------------------------------------------------------------------
+# The operator protocol and the one path choice.
+# --------------------------------------------------------------------------------------
+
+#: The structure tags of the kernel operators, and what each one offers:
+#: "dense" (a matrix; ``eigendecomposition`` by ``eigh``), "blocked" (scattered
+#: points, rows recomputed per product), "circulant" (periodic mapping on a Grid;
+#: exact ``eigendecomposition`` by the DFT), "toeplitz" (Fourier mapping on a Grid;
+#: FFT matvec of the circulant embedding, no cheap eigendecomposition),
+#: "grid_test_train" (grid to finer grid), "composed" (:math:`A K A^\top`).
+STRUCTURES = (
+    "dense",
+    "blocked",
+    "circulant",
+    "toeplitz",
+    "grid_test_train",
+    "composed",
+)
+
+
+@runtime_checkable
+class KernelOperator(Protocol):
+    r"""What every operator of this module offers (lineax's ``AbstractLinearOperator``).
+
+    ``shape`` (M, N); ``dtype``; ``matvec`` over (N,) or (N, c); ``structure``, one
+    of :data:`STRUCTURES`; ``is_symmetric``. Square operators with an exact
+    eigendecomposition (dense, circulant, and their :class:`Shifted`) also have
+    ``eigendecomposition()``. Algorithms choose from these tags, never from the
+    inputs the operator was built from.
+    """
+
+    @property
+    def shape(self) -> tuple[int, int]: ...  # noqa: D102
+
+    @property
+    def dtype(self): ...  # noqa: D102
+
+    @property
+    def structure(self) -> str: ...  # noqa: D102
+
+    @property
+    def is_symmetric(self) -> bool: ...  # noqa: D102
+
+    def matvec(self, v): ...  # noqa: D102
+
+
+def structure(mapping, x, x_test=None) -> str:
+    r"""The structure of the kernel Gram of ``mapping`` on ``x`` (and ``x_test``).
+
+    The one place that reads :class:`~ntkspec.Grid`, ``mapping.is_periodic`` and
+    ``mapping.is_stationary`` to choose a path; :func:`kernel_operator` builds what
+    it names, and the entry points (``kernel_regression``, ``gd_dynamics``,
+    ``spectrum``, ``design.predicted_error``, the CLI) ask it, or the operator's
+    ``structure`` tag, instead of re-deriving the choice:
+
+    * "circulant": ``x`` (and ``x_test``) are Grids and the mapping is stationary
+      with integer frequencies: the Gram is multilevel circulant;
+    * "toeplitz": Grids and a stationary, non-periodic mapping: multilevel Toeplitz;
+    * "points": anything else (raw coordinates, a non-stationary mapping, point
+      arrays): a dense or blocked Gram, chosen by size in :func:`kernel_operator`.
+
+    Args:
+        mapping: the input mapping.
+        x: a Grid or points (n, d).
+        x_test: None, a Grid or points; the grid structures need both to be Grids.
+
+    Returns:
+        "circulant", "toeplitz" or "points".
+    """
+    grids = isinstance(x, Grid) and (x_test is None or isinstance(x_test, Grid))
+    if not grids or not bool(getattr(mapping, "is_stationary", False)):
+        return "points"
+    return "circulant" if bool(getattr(mapping, "is_periodic", False)) else "toeplitz"
+
+
+def kernel_operator(
+    arch: ReluMLP,
+    mapping,
+    x,
+    x_test=None,
+    *,
+    kernel: str = "ntk",
+    max_bytes: float | None = None,
+    block_rows: int | None = None,
+):
+    r"""The kernel Gram of ``x`` (and the test-train operator) with the best structure.
+
+    :func:`structure` picks it: a :class:`GridKernelOperator` (circulant or embedded
+    Toeplitz, :func:`grid_operator` / :func:`grid_operators`) on Grids with a Fourier
+    mapping; otherwise on the points (a Grid's points in C order) a
+    :class:`DenseOperator` when the (n, n) float64 Gram fits under the memory cap
+    ``max_bytes``, else a :class:`BlockedGramOperator`.
+
+    Args:
+        arch: the architecture.
+        mapping: a FourierMapping or IdentityMapping.
+        x: a Grid or raw points (n, d).
+        x_test: None, or a Grid (an r-times finer grid of ``x``) or points.
+        kernel: "ntk" or "nngp".
+        max_bytes: memory cap of a dense Gram (default 4 GiB or the environment's).
+        block_rows: rows per block of a blocked Gram.
+
+    Returns:
+        The operator of ``x``; with ``x_test`` the pair ``(train, test_train)``.
+    """
+    kind = structure(mapping, x, x_test)
+    if kind != "points":
+        if x_test is None:
+            return grid_operator(arch, mapping, x, kernel=kernel)
+        return grid_operators(arch, mapping, x, x_test, kernel=kernel)
+    pts = x.points() if isinstance(x, Grid) else np.asarray(x, np.float64)
+    n = pts.shape[0]
+    if 8.0 * n * n <= dense_cap_bytes(max_bytes):
+        train = dense_gram(arch, mapping, pts, kernel=kernel, max_bytes=max_bytes)
+        if x_test is None:
+            return train
+        te = x_test.points() if isinstance(x_test, Grid) else x_test
+        return train, dense_gram(
+            arch, mapping, te, pts, kernel=kernel, max_bytes=max_bytes
+        )
+    f_tr = mapping(pts)
+    train = blocked_gram(arch, f_tr, kernel=kernel, block_rows=block_rows)
+    if x_test is None:
+        return train
+    te = x_test.points() if isinstance(x_test, Grid) else x_test
+    return train, blocked_gram(
+        arch, mapping(te), f_tr, kernel=kernel, block_rows=block_rows
+    )

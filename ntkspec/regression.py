@@ -54,22 +54,22 @@ import numpy as np
 
 from ._numerics import check_dense_request, dense_cap_bytes, resolve_dtype, x64_scope
 from ._validation import (
-    check_arch,
     check_inputs,
     check_kernel,
-    check_mapping,
     check_positive_int,
     check_real,
     check_targets,
 )
-from .kernels import ReluMLP
+from .kernels import ReluMLP, check_arch
+from .mappings import check_mapping
 from .operators import (
     Shifted,
     blocked_gram,
     dense_gram,
     gram_diagonal,
-    grid_operators,
     grid_ratio,
+    kernel_operator,
+    structure,
 )
 from .sharding import check_mesh, device_block, device_count, shard_operator
 from .solvers import (
@@ -77,6 +77,7 @@ from .solvers import (
     Cholesky,
     CirculantPreconditioner,
     ConvergenceWarning,
+    Eigh,
     IllConditionedWarning,
     JacobiPreconditioner,
     cg,
@@ -148,6 +149,62 @@ class _Plan:
     max_iter: int
 
 
+def _solver_value(solver, rtol, max_iter):
+    """Strings are aliases of solver values at the public boundary: ``(value, alias)``.
+
+    ``None`` is "auto" (chosen from the operator's structure by :func:`_choose`).
+    """
+    if isinstance(solver, CG | Cholesky | Eigh):
+        return solver, None
+    if not isinstance(solver, str) or solver not in _SOLVERS:
+        raise ValueError(f"solver must be one of {_SOLVERS}; got {solver!r}")
+    check_real(rtol, "rtol", low=0.0, low_inclusive=False)
+    max_iter = check_positive_int(max_iter, "max_iter")
+    values = {
+        "auto": None,
+        "cholesky": Cholesky(),
+        "fft": Eigh(),
+        "pcg": CG(rtol=rtol, max_iter=max_iter),
+        "blocked": CG(rtol=rtol, max_iter=max_iter),
+    }
+    return values[solver], solver
+
+
+def _choose(value, alias, kind: str, n: int, max_bytes) -> str:
+    r"""The path from the solver value and the operator's structure tag.
+
+    lineax's ``AutoLinearSolver`` in small: "auto" takes the exact eigendecomposition
+    of a circulant Gram ("fft"), PCG with T. Chan's preconditioner on a Toeplitz one
+    ("pcg"), the dense Cholesky on points when the Gram fits under the cap, else
+    blocked CG; a value is dispatched on its type.
+    """
+    grid = kind in ("circulant", "toeplitz")
+    if value is None:
+        if grid:
+            return "fft" if kind == "circulant" else "pcg"
+        return "cholesky" if 8.0 * n * n <= dense_cap_bytes(max_bytes) else "blocked"
+    if isinstance(value, Cholesky):
+        return "cholesky"
+    if not grid and alias in ("pcg", "fft"):
+        raise ValueError(
+            f"solver={alias!r} needs x_train and x_test as ntkspec.Grid values and a "
+            "Fourier (stationary) mapping; raw coordinates (no mapping, or "
+            "include_input=True) give a non-stationary kernel: use solver='cholesky' "
+            "or 'blocked'"
+        )
+    if isinstance(value, Eigh):
+        if kind != "circulant":
+            raise ValueError(
+                "solver='fft' (Eigh) needs a periodic mapping (integer frequencies B) "
+                "on Grids; this mapping gives a Toeplitz (not circulant) Gram: use "
+                "solver='pcg' or 'auto'"
+            )
+        return "fft"
+    if alias == "blocked" or not grid:
+        return "blocked"
+    return "pcg"
+
+
 def _plan(
     arch,
     mapping,
@@ -167,12 +224,9 @@ def _plan(
     check_arch(arch)
     check_mapping(mapping)
     check_kernel(kernel)
-    if isinstance(solver, CG):
-        rtol, max_iter, solver = solver.rtol, solver.max_iter, "cg"
-    elif isinstance(solver, Cholesky):
-        solver = "cholesky"
-    elif solver not in _SOLVERS:
-        raise ValueError(f"solver must be one of {_SOLVERS}; got {solver!r}")
+    value, alias = _solver_value(solver, rtol, max_iter)
+    if isinstance(value, CG):
+        rtol, max_iter = value.rtol, value.max_iter
     check_real(ridge, "ridge", low=0.0)
     check_real(rtol, "rtol", low=0.0, low_inclusive=False)
     max_iter = check_positive_int(max_iter, "max_iter")
@@ -184,37 +238,25 @@ def _plan(
     te_pts, te_grid = check_inputs(x_test, "x_test", mapping)
     n = tr_grid.size if tr_grid is not None else tr_pts.shape[0]
     y = check_targets(y_train, n)
-    grids = tr_grid is not None and te_grid is not None
-    if grids:
+    if tr_grid is not None and te_grid is not None:
         grid_ratio(
             tr_grid, te_grid
         )  # validate compatibility early, whatever the solver
-    structured_ok = grids and bool(mapping.is_stationary)
-    if solver == "cg":
-        solver = "pcg" if structured_ok else "blocked"
-    if solver == "auto":
-        fits = 8.0 * n * n <= dense_cap_bytes(max_bytes)
-        solver = "structured" if structured_ok else ("cholesky" if fits else "blocked")
-    elif solver in ("pcg", "fft") and not structured_ok:
-        raise ValueError(
-            f"solver={solver!r} needs x_train and x_test as ntkspec.Grid values and a "
-            "Fourier (stationary) mapping; raw coordinates (no mapping, or "
-            "include_input=True) give a non-stationary kernel: use solver='cholesky' "
-            "or 'blocked'"
-        )
-    if return_variance and solver != "cholesky":
+    kind = structure(mapping, x_train, x_test)  # the one path choice (operators)
+    path = _choose(value, alias, kind, n, max_bytes)
+    if return_variance and path != "cholesky":
         raise ValueError(
             "return_variance needs the dense path (solver='cholesky', or 'auto' with "
             "point arrays that fit under the memory cap)"
         )
-    if solver not in ("structured", "pcg", "fft"):
+    if path not in ("pcg", "fft"):
         tr_pts = tr_grid.points() if tr_grid is not None else tr_pts
         te_pts = te_grid.points() if te_grid is not None else te_pts
         tr_grid = te_grid = None
     x_tr = tr_grid if tr_grid is not None else tr_pts
     x_te = te_grid if te_grid is not None else te_pts
     Y = y[:, None] if y.ndim == 1 else y
-    return _Plan(solver, x_tr, x_te, Y, y.ndim == 1, float(rtol), max_iter)
+    return _Plan(path, x_tr, x_te, Y, y.ndim == 1, float(rtol), max_iter)
 
 
 # --------------------------------------------------------------------------------------
@@ -311,18 +353,12 @@ def _blocked_path(
 def _structured_path(
     arch, mapping, g_tr, Y, g_te, kernel, ridge, rtol, max_iter, solver, mesh=None
 ):
-    periodic = bool(getattr(mapping, "is_periodic", False))
-    if solver == "fft" and not periodic:
-        raise ValueError(
-            "solver='fft' needs a periodic mapping (integer frequencies B); this "
-            "mapping gives a Toeplitz (not circulant) Gram: use solver='pcg' or 'auto'"
-        )
-    train, test_train = grid_operators(arch, mapping, g_tr, g_te, kernel=kernel)
+    train, test_train = kernel_operator(arch, mapping, g_tr, g_te, kernel=kernel)
     train, test_train = shard_operator(train, mesh), shard_operator(test_train, mesh)
     system = Shifted(train, ridge)
     with x64_scope(np.float64):
         Yj = jax.device_put(np.asarray(Y, dtype=np.float64))  # a transfer, no op
-        if periodic and solver in ("auto", "fft"):
+        if solver == "fft":
             # The circulant train Gram is solved exactly by FFT: (K + ridge I)^{-1} is
             # the circulant with eigenvalues 1 / (lambda(m) + ridge).
             lam = np.asarray(train.eigenvalues_by_frequency())
@@ -461,9 +497,10 @@ def kernel_regression(
     )  # fmt: skip
     ridge = float(ridge)
     args = (arch, mapping, plan.x_train, plan.Y, plan.x_test, kernel, ridge)
-    if plan.solver in ("structured", "pcg", "fft"):
-        choice = "auto" if plan.solver == "structured" else plan.solver
-        pred, info = _structured_path(*args, plan.rtol, plan.max_iter, choice, mesh)
+    if plan.solver in ("pcg", "fft"):
+        pred, info = _structured_path(
+            *args, plan.rtol, plan.max_iter, plan.solver, mesh
+        )
     elif plan.solver == "cholesky":
         pred, info = _dense_path(*args, max_bytes, return_variance, mesh)
     else:

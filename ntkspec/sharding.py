@@ -59,7 +59,24 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from . import operators as ops
+from ._mesh import (  # re-exported: sharding is their public home
+    axis_name,
+    check_mesh,
+    device_block,
+    device_count,
+    gram_on_mesh,
+    host_array,
+    host_value,
+    pad_rows,
+    padded_size,
+    replicated,
+    row_sharding,
+    shard_rows,
+)
+from ._mesh import shard_map as _shard_map
 from ._numerics import x64_scope
+from .kernels import sharded_gram
 
 __all__ = [
     "check_mesh",
@@ -89,228 +106,6 @@ __all__ = [
 # --------------------------------------------------------------------------------------
 # The mesh value.
 # --------------------------------------------------------------------------------------
-
-
-def check_mesh(mesh, name: str = "mesh") -> Mesh | None:
-    """Check that ``mesh`` is None or a 1-D :class:`jax.sharding.Mesh`; return it.
-
-    Any axis name and any axis type (Auto, Explicit) are accepted.
-
-    Raises:
-        TypeError: ``mesh`` is not a Mesh (e.g. a device list or an int).
-        ValueError: the mesh has more or fewer than one axis.
-    """
-    if mesh is None:
-        return None
-    if not isinstance(mesh, Mesh):
-        raise TypeError(
-            f"{name} must be None or a 1-D jax.sharding.Mesh (e.g. "
-            f"jax.make_mesh((n,), ('x',))); got {type(mesh).__name__}"
-        )
-    if len(mesh.axis_names) != 1:
-        raise ValueError(
-            f"{name} must be a 1-D mesh (one axis); got axes {dict(mesh.shape)}"
-        )
-    return mesh
-
-
-def device_count(mesh: Mesh | None) -> int:
-    """Devices of a 1-D mesh (1 for None)."""
-    return 1 if mesh is None else int(mesh.devices.size)
-
-
-def axis_name(mesh: Mesh):
-    """The name of the mesh's only axis."""
-    return mesh.axis_names[0]
-
-
-def padded_size(n: int, devices: int) -> int:
-    """The smallest multiple of ``devices`` that is >= n."""
-    return -(-int(n) // int(devices)) * int(devices)
-
-
-def pad_rows(x, multiple: int):
-    """``x`` with its last row repeated up to a multiple of ``multiple`` rows."""
-    n = x.shape[0]
-    pad = padded_size(n, multiple) - n
-    if not pad:
-        return x
-    xp = np if isinstance(x, np.ndarray) else jnp
-    return xp.concatenate([x, xp.repeat(x[-1:], pad, axis=0)], axis=0)
-
-
-def row_sharding(mesh: Mesh, ndim: int = 2) -> NamedSharding:
-    """Rows (axis 0) split over the mesh axis, other axes whole."""
-    return NamedSharding(mesh, P(axis_name(mesh), *([None] * (ndim - 1))))
-
-
-def replicated(mesh: Mesh) -> NamedSharding:
-    """Every device holds the whole array."""
-    return NamedSharding(mesh, P())
-
-
-def shard_rows(x, mesh: Mesh):
-    """``x`` placed row-sharded over the mesh (rows must be a multiple of D)."""
-    d = device_count(mesh)
-    if x.shape[0] % d:
-        raise ValueError(
-            f"{x.shape[0]} rows cannot be split evenly over {d} devices; pad them "
-            f"first (ntkspec.sharding.pad_rows)"
-        )
-    return jax.device_put(x, row_sharding(mesh, x.ndim))
-
-
-def sharded_gram(arch, x1, x2, kernel: str, dtype, mesh: Mesh) -> jax.Array:
-    r"""The (n1, n2) NNGP/NTK Gram, row-sharded over ``mesh``, computed in place.
-
-    One ``shard_map``: device i evaluates rows :math:`[i n_1/D, (i+1) n_1/D)` in
-    chunks of about :math:`2^{20}` entries (:func:`ntkspec.kernels.gram_block`, the
-    Chebyshev profile when all inputs have equal norm, as on one device) and counts
-    its near pairs; the chunks that have some are located on the host and their
-    pairs replaced by :func:`ntkspec.kernels.exact_pair_values`, device by device.
-    ``x2`` None is the self-Gram (its diagonal exactly at angle 0).
-
-    Raises:
-        ValueError: n1 is not a multiple of the device count.
-    """
-    from . import kernels as kn  # kernels imports this module
-
-    d = device_count(mesh)
-    ax = axis_name(mesh)
-    n1, dim = x1.shape
-    if n1 % d:
-        raise ValueError(
-            f"mesh has {d} devices but x1 has {n1} rows: with a mesh the rows are "
-            f"split evenly, so their number must be a multiple of {d} (pad x1, e.g. "
-            f"with ntkspec.sharding.pad_rows, and slice the result)"
-        )
-    self_kernel = x2 is None
-    x1 = np.asarray(x1, np.float64)
-    x2 = x1 if self_kernel else np.asarray(x2, np.float64)
-    n2 = x2.shape[0]
-    q = np.concatenate([np.sum(x1**2, axis=1), np.sum(x2**2, axis=1)]) / dim
-    equal = q[0] > 0 and np.max(np.abs(q - q[0])) <= 1e-13 * q[0]
-    fit = None
-    if equal and n1 * n2 > 4096:
-        fit = kn.profile_coefficients(arch, float(q[0]), dim, kernel)
-    r = n1 // d
-    cb = max(1, min(r, 2**20 // max(n2, 1)))
-    chunks = -(-r // cb)
-    rep = replicated(mesh)
-    with x64_scope(dtype):
-        x1j = jax.device_put(jnp.asarray(x1, dtype), row_sharding(mesh, 2))
-        x2j = jax.device_put(jnp.asarray(x2, dtype), rep)
-        coefs = None if fit is None else tuple(jnp.asarray(c, dtype) for c in fit)
-        coefs, arch_r = jax.device_put((coefs, arch), rep)
-
-        def local(xl, x2, arch, coefs):
-            off = jax.lax.axis_index(ax) * r
-            xb = pad_rows(xl, cb).reshape(chunks, cb, dim)
-
-            def one(j):
-                o = off + j * cb
-                blk = kn.gram_block(
-                    arch, xb[j], x2, o, kernel=kernel, self_kernel=self_kernel,
-                    coefs=coefs,
-                )  # fmt: skip
-                near = kn.near_pairs(xb[j], x2, o, self_kernel=self_kernel)
-                valid = (j * cb + jnp.arange(cb)) < r
-                return blk, jnp.sum(near & valid[:, None])
-
-            blocks, counts = jax.lax.map(one, jnp.arange(chunks))
-            return blocks.reshape(chunks * cb, n2)[:r], counts
-
-        out, counts = jax.jit(
-            _shard_map(local, mesh, (P(ax), P(), P(), P()), (P(ax), P(ax)))
-        )(x1j, x2j, arch_r, coefs)
-        counts = host_array(counts).reshape(d, chunks)
-        if counts.sum() == 0:
-            return out
-        rows, cols = [], []
-        for i, j in zip(*np.nonzero(counts), strict=True):
-            start = i * r + j * cb
-            stop = min(start + cb, (i + 1) * r)
-            near = np.asarray(
-                kn.near_pairs(
-                    jnp.asarray(x1[start:stop], dtype), jnp.asarray(x2, dtype), start,
-                    self_kernel=self_kernel,
-                )
-            )  # fmt: skip
-            rr, cc = np.nonzero(near)
-            rows.append(rr + start)
-            cols.append(cc)
-        rows, cols = np.concatenate(rows), np.concatenate(cols)
-        vals = np.asarray(
-            kn.exact_pair_values(
-                arch, jnp.asarray(x1, dtype), jnp.asarray(x2, dtype), rows, cols,
-                kernel=kernel,
-            )
-        )  # fmt: skip
-
-        def fix(block, rows, cols, vals):
-            lr = rows - jax.lax.axis_index(ax) * r
-            lr = jnp.where((lr >= 0) & (lr < r), lr, r)  # other devices' rows: dropped
-            return block.at[lr, cols].set(vals, mode="drop")
-
-        args = jax.device_put(
-            (jnp.asarray(rows), jnp.asarray(cols), jnp.asarray(vals, dtype)), rep
-        )
-        return jax.jit(_shard_map(fix, mesh, (P(ax), P(), P(), P()), P(ax)))(out, *args)
-
-
-def gram_on_mesh(fn: Callable, x1, x2, mesh: Mesh | None, **kwargs):
-    """``fn(x1, x2, **kwargs)`` (``ntk``/``nngp``), its rows computed over the mesh.
-
-    With a mesh the rows of ``x1`` are padded (last row repeated) to a multiple of D,
-    computed row-sharded (``fn(..., mesh=mesh)``) and gathered into a host array of
-    the (n1, n2) Gram; without one this is ``fn(x1, x2, **kwargs)``.
-    """
-    if mesh is None:
-        return fn(x1, x2, **kwargs)
-    n = x1.shape[0]
-    x1 = np.asarray(x1)
-    out = fn(
-        pad_rows(x1, device_count(mesh)), x1 if x2 is None else x2, mesh=mesh, **kwargs
-    )
-    return host_array(out)[:n]
-
-
-def host_array(x) -> np.ndarray:
-    """The whole of ``x`` as a NumPy array on this process.
-
-    Also for arrays that span several processes (``jax.distributed``, multi-host):
-    their non-local shards are gathered (``multihost_utils.process_allgather``), which
-    every process must then call, as the callers here do.
-    """
-    if isinstance(x, jax.Array) and not x.is_fully_addressable:
-        if x.is_fully_replicated:
-            return np.asarray(x.addressable_data(0))
-        from jax.experimental import multihost_utils
-
-        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
-    return np.asarray(x)
-
-
-def host_value(x):
-    """``x`` as a NumPy array when it is a ``jax.Array`` on several devices.
-
-    Eager host callbacks (``pure_callback``, e.g. the scipy-backed measurements)
-    refuse arrays placed on a mesh; inside ``jit`` they accept them.
-    """
-    if isinstance(x, jax.Array) and len(x.sharding.device_set) > 1:
-        return host_array(x)
-    return x
-
-
-def device_block(block_rows: int, mesh: Mesh | None) -> int:
-    """Rows per device block when ``block_rows`` rows are split over the mesh."""
-    return max(1, -(-int(block_rows) // device_count(mesh)))
-
-
-def _shard_map(fn, mesh, in_specs, out_specs):
-    return jax.shard_map(
-        fn, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False
-    )
 
 
 def _as_columns(v, dtype):
@@ -685,9 +480,6 @@ def shard_operator(operator, mesh: Mesh | None):
         operator, ShardedBlockedGram | ShardedGridOperator | ShardedDense
     ):
         return operator
-    # operators imports kernels, which imports this module: import it here.
-    from . import operators as ops
-
     if isinstance(operator, ops.BlockedGramOperator):
         return _shard_blocked(operator, mesh)
     if isinstance(operator, ops.GridKernelOperator):

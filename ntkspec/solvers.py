@@ -77,6 +77,7 @@ __all__ = [
     "Solution",
     "CG",
     "Cholesky",
+    "Eigh",
     "JacobiPreconditioner",
     "CirculantPreconditioner",
     "t_chan_preconditioner",
@@ -178,6 +179,17 @@ class CG:
 @dataclasses.dataclass(frozen=True)
 class Cholesky:
     """The dense float64 Cholesky solve (:func:`psd_solve`) as a solver value."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Eigh:
+    r"""The solve through the operator's exact eigendecomposition, as a solver value.
+
+    For a circulant operator (a periodic mapping on Grids) the eigenvectors are the
+    Fourier modes: :math:`(K + \delta I)^{-1}` is the circulant with eigenvalues
+    :math:`1/(\lambda(m) + \delta)`, applied by FFT, exact in O(N log N)
+    (``solver="fft"`` in :func:`ntkspec.kernel_regression`).
+    """
 
 
 @functools.partial(
@@ -498,6 +510,8 @@ class LanczosResult:
         krylov_dim: dimension of the final Krylov basis.
         matvecs: number of matrix-vector products.
         restarts: thick restarts done (:func:`restarted_lanczos`; 0 otherwise).
+        method: "lanczos", or "dense" where the Krylov basis would have reached
+            (within a block of) N and the dense ``eigh`` of K was used instead.
         stats: wall-clock timings, not numerical results: ``"seconds"`` (total) and
             its parts ``"matvec_s"``, ``"orth_s"`` (Gram-Schmidt and the block QR),
             ``"ritz_s"`` (eigensolves of the projected matrix), ``"restart_s"``
@@ -513,6 +527,7 @@ class LanczosResult:
     matvecs: int
     restarts: int = 0
     stats: dict = dataclasses.field(default_factory=dict)
+    method: str = "lanczos"
 
     @property
     def seconds(self) -> float:
@@ -565,6 +580,90 @@ def _orthonormal_rows(w):
         return q, r
     q_t, r = np.linalg.qr(w.T)
     return np.ascontiguousarray(q_t.T), r
+
+
+def _next_block(w, basis, thresh, rng, need_q=True):
+    r"""The next Lanczos block: rows q and a coupling r with ``w = r^T q``.
+
+    ``w`` (b, N) is already orthogonalised against ``basis`` (the rows so far). When
+    w has full numerical rank (every diagonal entry of its R factor above
+    ``thresh``) this is Cholesky QR twice. Otherwise (a breakdown: the block Krylov
+    space is nearly invariant, or w is rounding noise) Cholesky QR would amplify
+    that noise into rows neither orthogonal to the basis nor coupled to w, so the
+    split is rank-revealing: w = U S Z (thin SVD), the rows of Z with singular value
+    above ``thresh`` are kept, the rest replaced by random rows orthogonal to the
+    basis (Golub & Underwood's deflation), all re-orthogonalised against the basis,
+    and the coupling re-triangularised (QR of the b x b coefficient matrix), so the
+    band of T keeps its width. The singular values dropped (each <= ``thresh``) are
+    returned: they bound the error of the recurrence.
+
+    With ``need_q=False`` (the last block, whose rows are never stored) only an r
+    with :math:`r^\top r = w w^\top` is returned (residual norms need no more).
+    """
+    b, n = w.shape
+    if need_q:
+        q, r = _orthonormal_rows(w)
+        if np.all(np.isfinite(r)) and np.min(np.abs(np.diag(r))) > thresh:
+            return q, r, 0.0
+    u, sv, z = np.linalg.svd(w, full_matrices=False)
+    if not need_q:
+        return None, sv[:, None] * u.T, 0.0
+    rank = int(np.sum(sv > thresh))
+    dropped = float(np.sqrt(np.sum(sv[rank:] ** 2)))
+    rows = z[:b].copy()
+    if rank < b:
+        rows[rank:] = rng.standard_normal((b - rank, n))
+    # Twice against the basis, then an orthonormal split rows = l q (QR of rows^T).
+    rows = _cgs(basis, _cgs(basis, rows))
+    q_t, l_t = np.linalg.qr(rows.T)
+    q = np.ascontiguousarray(q_t.T)
+    if not np.all(np.abs(np.diag(l_t)) > 1e-3):  # callers keep >= b rows of room
+        raise RuntimeError("block Lanczos: no room left for a fresh block")
+    coef = w @ q.T  # (b, b): w ~= coef q (exact up to the dropped part)
+    q2, r2 = np.linalg.qr(coef.T)  # coef = r2^T q2^T
+    return np.ascontiguousarray(q2.T @ q), r2, dropped
+
+
+def _dense_top(apply, n, b, k, vectors, t0, clock, matvecs, max_bytes):
+    r"""Top-k eigenpairs from the dense K (N matvecs on the identity, b rows a call).
+
+    Used where the Krylov basis would reach (or come within a block of) N: there
+    block Lanczos has nothing to gain over the whole matrix, and no room left for
+    the fresh directions a breakdown needs. eigh is backward stable, so each
+    eigenvalue is exact to rounding (:math:`|\Delta\lambda| \lesssim N\epsilon
+    \|K\|`); ``converged`` is True.
+    """
+    check_dense_request(
+        (n, n),
+        8,
+        max_bytes,
+        what="lanczos_eigenpairs: the dense K (the basis would reach N)",
+        alternative="Lower k.",
+    )
+    t1 = time.perf_counter()
+    dense = np.empty((n, n))
+    eye = np.zeros((b, n))
+    for i0 in range(0, n, b):
+        rows = min(b, n - i0)
+        eye[:] = 0.0
+        eye[np.arange(rows), i0 + np.arange(rows)] = 1.0
+        dense[i0 : i0 + rows] = apply(eye)[:rows]
+    t2 = time.perf_counter()
+    clock["matvec_s"] += t2 - t1
+    dense = 0.5 * (dense + dense.T)
+    theta, y = _top_eigh(dense, k)
+    res = np.linalg.norm(dense @ y - y * theta, axis=0)
+    clock["ritz_s"] += time.perf_counter() - t2
+    return LanczosResult(
+        eigenvalues=theta,
+        eigenvectors=np.ascontiguousarray(y) if vectors else None,
+        residuals=res,
+        converged=True,
+        krylov_dim=n,
+        matvecs=matvecs + n,
+        stats={"seconds": time.perf_counter() - t0, **clock},
+        method="dense",
+    )
 
 
 def _band_put_diag(band, a, j0):
@@ -649,6 +748,15 @@ def block_lanczos(
     when each of the top k has residual :math:`\le` ``tol`` :math:`\cdot|\theta|`
     (ARPACK's criterion).
 
+    A rank-deficient block (a breakdown: the Krylov space is nearly invariant) is
+    split by a rank-revealing SVD and continued with fresh random rows orthogonal to
+    the basis; the norm it drops (each singular value <= 1e-12 of the largest Ritz
+    value) is added to every residual estimate. Where the basis would come within a
+    block of N (``k + 2 block_size > N``, or ``max_dim`` reached near N without
+    convergence) the top k come from the dense ``eigh`` of K, built by N matvecs
+    (``method="dense"`` in the result): no room is left for fresh rows there, and the
+    Krylov space is (nearly) all of :math:`\mathbb{R}^N`.
+
     Args:
         operator: symmetric, with ``shape`` and ``matvec`` (pure, jittable).
         k: number of eigenpairs, 1 <= k <= N.
@@ -676,6 +784,9 @@ def block_lanczos(
         def apply(rows):
             return np.array(_rows_matvec(operator, jnp.asarray(rows)))
 
+        clock = {"matvec_s": 0.0, "orth_s": 0.0, "ritz_s": 0.0}
+        if k + 2 * b > n:  # the basis would span (nearly) all of R^N
+            return _dense_top(apply, n, b, k, vectors, t0, clock, 0, max_bytes)
         basis = np.empty((cap_rows, n))
         q_j, _ = _orthonormal_rows(rng.standard_normal((b, n)))
         basis[:b] = q_j
@@ -686,8 +797,8 @@ def block_lanczos(
         converged = False
         matvecs = 0
         scale = 0.0
+        defect2 = 0.0  # squared norms dropped at breakdowns (bound the recurrence)
         near = False
-        clock = {"matvec_s": 0.0, "orth_s": 0.0, "ritz_s": 0.0}
         for j in range(steps):
             j0, dim = j * b, (j + 1) * b
             t1 = time.perf_counter()
@@ -706,19 +817,21 @@ def block_lanczos(
             w = _cgs(basis[:dim], w)
             if np.any(np.linalg.norm(w, axis=1) < 0.5 * before):
                 w = _cgs(basis[:dim], w)
-            q_next, r_j = _orthonormal_rows(w)
+            last = dim + b > cap_rows
+            scale = max(scale, float(np.max(np.abs(np.diag(a_j)))))
+            thresh = 1e-12 * max(scale, np.finfo(float).tiny)
+            q_next, r_j, dropped = _next_block(w, basis[:dim], thresh, rng, not last)
+            defect2 += dropped**2
             t3 = time.perf_counter()
             clock["orth_s"] += t3 - t2
             _band_put_diag(band, a_j, j0)
-            last = dim + b > cap_rows
-            scale = max(scale, float(np.max(np.abs(np.diag(a_j)))))
             # Ritz pairs every fourth step once the basis can hold k of them, every
             # step once the last check came within 1e3 tol (each check is a banded
             # eigensolve; skipping one far from convergence costs nothing).
             if (dim >= k and (near or j % 4 == 3)) or last or theta is None:
                 theta, y = _banded_top(band, dim, k)
                 scale = max(abs(theta[0]), np.finfo(float).tiny)
-                res = np.linalg.norm(r_j @ y[j0:dim], axis=0)
+                res = np.linalg.norm(r_j @ y[j0:dim], axis=0) + math.sqrt(defect2)
                 worst = float(np.max(res / np.maximum(np.abs(theta), 1e-300)))
                 near = dim >= k and worst <= 1e3 * tol
                 if dim >= k and worst <= tol:
@@ -727,17 +840,11 @@ def block_lanczos(
                     break
             clock["ritz_s"] += time.perf_counter() - t3
             if last:
+                if cap_rows + b > n:  # not converged with (nearly) all of R^N spanned
+                    return _dense_top(
+                        apply, n, b, k, vectors, t0, clock, matvecs, max_bytes
+                    )
                 break
-            # Breakdown (rank-deficient block): continue with fresh orthogonal
-            # directions.
-            bad = np.abs(np.diag(r_j)) <= 1e-12 * scale
-            if np.any(bad):
-                fresh = rng.standard_normal((b, n))
-                fresh = _cgs(basis[:dim], _cgs(basis[:dim], fresh))
-                q_next = np.where(bad[:, None], fresh, q_next)
-                q_next = _cgs(basis[:dim], _cgs(basis[:dim], q_next))
-                q_next, _ = _orthonormal_rows(q_next)
-                r_j = np.where(bad[:, None], 0.0, r_j)
             _band_put_sub(band, r_j, j0)
             r_prev = r_j
             basis[dim : dim + b] = q_next
@@ -867,7 +974,9 @@ def restarted_lanczos(
     :math:`(\theta, V^\top y)` has residual
     :math:`\|K V^\top y - \theta V^\top y\| = \|R\, y_{\rm last}\|`, and the iteration
     stops when each of the top k has residual :math:`\le` ``tol`` :math:`\cdot|\theta|`
-    (ARPACK's criterion).
+    (ARPACK's criterion). Breakdowns are handled as in :func:`block_lanczos`; where
+    the basis would come within a block of N (``krylov_dim + block_size > N``, or
+    ``k + 2 block_size > N``) the dense ``eigh`` of K (N matvecs) is used instead.
 
     Args:
         operator: symmetric, with ``shape`` and ``matvec`` (pure, jittable).
@@ -898,18 +1007,6 @@ def restarted_lanczos(
     """
     t0 = time.perf_counter()
     n = _check_operator(operator)
-    bb = 8 if block_size is None else block_size
-    if isinstance(k, numbers.Integral) and isinstance(bb, numbers.Integral):
-        if k + 2 * bb > n:  # no room to restart: the whole space fits the basis
-            return block_lanczos(
-                operator,
-                k,
-                vectors=vectors,
-                block_size=block_size,
-                tol=tol,
-                seed=seed,
-                max_bytes=max_bytes,
-            )
     k, b, m, keep, max_restarts = _thick_sizes(
         n, k, block_size, tol, krylov_dim, max_restarts, max_bytes
     )
@@ -926,6 +1023,11 @@ def restarted_lanczos(
         def apply(rows):
             return np.array(_rows_matvec(operator, jnp.asarray(rows)))
 
+        clock = {"matvec_s": 0.0, "orth_s": 0.0, "ritz_s": 0.0, "restart_s": 0.0}
+        if m + b > n or k + 2 * b > n:
+            # The basis would reach (within a block of) N: no room to restart, nor for
+            # the fresh rows of a breakdown; the dense eigh costs N matvecs.
+            return _dense_top(apply, n, b, k, vectors, t0, clock, 0, max_bytes)
         basis = np.empty((m, n))
         basis[:b], _ = _orthonormal_rows(q0)
         h_mat = np.zeros((m, m))
@@ -934,7 +1036,7 @@ def restarted_lanczos(
         theta = y = res = None
         converged = near = False
         scale = 0.0
-        clock = {"matvec_s": 0.0, "orth_s": 0.0, "ritz_s": 0.0, "restart_s": 0.0}
+        defect2 = 0.0  # squared norms dropped at breakdowns (bound the recurrence)
         second = 0
         while True:
             blk = slice(cur, cur + b)
@@ -961,10 +1063,12 @@ def restarted_lanczos(
             if np.any(np.linalg.norm(w, axis=1) < 0.5 * before):
                 w = _cgs(basis[:nv], w)
                 second += 1
-            q_next, r_j = _orthonormal_rows(w)
+            scale = max(scale, float(np.max(np.abs(np.diag(a_j)))))
+            thresh = 1e-12 * max(scale, np.finfo(float).tiny)
+            q_next, r_j, dropped = _next_block(w, basis[:nv], thresh, rng)
+            defect2 += dropped**2
             t3 = time.perf_counter()
             clock["orth_s"] += t3 - t2
-            scale = max(scale, float(np.max(np.abs(np.diag(a_j)))))
             full = nv + b > m
             steps += 1
             # Ritz pairs before each restart, and every step once the last check came
@@ -974,7 +1078,7 @@ def restarted_lanczos(
             if full or nv == n or (nv >= k and near) or theta is None:
                 theta, y = _top_eigh(h_mat[:nv, :nv], max(keep, k))
                 scale = max(scale, abs(theta[0]), np.finfo(float).tiny)
-                res = np.linalg.norm(r_j @ y[blk, :], axis=0)
+                res = np.linalg.norm(r_j @ y[blk, :], axis=0) + math.sqrt(defect2)
                 kk = min(k, theta.shape[0])
                 worst = float(np.max(res[:kk] / np.maximum(np.abs(theta[:kk]), 1e-300)))
                 near = nv >= k and worst <= 1e3 * tol
@@ -985,15 +1089,6 @@ def restarted_lanczos(
             clock["ritz_s"] += time.perf_counter() - t3
             if nv == n or (full and restarts >= max_restarts):
                 break
-            # Breakdown (rank-deficient block): continue with fresh orthogonal rows.
-            bad = np.abs(np.diag(r_j)) <= 1e-12 * scale
-            if np.any(bad):
-                fresh = rng.standard_normal((b, n))
-                fresh = _cgs(basis[:nv], _cgs(basis[:nv], fresh))
-                q_next = np.where(bad[:, None], fresh, q_next)
-                q_next = _cgs(basis[:nv], _cgs(basis[:nv], q_next))
-                q_next, _ = _orthonormal_rows(q_next)
-                r_j = np.where(bad[:, None], 0.0, r_j)
             if full:
                 # Thick restart: keep the top `keep` Ritz vectors.
                 t4 = time.perf_counter()

@@ -53,20 +53,22 @@ from ._linalg import scipy  # scipy.linalg imported on first use
 from ._numerics import check_dense_request, x64_scope
 from ._validation import (
     as_points,
-    check_arch,
     check_kernel,
+)
+from .grid import Grid
+from .kernels import ReluMLP, check_arch
+from .mappings import (
+    FourierMapping,
     check_mapping,
     check_stationary_mapping,
 )
-from .grid import Grid
-from .kernels import ReluMLP
-from .mappings import FourierMapping, IdentityMapping
 from .operators import (
     GridKernelOperator,
     dense_gram,
     grid_operator,
     kernel_on_offsets,
     strang_column,
+    structure,
     t_chan_column,
 )
 from .sharding import check_mesh, shard_operator
@@ -254,9 +256,8 @@ def _spectrum_plan(arch, mapping, x, k, kernel, vectors, method, max_bytes):
         raise ValueError("method='lanczos' needs x to be a ntkspec.Grid")
     if vectors:
         _check_vectors_fit(n, n if k is None else k, max_bytes)
-    if not isinstance(x, Grid):
-        return "dense", k, vectors, "points"
-    if getattr(mapping, "include_input", False):
+    kind = structure(mapping, x)  # the one path choice (operators)
+    if kind == "points" and getattr(mapping, "include_input", False):
         if method == "lanczos":
             raise ValueError(
                 "method='lanczos' needs a stationary kernel on the grid; a mapping "
@@ -264,9 +265,9 @@ def _spectrum_plan(arch, mapping, x, k, kernel, vectors, method, max_bytes):
                 "stationary: use method='dense' or 'auto'"
             )
         return "dense", k, vectors, "include_input"
-    if isinstance(mapping, IdentityMapping):
-        return "dense", k, vectors, "identity"
-    if mapping.is_periodic and method != "lanczos":
+    if kind == "points":
+        return "dense", k, vectors, "identity" if isinstance(x, Grid) else "points"
+    if kind == "circulant" and method != "lanczos":
         return "fft", k, vectors, None
     if method == "dense" or (method == "auto" and k is None):
         return "dense", k, vectors, "toeplitz"
@@ -417,7 +418,9 @@ def lanczos_eigenpairs(
     Both use full reorthogonalisation and Rayleigh-Ritz on :math:`V^\top K V`, and stop
     when each of the top k Ritz pairs has residual
     :math:`\|KVy - \theta Vy\| \le` ``tol`` :math:`\cdot|\theta|`; arguments are
-    checked first.
+    checked first. Where the Krylov basis would come within a block of N (small grids,
+    or k near N) both take the dense ``eigh`` of K built from N matvecs instead
+    (``LanczosResult.method == "dense"``), exact to rounding.
 
     Args:
         operator: a :class:`~ntkspec.operators.GridKernelOperator` (or any symmetric
@@ -594,7 +597,7 @@ def grid_spectrum(
     check_arch(arch)
     check_kernel(kernel)
     check_stationary_mapping(mapping, grid)
-    if not mapping.is_periodic:
+    if structure(mapping, grid) != "circulant":
         raise ValueError(
             "grid_spectrum needs a periodic mapping (integer frequencies); for this "
             "one "
@@ -629,7 +632,7 @@ def fourier_spectrum(
     check_arch(arch)
     check_kernel(kernel)
     check_stationary_mapping(mapping, grid)
-    if mapping.is_periodic:
+    if structure(mapping, grid) == "circulant":
         col = kernel_on_offsets(arch, mapping, grid, kernel=kernel)
         kind, exact = "eigenvalues (exact, circulant Gram)", True
     else:
@@ -673,7 +676,7 @@ def circulant_approximate_spectrum(
     check_stationary_mapping(mapping, grid)
     if method not in ("chan", "strang"):
         raise ValueError(f"method must be 'chan' or 'strang'; got {method!r}")
-    if mapping.is_periodic:
+    if structure(mapping, grid) == "circulant":
         return grid_spectrum(arch, mapping, grid, kernel=kernel)
     emb = kernel_on_offsets(arch, mapping, grid, kernel=kernel, embed=True)
     with x64_scope(np.float64):

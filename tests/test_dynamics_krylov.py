@@ -169,3 +169,14 @@ def test_lanczos_matfuns_several_functions_one_run():
         assert bool(sol.converged)
     with pytest.raises(TypeError, match="fs"):
         lanczos_matfuns(dense, [], v)
+
+
+def test_discrete_gd_above_the_stability_limit(task):
+    # The Krylov path checks stability as the dense and FFT paths do (issue 30, 6).
+    y, _ = task
+    K = np.asarray(ntkspec.ntk(ARCH, np.asarray(GAUSS(G_TR.points()))))
+    lr = 2.5 * y.size / np.linalg.eigvalsh(K).max()
+    with pytest.warns(RuntimeWarning, match="diverges.*stability limit 2 N_y"):
+        gd_dynamics(ARCH, GAUSS, G_TR, y, G_TE, [3], lr, discrete=True)
+    with pytest.raises(ValueError, match="stability limit"):
+        gd_dynamics(ARCH, GAUSS, G_TR, y, G_TE, [np.inf], lr, discrete=True)

@@ -23,6 +23,7 @@ HELPERS = {
     "_numerics",
     "_io",
     "_linalg",
+    "_mesh",
     "_typing",
     "_output",
     "_paper",
@@ -124,3 +125,111 @@ def test_the_checker_catches_each_form(tmp_path):
     finally:
         globals()["PACKAGE"] = Path(__file__).resolve().parents[1] / "ntkspec"
     assert len(found) == 3, found
+
+
+# --------------------------------------------------------------------------------------
+# No import cycle (issue 23), imports inside functions included.
+# --------------------------------------------------------------------------------------
+
+
+def _type_checking_only(node: ast.AST) -> bool:
+    test = getattr(node, "test", None)
+    return isinstance(node, ast.If) and (
+        (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING")
+        or (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+    )
+
+
+def _imports(tree: ast.AST):
+    """Every Import/ImportFrom node, at any depth, except under ``if TYPE_CHECKING``."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if _type_checking_only(node):
+            continue
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            yield node
+        stack.extend(ast.iter_child_nodes(node))
+
+
+def module_graph(package: Path = PACKAGE) -> dict[str, set[str]]:
+    """Module -> the ntkspec modules it imports (``a.b`` names; packages by name).
+
+    ``from . import x`` depends on the module x, not on the package that holds it;
+    ``from .x import name`` on x; ``from . import name`` (a name defined in a
+    package's ``__init__``) and ``import ntkspec`` on the package itself.
+    """
+    graph: dict[str, set[str]] = {}
+    for path in sorted(package.rglob("*.py")):
+        me = ".".join(_module_of(path))
+        deps = graph.setdefault(me, set())
+        for node in _imports(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    parts = alias.name.split(".")
+                    if parts[0] == "ntkspec":
+                        deps.add(".".join(parts))
+                continue
+            mod = _resolve(path, node)
+            if mod is None:
+                continue
+            for alias in node.names:
+                sub = mod + [alias.name]
+                target = package.parent.joinpath(*sub)
+                is_module = (
+                    target.with_suffix(".py").exists()
+                    or (target / "__init__.py").exists()
+                )
+                deps.add(".".join(sub if is_module else mod))
+        deps.discard(me)
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One cycle of the directed graph as a list of nodes, or None (iterative DFS)."""
+    state: dict[str, int] = {}  # 1 on the stack, 2 done
+    for root in sorted(graph):
+        if state.get(root):
+            continue
+        path, iters = [root], [iter(sorted(graph.get(root, ())))]
+        state[root] = 1
+        while iters:
+            nxt = next(iters[-1], None)
+            if nxt is None:
+                state[path.pop()] = 2
+                iters.pop()
+            elif state.get(nxt) == 1:
+                return path[path.index(nxt) :] + [nxt]
+            elif not state.get(nxt):
+                state[nxt] = 1
+                path.append(nxt)
+                iters.append(iter(sorted(graph.get(nxt, ()))))
+    return None
+
+
+def test_no_import_cycle():
+    graph = module_graph()
+    assert {"ntkspec.kernels", "ntkspec.operators", "ntkspec.sharding"} <= set(graph)
+    cycle = find_cycle(graph)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_the_cycle_finder_sees_imports_inside_functions(tmp_path):
+    pkg = tmp_path / "ntkspec"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from . import b\n")
+    (pkg / "b.py").write_text("def f():\n    from .c import g\n")
+    (pkg / "c.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from . import a\n"
+    )
+    globals()["PACKAGE"] = pkg  # _module_of and _resolve read it
+    try:
+        assert find_cycle(module_graph(pkg)) is None
+        (pkg / "c.py").write_text(
+            "class C:\n    def m(self):\n        import ntkspec.a\n"
+        )
+        cycle = find_cycle(module_graph(pkg))
+    finally:
+        globals()["PACKAGE"] = Path(__file__).resolve().parents[1] / "ntkspec"
+    assert cycle == ["ntkspec.a", "ntkspec.b", "ntkspec.c", "ntkspec.a"]

@@ -339,3 +339,19 @@ def test_deflated_preconditioner_with_an_indefinite_block_stays_spd(problem):
         assert shift <= c <= shift + 1.01e-4 * lam_max
     S = a @ gram @ a.T + shift * np.eye(m)
     np.testing.assert_allclose(P @ S @ Z, Z, rtol=0, atol=1e-8)
+
+
+def test_discrete_gd_above_the_stability_limit_warns(problem):
+    # issue 30 item 6: steps=50 at lr = 4 / lambda_max returned 1e23 without a word.
+    grid, mapping, gram, op, a, f = problem
+    y = a @ f[:, 0]
+    lam_max = np.linalg.eigvalsh(a @ gram @ a.T).max()
+    with pytest.warns(RuntimeWarning, match="diverges.*stability limit 2 / lambda"):
+        ntkspec.inverse_regression(
+            ARCH, mapping, grid, op, y, steps=50, lr=4.0 / lam_max, krylov_dim=60
+        )
+    # Below the limit: no warning (warnings are errors in this suite).
+    got = ntkspec.inverse_regression(
+        ARCH, mapping, grid, op, y, steps=50, lr=1.9 / lam_max, krylov_dim=60
+    )
+    assert np.all(np.isfinite(got))

@@ -349,3 +349,80 @@ def test_composed_operator_is_a_k_at(rng, form):
         composed(measurement(A[:, :5]), dense_gram(ARCH, gauss, x))
     with pytest.raises(TypeError, match="adjoint"):
         measurement(lambda v: v)
+
+
+# --------------------------------------------------------------------------------------
+# The operator protocol and the one path choice (issue 23).
+# --------------------------------------------------------------------------------------
+
+
+def test_structure_is_chosen_once_from_grid_and_mapping():
+    from ntkspec.operators import structure
+
+    per, gauss = mappings.basic(2), mappings.gaussian(0, 2, 8, 3.0)
+    g, pts = Grid((4, 4)), np.zeros((3, 2))
+    assert structure(per, g) == "circulant"
+    assert structure(per, g, Grid((8, 8))) == "circulant"
+    assert structure(gauss, g) == "toeplitz"
+    assert structure(gauss, g, pts) == "points"  # test points: no grid structure
+    assert structure(gauss, pts) == "points"
+    assert structure(mappings.identity(), g) == "points"  # not stationary
+
+
+def test_kernel_operator_builds_the_tagged_operator(monkeypatch):
+    from ntkspec.operators import (
+        STRUCTURES,
+        KernelOperator,
+        Shifted,
+        kernel_operator,
+    )
+
+    per, gauss = _integer_mapping(0, 2, 16, 3.0), mappings.gaussian(0, 2, 16, 3.0)
+    g, fine = Grid((6, 6)), Grid((12, 12))
+    circ = kernel_operator(ARCH, per, g)
+    toep, test_train = kernel_operator(ARCH, gauss, g, fine)
+    dense = kernel_operator(ARCH, gauss, g.points())
+    blocked = kernel_operator(ARCH, gauss, g.points(), max_bytes=100.0)
+    tags = [op.structure for op in (circ, toep, test_train, dense, blocked)]
+    assert tags == ["circulant", "toeplitz", "grid_test_train", "dense", "blocked"]
+    for op in (circ, toep, test_train, dense, blocked, Shifted(circ, 1.0)):
+        assert isinstance(op, KernelOperator) and op.structure in STRUCTURES
+    assert circ.is_symmetric and dense.is_symmetric and not test_train.is_symmetric
+    # Every structure applies the same Gram: dense reference on the grid's points.
+    ref = _dense_gram(gauss, g)
+    v = np.random.default_rng(0).standard_normal((g.size, 2))
+    for op in (toep, dense, blocked):
+        got = np.asarray(op.matvec(v))
+        np.testing.assert_allclose(
+            got, ref @ v, rtol=0, atol=RTOL_MATVEC * np.abs(ref @ v).max()
+        )
+    # The exact eigendecomposition of a shifted circulant: the DFT, shifted.
+    eig = Shifted(circ, 0.5).eigendecomposition()
+    lam = np.sort(np.asarray(eig.eigenvalues).ravel())
+    ref_lam = np.linalg.eigvalsh(_dense_gram(per, g)) + 0.5
+    np.testing.assert_allclose(lam, ref_lam, rtol=0, atol=1e-12 * ref_lam.max())
+
+
+def test_offset_sin2_against_the_direct_sum_and_differentiable():
+    from ntkspec.operators import offset_sin2
+
+    m = _integer_mapping(2, 2, 8, 3.0)
+    B, a = np.asarray(m.B), np.asarray(m.a)
+    shape = (4, 6)
+    for shift in (False, True):
+        o = np.stack(np.meshgrid(*map(np.arange, shape), indexing="ij"), -1)
+        delta = (o + (0.5 if shift else 0.0)) / np.array(shape)
+        ref = np.sin(np.pi * delta @ B.T) ** 2 @ a**2 / np.sum(a**2)
+        got = np.asarray(offset_sin2(m, shape, shift=shift))
+        np.testing.assert_allclose(got, ref, rtol=0, atol=1e-14)
+
+    w = np.random.default_rng(1).random(shape)  # a plain sum is constant in a
+
+    def total(amp):
+        return (w * offset_sin2(mappings.FourierMapping(B, amp), shape)).sum()
+
+    with jax.enable_x64(True):
+        grad = np.asarray(jax.grad(total)(jax.numpy.asarray(a)))
+        h, e0 = 1e-6, np.eye(a.size)[0]
+        fd = (float(total(a + h * e0)) - float(total(a - h * e0))) / (2 * h)
+    np.testing.assert_allclose(grad[0], fd, rtol=1e-7)

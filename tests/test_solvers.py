@@ -322,3 +322,49 @@ def test_restarted_lanczos_arguments(rng):
         restarted_lanczos(op, 3, max_restarts=1.5)
     with pytest.raises(ValueError, match="start"):
         restarted_lanczos(op, 3, block_size=2, start=np.ones(7))
+
+
+@pytest.mark.parametrize("algorithm", [block_lanczos, restarted_lanczos])
+def test_lanczos_breakdown_of_a_low_rank_operator_matches_eigh(rng, algorithm):
+    # Rank 6 plus 0.01 I in R^120 with blocks of 4: the block Krylov space (inside
+    # span(Q0, U)) is invariant after two blocks, so the third block is rounding noise
+    # (issue 30: Cholesky QR amplified that noise into rows neither orthogonal to the
+    # basis nor coupled to K; a top-k spectrum came back above the trace with
+    # converged=True). The rank-revealing split continues with fresh rows; k = 10 >
+    # rank needs them (eigenvalues 7-10 are the 0.01 of the rest of R^120).
+    n, rank = 120, 6
+    u, _ = np.linalg.qr(rng.standard_normal((n, rank)))
+    a = (u * np.geomspace(5.0, 0.5, rank)) @ u.T + 0.01 * np.eye(n)
+    a = 0.5 * (a + a.T)
+    dense = np.linalg.eigvalsh(a)[::-1]
+    res = algorithm(_dense(a), 10, vectors=True, block_size=4)
+    assert res.converged and res.method == "lanczos"
+    np.testing.assert_allclose(
+        res.eigenvalues, dense[:10], rtol=0, atol=1e-10 * dense[0]
+    )
+    v = res.eigenvectors
+    np.testing.assert_allclose(v.T @ v, np.eye(10), rtol=0, atol=1e-10)
+    true_res = np.linalg.norm(a @ v - v * res.eigenvalues, axis=0)
+    assert np.all(true_res <= 1e-10 * dense[0])
+
+
+@pytest.mark.parametrize("n", [9, 13, 22])
+def test_lanczos_whose_basis_would_reach_n_is_dense_and_exact(rng, n):
+    # k near N, and N not a multiple of the block: the Krylov basis would span R^N,
+    # so both solvers take the dense eigh of K (N more matvecs) and return all k
+    # values (before the fix block_lanczos returned fewer than k for k = N).
+    a = _clustered(rng, n)
+    dense = np.linalg.eigvalsh(a)[::-1]
+    for algorithm in (block_lanczos, restarted_lanczos):
+        for k in (1, n - 1, n):
+            res = algorithm(_dense(a), k, vectors=True, block_size=4)
+            assert res.converged and res.eigenvalues.shape == (k,)
+            if k > 1:
+                assert res.method == "dense" and res.matvecs >= n
+            np.testing.assert_allclose(
+                res.eigenvalues, dense[:k], rtol=0, atol=1e-12 * dense[0]
+            )
+            v = res.eigenvectors
+            assert v.shape == (n, k)
+            true_res = np.linalg.norm(a @ v - v * res.eigenvalues, axis=0)
+            np.testing.assert_allclose(res.residuals, true_res, rtol=0, atol=1e-13)

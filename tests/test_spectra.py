@@ -347,3 +347,38 @@ def test_spectrum_return_info_adds_only_the_info():
     lam, info = ntkspec.spectrum(arch, gauss, grid, return_info=True)
     assert info.method == "dense" and info.lanczos is None
     np.testing.assert_allclose(lam, dense[::-1], rtol=0, atol=1e-12 * dense.max())
+
+
+# Issue 30, item 1: on small non-periodic grids the top-k Lanczos path returned values
+# above the trace, or zeros with overflows, flagged converged (a rank-deficient block
+# QR once the basis neared N). Every 1D size 2-20 and a sample of 2D grids up to 20 per
+# axis, k in {1, 2, b - 1, b, b + 1, N - 1, N} (b = 8, the default block), against
+# the dense eigvalsh of the same Gram (one kernel call for all grids of a dimension:
+# one compile). The full sweep of every size and k: analysis/sweep_topk.py.
+_TOPK_B = 8
+_TOPK_SHAPES = {
+    1: [(n,) for n in range(2, 21)],
+    2: [(5, 5), (9, 9), (20, 20), (3, 17), (20, 6)],
+}
+
+
+@pytest.mark.parametrize("dim", [1, 2])
+def test_topk_lanczos_path_matches_dense_on_small_grids(dim):
+    mapping = mappings.gaussian(0, dim, 16, 3.0)
+    grids = [Grid(shape) for shape in _TOPK_SHAPES[dim]]
+    gram = _gram(mapping, np.concatenate([g.points() for g in grids]))
+    start = 0
+    for grid in grids:
+        n = grid.size
+        block = gram[start : start + n, start : start + n]
+        start += n
+        dense = np.linalg.eigvalsh(block)[::-1]
+        ks = {1, 2, _TOPK_B - 1, _TOPK_B, _TOPK_B + 1, n - 1, n}
+        for k in sorted(k for k in ks if 1 <= k <= n):
+            lam, info = ntkspec.spectrum(
+                ARCH, mapping, grid, k=k, method="lanczos", return_info=True
+            )
+            assert info.converged, (grid.shape, k)
+            np.testing.assert_allclose(
+                lam, dense[:k], rtol=0, atol=1e-10 * dense[0], err_msg=f"{grid} k={k}"
+            )

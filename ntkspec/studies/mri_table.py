@@ -50,6 +50,7 @@ from ..data import psnr
 from ..grid import Grid
 from ..inverse import inverse_regression, mean_measured_diagonal
 from ..kernels import ReluMLP, ntk
+from ..linalg import check_gd_stability, gd_filter, largest_eigenvalue
 from ..solvers import ConvergenceWarning
 from ._output import per_image_stat, write_study
 
@@ -114,22 +115,14 @@ def mri_mask(res: int, seed: int = 0) -> measurements.KSpaceMask:
 def power_lambda_max(operator, size: int, iters: int = 30) -> float:
     """Largest eigenvalue of a PSD operator by power iteration, times 1.01 (safe step).
 
+    :func:`ntkspec.linalg.largest_eigenvalue` (fixed start vector, seed 0) times 1.01.
+
     Args:
         operator: a value with ``matvec`` on (size,) vectors.
         size: its dimension.
-        iters: iterations (fixed start vector, seed 0).
+        iters: iterations.
     """
-    import jax.numpy as jnp
-
-    v = np.random.default_rng(0).standard_normal(size)
-    lam = 0.0
-    with x64_scope(np.float64):
-        for _ in range(iters):
-            v = v / np.linalg.norm(v)
-            w = np.asarray(operator.matvec(jnp.asarray(v)))
-            lam = float(v @ w)
-            v = w
-    return lam * 1.01
+    return 1.01 * largest_eigenvalue(operator, size, iters=iters)
 
 
 def _grid_case(arch, mapping, img, A, steps, krylov):
@@ -186,7 +179,8 @@ def _dense_case(arch, img, A, steps):
     coef = V.T @ y
     f_inf = K @ a.T @ (V @ (coef / lam))
     lr = 1.0 / lam.max()
-    filt = -np.expm1(steps * np.log1p(-np.minimum(lr * lam, 1.0 - 1e-16))) / lam
+    check_gd_stability(float(lam.max()), lr, 1, steps, discrete=True)
+    filt = gd_filter(lam, steps, lr, discrete=True)
     f_k = K @ a.T @ (V @ (filt * coef))
     return f_inf, f_k, {"ridge": ridge, "solver": "dense eigh", "lr": lr}
 
