@@ -259,3 +259,5 @@ def shard(operator, mesh: Mesh | None):
 shard.register = _shard_by_type.register  # type: ignore[attr-defined]
 #: ``shard.dispatch(OperatorType)``: the registered function for a type.
 shard.dispatch = _shard_by_type.dispatch  # type: ignore[attr-defined]
+#: The registered functions by type (what ``functools.singledispatch`` exposes).
+shard.registry = _shard_by_type.registry  # type: ignore[attr-defined]

@@ -481,7 +481,8 @@ def suggest_scale(
         A :class:`ScaleSuggestion`.
 
     Raises:
-        ValueError / TypeError: bad arguments (named), before any kernel is computed.
+        ValueError: bad argument values (named), before any kernel is computed.
+        TypeError: bad argument types (named), before any kernel is computed.
     """
     check_arch(arch)
     if family not in DEFAULT_SCALES:

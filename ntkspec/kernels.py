@@ -544,7 +544,7 @@ def profile(
 
     Raises:
         ValueError: bad arguments, or a kernel that overflows ``dtype`` (concrete
-            values that are not finite; traced offsets: :func:`check_profile_range`).
+            values that are not finite; traced offsets: ``check_profile_range``).
     """
     if kernel not in ("ntk", "nngp"):
         raise ValueError(f"kernel must be 'ntk' or 'nngp'; got {kernel!r}")
@@ -1136,7 +1136,7 @@ def profile_coefficients(arch: ReluMLP, input_var: float, input_dim: int, kernel
         degree up to 96 meets the tolerance (then evaluate the recursion).
 
     Raises:
-        ValueError: the profile overflows float64 (:func:`check_profile_range`).
+        ValueError: the profile overflows float64 (``check_profile_range``).
     """
     check_profile_range(arch, input_var, input_dim, kernel, np.float64)
     fit = _profile_fit(arch, float(input_var), int(input_dim), kernel)

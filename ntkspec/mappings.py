@@ -25,6 +25,11 @@ form
 ``gaussian`` (:math:`B_{ij} \sim \mathcal N(0, \sigma^2)`) and the 1D ``power_law``
 (:math:`b_j = j`, :math:`a_j = j^{-p}`). ``identity`` is "no mapping": raw coordinates.
 
+The ``from_*`` constructors take an encoding as written in nerfstudio, tiny-cuda-nn or
+the official NeRF code and return the same features (up to their order, which does not
+change the kernel) as a :class:`FourierMapping`, or, when the raw coordinates are kept
+beside them (``include_input``), as a :class:`FourierInputMapping`.
+
 References:
     Tancik, Srinivasan, Mildenhall, Fridovich-Keil, Raghavan, Singhal, Ramamoorthi,
     Barron & Ng, "Fourier Features Let Networks Learn High Frequency Functions in Low
@@ -60,6 +65,11 @@ __all__ = [
     "positional",
     "gaussian",
     "power_law",
+    "FourierInputMapping",
+    "from_nerfstudio_nerf",
+    "from_nerfstudio_rff",
+    "from_tcnn",
+    "from_nerf_positional",
 ]
 
 
@@ -443,11 +453,354 @@ def power_law(num_freqs: int, p: float, *, normalize: bool = False) -> FourierMa
     return FourierMapping(j[:, None], a)
 
 
-def check_mapping(mapping) -> None:
-    """A FourierMapping or an IdentityMapping (TypeError naming ``mapping``)."""
-    if not isinstance(mapping, FourierMapping | IdentityMapping):
+# --------------------------------------------------------------------------------------
+# Raw coordinates beside the features, and the frameworks' encodings (issue 29).
+# --------------------------------------------------------------------------------------
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True, eq=False)
+class FourierInputMapping:
+    r"""Fourier features with the raw coordinates beside them (``include_input``).
+
+    .. math::
+
+        \gamma(v) = [a\cos 2\pi Bv,\; a\sin 2\pi Bv,\; c\,v] \in \mathbb{R}^{2m + d}.
+
+    The feature inner product is :math:`\tau(v - v') + c^2\, v^\top v'`: the second
+    term depends on the points themselves, not only on their offset, so the kernel is
+    *not* stationary (``is_stationary`` is False). The dense and blocked paths
+    (:func:`ntkspec.ntk` on ``mapping(v)``, :func:`ntkspec.kernel_regression` and
+    :func:`ntkspec.spectrum` on point arrays) accept it; the FFT / Toeplitz grid paths
+    refuse it with an error naming ``include_input``.
+
+    Attributes:
+        fourier: the Fourier part, a :class:`FourierMapping` (frequencies ``B`` of
+            shape (m, d), amplitudes ``a`` of shape (m,)).
+        input_scale: the factor c on the raw coordinates (1 in every framework).
+
+    Example:
+        >>> import numpy as np, ntkspec
+        >>> gamma = ntkspec.mappings.FourierInputMapping(ntkspec.mappings.basic(1))
+        >>> gamma(np.array([[0.25]])).round(12).tolist()
+        [[0.0, 1.0, 0.25]]
+    """
+
+    fourier: FourierMapping
+    input_scale: float = 1.0
+
+    def __post_init__(self):
+        if not isinstance(self.fourier, FourierMapping):
+            raise TypeError(
+                "fourier must be a ntkspec FourierMapping; got "
+                f"{type(self.fourier).__name__}"
+            )
+        if isinstance(self.input_scale, str | bytes):
+            raise TypeError(
+                f"input_scale must be a real number; got {self.input_scale!r}"
+            )
+        if isinstance(self.input_scale, numbers.Number):  # not traced or a placeholder
+            check_real(self.input_scale, "input_scale")
+            if float(self.input_scale) == 0.0:
+                raise ValueError(
+                    "input_scale must be non-zero (with c = 0 use the FourierMapping "
+                    "itself)"
+                )
+
+    @property
+    def include_input(self) -> bool:
+        """Always True: the raw coordinates are part of the features."""
+        return True
+
+    @property
+    def dim(self) -> int:
+        """Input dimension d."""
+        return self.fourier.dim
+
+    @property
+    def num_freqs(self) -> int:
+        """Number of frequencies m of the Fourier part."""
+        return self.fourier.num_freqs
+
+    @property
+    def out_dim(self) -> int:
+        """Feature dimension 2m + d."""
+        return self.fourier.out_dim + self.dim
+
+    @property
+    def is_periodic(self) -> bool:
+        """False: the raw coordinates are not periodic."""
+        return False
+
+    @property
+    def is_stationary(self) -> bool:
+        r"""False: :math:`c^2 v^\top v'` depends on the points, not their offset."""
+        return False
+
+    def __call__(self, v, *, dtype=np.float64):
+        """Map points ``v`` of shape (n, d) to features of shape (n, 2m + d)."""
+        v = as_points(v, "v", dim=self.dim, dim_name="mapping's input dimension")
+        with x64_scope(dtype):
+            raw = jnp.asarray(self.input_scale, dtype=dtype) * jnp.asarray(v, dtype)
+            return jnp.concatenate([self.fourier(v, dtype=dtype), raw], axis=-1)
+
+
+def _with_input(mapping: FourierMapping, include_input) -> FourierMapping:
+    if not isinstance(include_input, bool | np.bool_):
+        raise TypeError(f"include_input must be True or False; got {include_input!r}")
+    return FourierInputMapping(mapping) if include_input else mapping
+
+
+def _axis_aligned(dim: int, freqs: np.ndarray) -> FourierMapping:
+    """Frequencies ``freqs`` on every axis, axis 0's block first, a = 1."""
+    return FourierMapping(
+        np.kron(np.eye(dim), freqs[:, None]), np.ones(dim * freqs.size)
+    )
+
+
+def from_nerfstudio_nerf(
+    in_dim: int,
+    num_frequencies: int,
+    min_freq_exp: float,
+    max_freq_exp: float,
+    include_input: bool = False,
+    implementation: str = "torch",
+) -> FourierMapping | FourierInputMapping:
+    r"""The encoding of nerfstudio's ``NeRFEncoding(in_dim, num_frequencies, ...)``.
+
+    ``implementation="torch"`` (nerfstudio's own code) scales the inputs, meant to lie
+    in [0, 1], by :math:`2\pi` and encodes, per axis,
+
+    .. math::
+
+        \sin(2\pi\, 2^{e_k} x),\ \cos(2\pi\, 2^{e_k} x),\qquad
+        e = \mathrm{linspace}(\texttt{min\_freq\_exp}, \texttt{max\_freq\_exp},
+        \texttt{num\_frequencies}),
+
+    so :math:`b = 2^{e}` cycles per unit (integers, hence periodic on [0, 1), when the
+    exponents are). ``implementation="tcnn"`` hands the input to tiny-cuda-nn's
+    Frequency encoding unscaled (:func:`from_tcnn`): :math:`\sin(2^k\pi x)`, half those
+    frequencies, :math:`b = 2^{k-1}`; nerfstudio allows it only with
+    ``min_freq_exp = 0`` and ``max_freq_exp = num_frequencies - 1``, and so does this
+    function. The same arguments thus give different kernels in the two
+    implementations.
+
+    nerfstudio orders the features [sin block, cos block, raw input]; a
+    :class:`FourierMapping` gives [cos block, sin block] (each block axis-major, then
+    frequency, as nerfstudio's): the kernel depends only on inner products, which the
+    order does not change.
+
+    Args:
+        in_dim: input dimension d.
+        num_frequencies: frequencies per axis, m.
+        min_freq_exp: smallest exponent (nerfstudio's ``min_freq_exp``).
+        max_freq_exp: largest exponent.
+        include_input: keep the raw coordinates beside the features (a non-stationary
+            :class:`FourierInputMapping`).
+        implementation: "torch" (default) or "tcnn".
+
+    Returns:
+        A mapping with ``in_dim * num_frequencies`` frequencies and amplitudes 1.
+
+    Raises:
+        ValueError: a bad size or exponent, an unknown implementation, or "tcnn" with
+            exponents other than 0 .. num_frequencies - 1.
+
+    Example:
+        >>> from ntkspec import mappings
+        >>> mappings.from_nerfstudio_nerf(1, 3, 0.0, 2.0).B[:, 0].tolist()
+        [1.0, 2.0, 4.0]
+    """
+    in_dim = check_positive_int(in_dim, "in_dim")
+    num_frequencies = check_positive_int(num_frequencies, "num_frequencies")
+    check_real(min_freq_exp, "min_freq_exp")
+    check_real(max_freq_exp, "max_freq_exp")
+    if implementation not in ("torch", "tcnn"):
+        raise ValueError(
+            f"implementation must be 'torch' or 'tcnn'; got {implementation!r}"
+        )
+    if implementation == "tcnn":
+        if float(min_freq_exp) != 0 or float(max_freq_exp) != num_frequencies - 1:
+            raise ValueError(
+                "implementation='tcnn' needs min_freq_exp = 0 and max_freq_exp = "
+                f"num_frequencies - 1 = {num_frequencies - 1} (as in nerfstudio); got "
+                f"{min_freq_exp} and {max_freq_exp}"
+            )
+        mapping = from_tcnn(
+            {"otype": "Frequency", "n_frequencies": num_frequencies}, in_dim
+        )
+        return _with_input(mapping, include_input)
+    exps = np.linspace(float(min_freq_exp), float(max_freq_exp), num_frequencies)
+    with np.errstate(over="ignore"):
+        freqs = 2.0**exps
+    if not np.all(np.isfinite(freqs)):
+        raise ValueError(
+            f"max_freq_exp = {max_freq_exp} is too large: 2**max_freq_exp overflows"
+        )
+    return _with_input(_axis_aligned(in_dim, freqs), include_input)
+
+
+def from_nerfstudio_rff(
+    in_dim: int,
+    num_frequencies: int,
+    scale: float,
+    seed: int = 0,
+    *,
+    include_input: bool = False,
+    b_matrix=None,
+) -> FourierMapping | FourierInputMapping:
+    r"""The encoding of nerfstudio's ``RFFEncoding(in_dim, num_frequencies, scale)``.
+
+    nerfstudio draws ``b_matrix`` of shape (in_dim, num_frequencies) with entries
+    :math:`\mathcal N(0, \text{scale}^2)` and encodes :math:`[\sin(2\pi x b),
+    \cos(2\pi x b)]`: that is :func:`gaussian` with :math:`\sigma` = ``scale``,
+    :math:`B` = ``b_matrix.T``. The draw here uses ``jax.random`` with ``seed``, not
+    torch's generator: to reproduce a trained model's encoding exactly, pass its
+    ``b_matrix`` (then ``seed`` is ignored). Features come as [cos, sin, raw input]
+    instead of nerfstudio's [sin, cos, raw input], with the same kernel.
+
+    Args:
+        in_dim: input dimension d.
+        num_frequencies: number of random frequencies m.
+        scale: standard deviation of the frequencies (cycles per unit), > 0.
+        seed: an int seed or a ``jax.random`` key.
+        include_input: keep the raw coordinates beside the features.
+        b_matrix: None, or nerfstudio's buffer of shape (in_dim, num_frequencies).
+
+    Returns:
+        A mapping with ``num_frequencies`` frequencies and amplitudes 1.
+
+    Raises:
+        ValueError: bad sizes, ``scale <= 0``, or a ``b_matrix`` of the wrong shape or
+            with non-finite entries.
+    """
+    in_dim = check_positive_int(in_dim, "in_dim")
+    num_frequencies = check_positive_int(num_frequencies, "num_frequencies")
+    check_real(scale, "scale", low=0.0, low_inclusive=False)
+    if b_matrix is None:
+        mapping = gaussian(seed, in_dim, num_frequencies, float(scale))
+    else:
+        check_real_array(b_matrix, "b_matrix")
+        b = np.asarray(b_matrix, dtype=np.float64)
+        if b.shape != (in_dim, num_frequencies):
+            raise ValueError(
+                "b_matrix must have shape (in_dim, num_frequencies) = "
+                f"({in_dim}, {num_frequencies}); got {b.shape}"
+            )
+        mapping = FourierMapping(b.T.copy(), np.ones(num_frequencies))
+    return _with_input(mapping, include_input)
+
+
+_TCNN_SUPPORTED = ("Frequency",)
+
+
+def from_tcnn(config: dict, n_input_dims: int) -> FourierMapping:
+    r"""tiny-cuda-nn's encoding from its config dict, e.g. ``{"otype": "Frequency"}``.
+
+    The Frequency encoding (``n_frequencies`` = m, default 12) encodes each input
+    dimension as :math:`\sin(2^k \pi x)`, :math:`\cos(2^k \pi x)`, k = 0..m-1: no factor
+    2, so :math:`b = 2^{k-1}` cycles per unit (:math:`b_0 = 1/2`, not periodic on
+    [0, 1)). tiny-cuda-nn interleaves the features per frequency, [sin, cos] pairs
+    axis-major; a :class:`FourierMapping` gives [cos block, sin block], with the same
+    kernel. Only ``"Frequency"`` is supported (grid, hash, one-blob and spherical
+    harmonics encodings are not Fourier features); the ``otype`` is matched without
+    regard to case, as tiny-cuda-nn does. This is the encoding alone (as nerfstudio
+    uses it): when tiny-cuda-nn fuses it with a network it may pad the output with
+    constant features to an aligned width, which adds a constant to the first layer's
+    Gram and is not modelled here.
+
+    Args:
+        config: the encoding dict: ``otype`` and, optionally, ``n_frequencies``.
+        n_input_dims: input dimension d.
+
+    Returns:
+        A :class:`FourierMapping` with ``n_input_dims * n_frequencies`` frequencies.
+
+    Raises:
+        TypeError: ``config`` is not a dict.
+        ValueError: another ``otype``, an unknown key, or a bad ``n_frequencies``.
+
+    Example:
+        >>> from ntkspec import mappings
+        >>> cfg = {"otype": "Frequency", "n_frequencies": 3}
+        >>> mappings.from_tcnn(cfg, 1).B[:, 0].tolist()
+        [0.5, 1.0, 2.0]
+    """
+    if not isinstance(config, dict):
         raise TypeError(
-            "mapping must be a ntkspec FourierMapping or IdentityMapping (e.g. "
+            f"config must be a tiny-cuda-nn encoding dict; got {type(config).__name__}"
+        )
+    n_input_dims = check_positive_int(n_input_dims, "n_input_dims")
+    otype = config.get("otype")
+    if not isinstance(otype, str) or otype.lower() not in (
+        s.lower() for s in _TCNN_SUPPORTED
+    ):
+        raise ValueError(
+            f"config['otype'] must be one of {_TCNN_SUPPORTED} (the tiny-cuda-nn "
+            f"encodings that are Fourier features); got {otype!r}"
+        )
+    unknown = sorted(set(config) - {"otype", "n_frequencies"})
+    if unknown:
+        raise ValueError(
+            f"config has keys {unknown} that the Frequency encoding does not take; "
+            "allowed: 'otype', 'n_frequencies'"
+        )
+    m = check_positive_int(config.get("n_frequencies", 12), "config['n_frequencies']")
+    return _axis_aligned(n_input_dims, 2.0 ** (np.arange(m, dtype=np.float64) - 1.0))
+
+
+def from_nerf_positional(
+    input_dims: int,
+    multires: int,
+    include_input: bool = True,
+    log_sampling: bool = True,
+) -> FourierMapping | FourierInputMapping:
+    r"""The official NeRF code's embedder, ``get_embedder(multires)``.
+
+    Mildenhall et al.'s ``Embedder`` encodes :math:`\sin(f x)`, :math:`\cos(f x)` with
+    no :math:`\pi`: :math:`f = 2^{\mathrm{linspace}(0, L - 1, L)}` with
+    ``log_sampling`` (the default), :math:`f = \mathrm{linspace}(1, 2^{L-1}, L)`
+    without, L = ``multires``. In cycles per unit, :math:`b = f / (2\pi)`: never
+    periodic on [0, 1). The raw input comes first in NeRF's features and
+    ``include_input`` is on by default there (and here); the features here are
+    [cos block, sin block, raw input], with the same kernel.
+
+    Args:
+        input_dims: input dimension d (3 for positions).
+        multires: number of frequencies L (10 for positions, 4 for view directions).
+        include_input: keep the raw coordinates (NeRF's default True).
+        log_sampling: log-spaced (True) or linearly spaced frequencies.
+
+    Returns:
+        A mapping with ``input_dims * multires`` frequencies and amplitudes 1.
+
+    References:
+        Mildenhall, Srinivasan, Tancik, Barron, Ramamoorthi & Ng, "NeRF: Representing
+        Scenes as Neural Radiance Fields for View Synthesis", ECCV 2020,
+        https://arxiv.org/abs/2003.08934.
+    """
+    input_dims = check_positive_int(input_dims, "input_dims")
+    multires = check_positive_int(multires, "multires")
+    if not isinstance(log_sampling, bool | np.bool_):
+        raise TypeError(f"log_sampling must be True or False; got {log_sampling!r}")
+    if multires > 1000:
+        raise ValueError(
+            f"multires must be at most 1000 (2**(multires-1)); got {multires}"
+        )
+    top = float(multires - 1)
+    if log_sampling:
+        f = 2.0 ** np.linspace(0.0, top, multires)
+    else:
+        f = np.linspace(1.0, 2.0**top, multires)
+    return _with_input(_axis_aligned(input_dims, f / (2.0 * np.pi)), include_input)
+
+
+def check_mapping(mapping) -> None:
+    """A Fourier, Fourier-with-input or identity mapping (TypeError naming it)."""
+    if not isinstance(mapping, FourierMapping | FourierInputMapping | IdentityMapping):
+        raise TypeError(
+            "mapping must be a ntkspec FourierMapping, FourierInputMapping or "
+            "IdentityMapping (e.g. "
             "ntkspec.mappings.gaussian(...) or identity()); got "
             f"{type(mapping).__name__}"
         )
@@ -455,6 +808,13 @@ def check_mapping(mapping) -> None:
 
 def check_stationary_mapping(mapping, grid) -> None:
     """A concrete FourierMapping whose input dimension is the grid's."""
+    if getattr(mapping, "include_input", False):
+        raise TypeError(
+            "the grid (FFT / Toeplitz) operators need a stationary kernel, and a "
+            "mapping with include_input (raw coordinates beside the Fourier features) "
+            "is not stationary: pass point arrays (grid.points()) for the dense or "
+            "blocked path, or build the encoding with include_input=False"
+        )
     if not isinstance(mapping, FourierMapping):
         raise TypeError(
             "mapping must be a FourierMapping (a stationary kernel) for the grid "

@@ -299,8 +299,12 @@ class SparseMeasurement:
     does not change them (use ``"bcsr"`` for that).
 
     Attributes:
-        data, indices, indptr: CSR arrays of :math:`A` (float64, int32, int32).
-        t_data, t_indices, t_indptr: CSR arrays of :math:`A^\top`.
+        data: CSR values of :math:`A` (float64).
+        indices: CSR column indices of :math:`A` (int32).
+        indptr: CSR row pointers of :math:`A` (int32).
+        t_data: CSR values of :math:`A^\top`.
+        t_indices: CSR column indices of :math:`A^\top`.
+        t_indptr: CSR row pointers of :math:`A^\top`.
         dims: (M, N) (static).
         method: ``"host"`` or ``"bcsr"`` (static).
 

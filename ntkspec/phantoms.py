@@ -49,7 +49,7 @@ _SPLITS = {"search": 0, "test": 1}
 
 
 class PhantomSet(NamedTuple):
-    """Phantoms for the scale search and for the test, each (count, *shape), float64."""
+    """Phantoms for the scale search and the test, each ``(count, *shape)``, float64."""
 
     search: np.ndarray
     test: np.ndarray

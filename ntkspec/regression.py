@@ -197,8 +197,9 @@ def _choose(value, alias, kind: str, n: int, max_bytes) -> str:
     if not grid and alias in ("pcg", "fft"):
         raise ValueError(
             f"solver={alias!r} needs x_train and x_test as ntkspec.Grid values and a "
-            "Fourier (stationary) mapping; raw coordinates give a non-stationary "
-            "kernel: use solver='cholesky' or 'blocked'"
+            "Fourier (stationary) mapping; raw coordinates (no mapping, or "
+            "include_input=True) give a non-stationary kernel: use solver='cholesky' "
+            "or 'blocked'"
         )
     if isinstance(value, Eigh):
         if kind != "circulant":

@@ -37,7 +37,7 @@ per device; the O(N^2) or O(2^d N) work and its memory are divided by D:
   each device ``vmap``-ing its own (``shard_map``).
 
 Operators are placed by :func:`shard` (``shard_operator`` is the same function),
-dispatched on the operator type with :func:`functools.singledispatch`. The
+dispatched on the operator type with ``functools.singledispatch``. The
 registrations for the operators of :mod:`ntkspec.operators` are below, one block per
 type; a new operator type registers its own (``@shard.register(NewOperator)``) and
 edits no central ladder. The mesh utilities live in the private

@@ -13,15 +13,14 @@ Paths taken by :func:`spectrum`:
 
 * an (N, d) array of points: dense ``eigh`` in float64 (refused over the memory cap);
 * a :class:`~ntkspec.Grid` with a periodic Fourier mapping (integer frequencies): the
-Gram
-  is multilevel circulant, its eigenvectors are the Fourier modes and all N eigenvalues
-  are
-  the DFT of the kernel on the grid offsets,
+  Gram is multilevel circulant, its eigenvectors are the Fourier modes and all N
+  eigenvalues are the DFT of the kernel on the grid offsets,
   :math:`\Lambda(m) = \sum_o k(o/n)\, e^{-2\pi i\, m^\top (o / n)}` (exact, O(N log N));
 * a Grid with a non-periodic Fourier mapping (Gaussian frequencies, positional encoding
   with non-integer frequencies): multilevel Toeplitz; the top k eigenpairs come from a
   block Lanczos iteration on the exact circulant-embedding matvec;
-* raw coordinates (no mapping) on a Grid: not stationary, dense.
+* raw coordinates (no mapping), or a mapping with ``include_input``, on a Grid: not
+  stationary, dense.
 
 Related quantities: :func:`grid_spectrum` (eigenvalues with their integer frequencies),
 :func:`continuous_spectrum` (the integral operator on the torus),
@@ -59,7 +58,11 @@ from ._validation import (
 )
 from .grid import Grid
 from .kernels import ReluMLP, check_arch
-from .mappings import FourierMapping, IdentityMapping, check_stationary_mapping
+from .mappings import (
+    FourierMapping,
+    check_mapping,
+    check_stationary_mapping,
+)
 from .operators import (
     GridKernelOperator,
     dense_gram,
@@ -213,11 +216,7 @@ def _check_vectors_fit(n: int, k: int, max_bytes) -> None:
 
 
 def _check_mapping(mapping, d: int, where: str) -> None:
-    if not isinstance(mapping, FourierMapping | IdentityMapping):
-        raise TypeError(
-            "mapping must be a FourierMapping or IdentityMapping (ntkspec.mappings); "
-            f"got {type(mapping).__name__}"
-        )
+    check_mapping(mapping)
     if mapping.dim is not None and mapping.dim != d:
         raise ValueError(
             f"mapping has input dimension {mapping.dim} but {where} has dimension {d}; "
@@ -228,6 +227,9 @@ def _check_mapping(mapping, d: int, where: str) -> None:
 _HINTS = {
     "identity": "Raw coordinates give no stationary kernel, so there is no "
     "structured path: use a smaller grid, or a Fourier mapping.",
+    "include_input": "A mapping with include_input (raw coordinates beside the "
+    "features) gives no stationary kernel, so there is no structured path: use a "
+    "smaller grid, or the encoding with include_input=False.",
     "toeplitz": "This mapping is not periodic: ask for the top eigenvalues with k= "
     "(Lanczos on the exact FFT Toeplitz matvec), or see "
     "circulant_approximate_spectrum for an approximate full spectrum.",
@@ -257,6 +259,14 @@ def _spectrum_plan(arch, mapping, x, k, kernel, vectors, method, max_bytes):
     if vectors:
         _check_vectors_fit(n, n if k is None else k, max_bytes)
     kind = structure(mapping, x)  # the one path choice (operators)
+    if kind == "points" and getattr(mapping, "include_input", False):
+        if method == "lanczos":
+            raise ValueError(
+                "method='lanczos' needs a stationary kernel on the grid; a mapping "
+                "with include_input (raw coordinates beside the features) is not "
+                "stationary: use method='dense' or 'auto'"
+            )
+        return "dense", k, vectors, "include_input"
     if kind == "points":
         return "dense", k, vectors, "identity" if isinstance(x, Grid) else "points"
     if kind == "circulant" and method != "lanczos":

@@ -2,23 +2,23 @@ r"""Finite ReLU MLPs over a fixed Fourier mapping, their empirical NTK, training
 
 One concept per module, every public name re-exported here:
 
-* :mod:`~ntkspec.networks.network`: :func:`mlp`, the network as ``Network(init, apply)``
+* ``networks.network``: :func:`mlp`, the network as ``Network(init, apply)``
   whose infinite-width kernels are :func:`ntkspec.nngp` / :func:`ntkspec.ntk` of the
   same :class:`~ntkspec.ReluMLP` ("ntk" and "standard" parameterizations,
   neural-tangents' ``stax`` conventions; the paper's "stax" initialisation);
-* :mod:`~ntkspec.networks.empirical`: :func:`empirical_ntk`,
+* ``networks.empirical``: :func:`empirical_ntk`,
   :math:`\hat\Theta = J(v_1) J(v_2)^\top`, tending to the analytic NTK with relative
   fluctuations of order :math:`\text{width}^{-1/2}`;
-* :mod:`~ntkspec.networks.training`: :func:`train`, full-batch Adam or gradient descent
+* ``networks.training``: :func:`train`, full-batch Adam or gradient descent
   on :math:`\sum(f-y)^2/(2\,\mathrm{y.size})` (the normalisation of
   :func:`ntkspec.gd_dynamics`);
-* :mod:`~ntkspec.networks.ensemble`: :func:`train_ensemble`, several networks (one per
+* ``networks.ensemble``: :func:`train_ensemble`, several networks (one per
   mapping or seed) in one ``vmap``-ed loop, split over a mesh's devices
   (:func:`train_stacked`, the loop itself, for any per-member loss);
-* :mod:`~ntkspec.networks.linearized`: :func:`linearized_dynamics`, the network
+* ``networks.linearized``: :func:`linearized_dynamics`, the network
   linearised at its own initial empirical NTK: exact train-set dynamics under GD or
   gradient flow, no training;
-* :mod:`~ntkspec.networks.modes`: :func:`eigenspaces` and :func:`eigenspace_norms`,
+* ``networks.modes``: :func:`eigenspaces` and :func:`eigenspace_norms`,
   residuals projected onto the eigenspaces of a Gram (pairs on symmetric grids).
 
 References:
