@@ -137,7 +137,7 @@ def collapse_verdict(
         exact_atol: without ``prediction``, dB within which the PSNR identifies the
             output as a constant predictor's (1e-6).
         constant_rtol: spread per channel below which ``prediction`` is constant,
-            relative to max(1, |output|).
+            relative to max(1, ``|output|``).
 
     Returns:
         ``(collapsed, cause)``: cause is a one-line reason, None when not collapsed.
