@@ -11,8 +11,10 @@ float64. Reference: ``numpy.linalg.eigvalsh`` of the dense Gram from
 ``ntkspec.ntk`` on the grid points (the closed-form kernel, not the FFT matvec).
 Pass: ``max |lambda - dense| <= 1e-10 lambda_max``, ``converged`` and no warning.
 
-Usage: ``python -m analysis.sweep_topk [--max-1d 20] [--max-side 20] [--out PATH]``.
-Writes JSON (atomically) with the worst error per shape, all failures, the machine
+Usage: ``python -m analysis.sweep_topk [--max-1d 20] [--max-side 20] [--out PATH]``;
+``--part I/P`` runs every P-th shape from the I-th into a part file, ``--merge P``
+combines the P part files. Writes JSON (atomically, after every shape; ``complete``
+says whether all shapes ran) with the worst error per shape, all failures, the machine
 and its load.
 """
 
@@ -32,6 +34,7 @@ from analysis._bench import load_record, machine_record
 
 BLOCK = 8
 TOL = 1e-10
+_PAD = 400  # the largest grid of the default sweep (20 x 20)
 
 
 def _ks(n: int, every: bool) -> list[int]:
@@ -49,7 +52,11 @@ def _check_shape(arch, mapping, shape, every_k):
 
     grid = Grid(shape)
     pts = grid.points()
-    gram = np.asarray(ntkspec.ntk(arch, mapping(pts)))
+    # Padded to a fixed row count by repeating the last point (one compilation for
+    # every shape of a dimension); the leading N x N block is the Gram.
+    n = grid.size
+    padded = np.concatenate([pts, np.repeat(pts[-1:], _PAD - n, axis=0)])
+    gram = np.asarray(ntkspec.ntk(arch, mapping(padded)))[:n, :n]
     dense = np.linalg.eigvalsh(gram)[::-1]
     worst, failures, dense_cases = 0.0, [], 0
     for k in _ks(grid.size, every_k):
@@ -74,6 +81,67 @@ def _check_shape(arch, mapping, shape, every_k):
     return worst, failures, len(_ks(grid.size, every_k)), dense_cases
 
 
+def _result(rows, failures, t0, load_before, complete):
+    return {
+        "what": "spectrum(k=) (Lanczos path) against dense eigvalsh, issue 30 item 1",
+        "arch": "ReluMLP(4) NTK",
+        "mapping": "mappings.gaussian(0, d, 16, 3.0)",
+        "tolerance": f"max |dlambda| <= {TOL} lambda_max, converged, no warning",
+        "block_size": BLOCK,
+        "k_values": "every k for 1D; for 2D "
+        + ", ".join(
+            ["1", "2", "b-1", "b", "b+1", "2b", "2b+1", "N/4", "N/2"]
+            + ["N-2b-1", "N-2b", "N-b-1", "N-b", "N-b+1", "N-1", "N"]
+        ),
+        "complete": complete,
+        "shapes": len(rows),
+        "cases": sum(r["cases"] for r in rows),
+        "failures": failures,
+        "worst_rel_error": max((r["worst_rel_error"] for r in rows), default=None),
+        "dense_fallback_cases": sum(r["dense_fallback_cases"] for r in rows),
+        "per_shape": rows,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "machine": machine_record(),
+        "load_average_1_5_15min": load_record(load_before),
+        "device": "CPU",
+    }
+
+
+def _write(path: Path, result: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def _merge(out: Path, parts: int) -> int:
+    """Combine the part files of a split run into ``out`` (then removes them)."""
+    files = [out.with_suffix(f".part{i}of{parts}.json") for i in range(parts)]
+    loaded = [json.loads(f.read_text()) for f in files]
+    rows = sorted(
+        (r for d in loaded for r in d["per_shape"]),
+        key=lambda r: (len(r["shape"]), r["shape"]),
+    )
+    merged = dict(loaded[0])
+    merged.update(
+        complete=all(d["complete"] for d in loaded),
+        shapes=len(rows),
+        cases=sum(r["cases"] for r in rows),
+        failures=[f for d in loaded for f in d["failures"]],
+        worst_rel_error=max(r["worst_rel_error"] for r in rows),
+        dense_fallback_cases=sum(r["dense_fallback_cases"] for r in rows),
+        per_shape=rows,
+        seconds=[d["seconds"] for d in loaded],
+        load_average_1_5_15min=[d["load_average_1_5_15min"] for d in loaded],
+        parts=f"{parts} processes side by side, each a strided share of the shapes",
+    )
+    _write(out, merged)
+    for f in files:
+        f.unlink()
+    print(f"merged {len(rows)} shapes, {merged['cases']} cases -> {out}")
+    return 1 if merged["failures"] else 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-1d", type=int, default=20)
@@ -81,7 +149,15 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--out", type=Path, default=Path("figures/bench/sweep_topk.json")
     )
+    parser.add_argument(
+        "--part", type=str, default=None, help="I/P: every P-th shape from the I-th"
+    )
+    parser.add_argument("--merge", type=int, default=None, help="merge P part files")
     args = parser.parse_args(argv)
+    if args.merge is not None:
+        return _merge(args.out, args.merge)
+    if max(args.max_side**2, args.max_1d) > _PAD:
+        parser.error(f"grids up to {_PAD} points (--max-side <= 20)")
     import ntkspec
     from ntkspec import mappings
 
@@ -94,8 +170,13 @@ def main(argv=None) -> int:
         for n1 in range(2, args.max_side + 1)
         for n2 in range(n1, args.max_side + 1)
     ]
+    out = args.out
+    if args.part is not None:
+        i, p = (int(v) for v in args.part.split("/"))
+        shapes = shapes[i::p]
+        out = out.with_suffix(f".part{i}of{p}.json")
     maps = {1: mappings.gaussian(0, 1, 16, 3.0), 2: mappings.gaussian(0, 2, 16, 3.0)}
-    rows, failures, cases = [], [], 0
+    rows, failures = [], []
     for shape, every_k in shapes:
         worst, fails, count, nd = _check_shape(arch, maps[len(shape)], shape, every_k)
         rows.append(
@@ -107,35 +188,11 @@ def main(argv=None) -> int:
             }
         )
         failures += fails
-        cases += count
         print(f"{shape}: {count} k, worst {worst:.1e}, failures {len(fails)}")
-    result = {
-        "what": "spectrum(k=) (Lanczos path) against dense eigvalsh, issue 30 item 1",
-        "arch": "ReluMLP(4) NTK",
-        "mapping": "mappings.gaussian(0, d, 16, 3.0)",
-        "tolerance": f"max |dlambda| <= {TOL} lambda_max, converged, no warning",
-        "block_size": BLOCK,
-        "k_values": "every k for 1D; for 2D "
-        + ", ".join(
-            ["1", "2", "b-1", "b", "b+1", "2b", "2b+1", "N/4", "N/2"]
-            + ["N-2b-1", "N-2b", "N-b-1", "N-b", "N-b+1", "N-1", "N"]
-        ),
-        "shapes": len(rows),
-        "cases": cases,
-        "failures": failures,
-        "worst_rel_error": max(r["worst_rel_error"] for r in rows),
-        "dense_fallback_cases": sum(r["dense_fallback_cases"] for r in rows),
-        "per_shape": rows,
-        "seconds": round(time.perf_counter() - t0, 1),
-        "machine": machine_record(),
-        "load_average_1_5_15min": load_record(load_before),
-        "device": "CPU",
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=1) + "\n")
-    os.replace(tmp, args.out)
-    print(f"{cases} cases, {len(failures)} failures -> {args.out}")
+        # Written after every shape (complete: false until the last).
+        _write(out, _result(rows, failures, t0, load_before, False))
+    _write(out, _result(rows, failures, t0, load_before, True))
+    print(f"{sum(r['cases'] for r in rows)} cases, {len(failures)} failures -> {out}")
     return 1 if failures else 0
 
 

@@ -77,7 +77,7 @@ from ._validation import (
 )
 from .dynamics import gd_dynamics
 from .grid import Grid
-from .kernels import ReluMLP, check_arch, profile
+from .kernels import ReluMLP, check_arch, check_profile_range, profile
 from .linalg.funm import gd_filter
 from .mappings import FourierMapping, gaussian, positional
 from .operators import offset_sin2, structure
@@ -335,6 +335,10 @@ def predicted_error(
         dtype = np.float64
         if any(is_traced(x) and x.dtype == np.float32 for x in leaves):
             dtype = np.float32
+        m = mapping.num_freqs  # an overflowing kernel is refused before any work
+        check_profile_range(
+            arch, mapping.norm_sq / (2 * m), 2 * m, kernel, dtype, size=image.size
+        )
         out = _fft_error(
             arch, mapping, image, time, learning_rate, ridge, kernel, dtype
         )

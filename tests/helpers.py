@@ -1,4 +1,10 @@
-"""Independent references used by several test modules (NumPy, float64, arccos form)."""
+"""Independent references used by several test modules (NumPy, float64, arccos form).
+
+Also ``run_checked``, the subprocess runner of the wheel fixture (conftest.py) and
+test_wheel.py.
+"""
+
+import subprocess
 
 import numpy as np
 
@@ -67,3 +73,15 @@ def theta_zero_kernels(
             else (K + sw2 * t_relu)
         )
     return K, T
+
+
+def run_checked(cmd, *, cwd, env, timeout=900):
+    """Run ``cmd``; fail the test with the tails of its output unless it exits 0."""
+    proc = subprocess.run(
+        cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    assert proc.returncode == 0, (
+        f"{' '.join(map(str, cmd))} failed ({proc.returncode}):\n"
+        f"{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+    )
+    return proc

@@ -554,7 +554,8 @@ API_CASES = [
 # degenerate measurements, and the smaller argument checks.
 # --------------------------------------------------------------------------------------
 
-HUGE_ARCH = ntkspec.ReluMLP(10, W_std=1e20)  # its kernel overflows float64
+ISSUE_ARCH = ntkspec.ReluMLP(10, W_std=1e20)  # the issue's example
+HUGE_ARCH = ntkspec.ReluMLP(3, W_std=1e120)  # overflows too, compiled as ARCH is
 G8 = ntkspec.Grid((8,))
 Y8 = np.cos(2 * np.pi * np.arange(8) / 8)
 OVERFLOW = "NTK overflowed float64"
@@ -584,7 +585,7 @@ API_CASES += [
     # (2) the kernel profile overflows: every path raises the points path's error
     Case(
         "spectrum-grid-overflow",
-        lambda: ntkspec.spectrum(HUGE_ARCH, mappings.basic(1), G8),
+        lambda: ntkspec.spectrum(ISSUE_ARCH, mappings.basic(1), G8),
         ValueError,
         OVERFLOW,
     ),
@@ -623,9 +624,9 @@ API_CASES += [
         OVERFLOW,
     ),
     Case(
-        "grid-column-float32-overflow",  # finite in float64 (1e57), not in float32
+        "grid-column-float32-overflow",  # finite in float64 (1e90), not in float32
         lambda: ntkspec.operators.kernel_on_offsets(
-            ntkspec.ReluMLP(10, W_std=1e3), mappings.basic(1), G8, dtype=np.float32
+            ntkspec.ReluMLP(3, W_std=1e15), mappings.basic(1), G8, dtype=np.float32
         ),
         ValueError,
         "NTK overflowed float32",

@@ -104,9 +104,13 @@ def test_matches_layer_recursion_reference(arch, rng):
 
 @pytest.mark.parametrize("param", ["ntk", "standard"])
 @pytest.mark.parametrize("b_std", [None, 0.0, 0.5])
-@pytest.mark.parametrize("depth", [2, 4, 6])
+@pytest.mark.parametrize("depth", [2, 4])
 def test_angle_zero_entries_are_exact(param, b_std, depth, rng):
-    """Diagonal and duplicate pairs (and collinear pairs without bias) vs theta = 0."""
+    """Diagonal and duplicate pairs (and collinear pairs without bias) vs theta = 0.
+
+    Depth 2 (one hidden layer) and 4 (angle zero carried through three): every hidden
+    layer applies the same map, and depth 6 (the costliest compile) added only two more.
+    """
     d, width = 8, 64
     x = rng.normal(size=(5, d))
     arch = ReluMLP(depth, 1.3, b_std, param, width=width)

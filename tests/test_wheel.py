@@ -9,17 +9,12 @@ with the temporary folder as working directory and no ``PYTHONPATH``, so it can 
 import the installed copy of ntkspec.
 """
 
-import json
-import os
-import subprocess
-import sys
-import sysconfig
-import venv
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests.helpers import run_checked
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -27,59 +22,13 @@ pytestmark = pytest.mark.slow
 
 
 def _run(cmd, *, cwd, env, timeout=900):
-    proc = subprocess.run(
-        cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
-    )
-    assert proc.returncode == 0, (
-        f"{' '.join(map(str, cmd))} failed ({proc.returncode}):\n"
-        f"{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
-    )
-    return proc
+    return run_checked(cmd, cwd=cwd, env=env, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory):
+def installed(installed_wheel):
     """(python, ntkspec console script, env, workdir) of the installed wheel."""
-    root = tmp_path_factory.mktemp("wheel")
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
-    env["JAX_PLATFORMS"] = "cpu"
-    dist = root / "dist"
-    _run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", dist, REPO],
-        cwd=root,
-        env=env,
-    )
-    (wheel,) = dist.glob("ntkspec-*.whl")
-    names = zipfile.ZipFile(wheel).namelist()
-    for module in (
-        "ntkspec/cli.py",
-        "ntkspec/report.py",
-        "ntkspec/studies/__init__.py",
-    ):
-        assert module in names, f"{module} missing from the wheel"
-    assert any(n.startswith("ntkspec/studies/") and n.endswith(".py") for n in names)
-
-    env_dir = root / "venv"
-    venv.EnvBuilder(with_pip=False).create(env_dir)
-    bin_dir = env_dir / ("Scripts" if os.name == "nt" else "bin")
-    python = bin_dir / "python"
-    site = Path(
-        subprocess.check_output(
-            [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-            text=True,
-        ).strip()
-    )
-    # Third-party dependencies from the project venv, without its editable ntkspec.
-    (site / "_ntkspec_test_deps.pth").write_text(sysconfig.get_paths()["purelib"])
-    _run(
-        [sys.executable, "-m", "pip", "--python", python, "install", "-q"]
-        + ["--no-deps", wheel],
-        cwd=root,
-        env=env,
-    )
-    work = root / "work"
-    work.mkdir()
-    return python, bin_dir / "ntkspec", env, work
+    return installed_wheel
 
 
 def test_installed_copy_is_the_one_imported(installed):
@@ -94,11 +43,14 @@ def test_installed_copy_is_the_one_imported(installed):
     assert "venv" in location.parts
 
 
-def test_installed_report_runs_every_study(installed):
+def test_installed_report_runs_every_study(installed, report_quick):
+    # The session's one `report --quick` run (conftest.py) is this installed copy's
+    # console script, run in the wheel's work folder without PYTHONPATH, whenever
+    # this module is collected; test_report.py and test_browser.py check its output.
     _, ntkspec, env, work = installed
-    out = work / "report"
-    _run([ntkspec, "report", "--quick", "--out", out], cwd=work, env=env)
-    summary = json.loads((out / "report.json").read_text())
+    out, summary, proc = report_quick
+    assert [Path(proc.args[0])] + proc.args[1:3] == [ntkspec, "report", "--quick"]
+    assert proc.returncode == 0, proc.stderr[-3000:]
     statuses = {rec["key"]: rec["status"] for rec in summary["studies"]}
     assert set(statuses.values()) == {"ok"}, statuses
     assert (out / "index.html").is_file()
