@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="figures/bench/ct.json")
     args = parser.parse_args(argv)
 
-    from ntkspec._io import write_json
+    from ntkspec.io import write_json
     from ntkspec.provenance import provenance
 
     load_before = os.getloadavg()

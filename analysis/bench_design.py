@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--net-steps", type=int, default=100)
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
-    from ntkspec._io import write_json
+    from ntkspec.io import write_json
     from ntkspec.provenance import provenance
 
     load_before = os.getloadavg()

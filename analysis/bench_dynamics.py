@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="128^2 -> 256^2 task")
     parser.add_argument("--out", default="figures/bench/dynamics.json")
     args = parser.parse_args(argv)
-    from ntkspec._io import write_json
+    from ntkspec.io import write_json
     from ntkspec.provenance import provenance
 
     load_before = os.getloadavg()

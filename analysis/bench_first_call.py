@@ -164,7 +164,7 @@ def main(argv=None) -> int:
         "export of an earlier commit) in the same run, for a before/after ratio",
     )
     args = parser.parse_args(argv)
-    from ntkspec._io import write_json
+    from ntkspec.io import write_json
     from ntkspec.provenance import provenance
 
     res = bench(quick=args.quick, baseline_src=args.baseline_src)

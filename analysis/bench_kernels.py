@@ -354,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         return _worker(*args.worker, args.repeats)
 
-    from ntkspec import _io
+    from ntkspec import io as ntk_io
     from ntkspec.provenance import provenance
 
     sizes = tuple(args.sizes) if args.sizes else (QUICK_SIZES if args.quick else SIZES)
@@ -421,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
     record["targets_issue17"] = targets
     print(targets)
-    path = _io.write_json(args.out, record)
+    path = ntk_io.write_json(args.out, record)
     print(f"wrote {path}")
     if result["nt_skipped_reason"]:
         print(f"NT baseline: {result['nt_skipped_reason']}")

@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="256x256 task, 1 repeat")
     parser.add_argument("--out", default="figures/bench/regression.json")
     args = parser.parse_args(argv)
-    from ntkspec._io import write_json
+    from ntkspec.io import write_json
     from ntkspec.provenance import provenance
 
     load_before = os.getloadavg()

@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker is not None:
         print(json.dumps(measure(args.worker, args.quick)))
         return 0
-    from ntkspec._io import write_json
+    from ntkspec.io import write_json
     from ntkspec.provenance import provenance
 
     load_before = os.getloadavg()

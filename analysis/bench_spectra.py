@@ -337,7 +337,7 @@ def main(argv=None) -> int:
         "figures/bench/spectra_dense.json)",
     )
     args = parser.parse_args(argv)
-    from ntkspec._io import write_json
+    from ntkspec.io import write_json
     from ntkspec.provenance import provenance
 
     t0 = time.perf_counter()

@@ -497,7 +497,7 @@ def main(argv=None) -> int:
             0,
         ),
     )
-    from ntkspec._io import write_json
+    from ntkspec.io import write_json
 
     write_json(args.out, out)
     print(f"wrote {args.out}")

@@ -60,7 +60,7 @@ def main(argv=None) -> int:
     p.add_argument("--count", type=int, default=5, help="images per set")
     p.add_argument("--out", default="figures/design/networks_cpu.json")
     args = p.parse_args(argv)
-    from ntkspec._io import write_json
+    from ntkspec.io import write_json
     from ntkspec.provenance import provenance
     from ntkspec.studies.scale_suggestion import SIGMAS, images
 

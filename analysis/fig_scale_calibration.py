@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true")
     p.add_argument("--out", default="figures/design")
     args = p.parse_args(argv)
-    from ntkspec._io import agg_subplots, save_figure, write_json
+    from ntkspec.io import agg_subplots, save_figure, write_json
     from ntkspec.provenance import provenance
 
     load = os.getloadavg()

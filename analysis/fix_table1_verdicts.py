@@ -17,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-from ntkspec._io import atomic_write, write_json
+from ntkspec.io import atomic_write, write_json
 from ntkspec.studies import ct_table, mri_table, table1_budget, table1_networks
 
 NETWORK_FILES = (

@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import jax
 
-    from ntkspec._io import write_json
+    from ntkspec.io import write_json
     from ntkspec.provenance import provenance
 
     t0 = time.perf_counter()

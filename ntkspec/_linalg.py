@@ -23,9 +23,9 @@ __all__ = ["cholesky_lower", "scipy"]
 class _LazySciPy:
     """``scipy`` whose ``linalg`` is imported on first use, not at ``import ntkspec``.
 
-    ``scipy.linalg`` (with the NumPy testing modules it pulls in) is about 0.2 s of
-    CPU on the 2-core machine; the grid regression and spectrum paths never call it
-    (issue 17). Modules write ``from ._linalg import scipy`` and then
+    ``scipy.linalg`` (with the NumPy testing modules it pulls in) is slow to import
+    (``docs/results/benchmarks.md``); the grid regression and spectrum paths never
+    call it (issue 17). Modules write ``from ._linalg import scipy`` and then
     ``scipy.linalg.eigh(...)`` as usual.
     """
 

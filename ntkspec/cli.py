@@ -452,7 +452,7 @@ def _mapping_settings(args) -> dict:
 
 def _check_out(args, names: tuple[str, ...] = ()) -> Path:
     """Check --out before any work: writable, creating nothing (one-line error)."""
-    from ._io import check_writable_folder
+    from .io import check_writable_folder
 
     try:
         return check_writable_folder(args.out, names, what="--out")
@@ -488,7 +488,7 @@ def _save_png_image(path: Path, image) -> None:
     import imageio.v3 as iio
     import numpy as np
 
-    from ._io import atomic_write
+    from .io import atomic_write
 
     img = np.clip(np.asarray(image, dtype=np.float64), 0.0, 1.0)
     if img.ndim == 3 and img.shape[2] == 1:
@@ -520,7 +520,7 @@ def _cmd_report(args, command: str) -> int:
 def _cmd_spectrum(args, command: str) -> int:
     import numpy as np
 
-    from ._io import write_json
+    from .io import write_json
     from .provenance import provenance
 
     shape = (
@@ -603,7 +603,7 @@ def _cmd_spectrum(args, command: str) -> int:
 
 def _plot_spectrum(lam, radial, path: Path, *, title: str) -> None:
     from . import plotting
-    from ._io import agg_subplots, save_figure
+    from .io import agg_subplots, save_figure
 
     fig, axes = agg_subplots(1, 2, figsize=(10, 3.8))
     plotting.eigenvalue_spectrum(lam, axes[0], marker=".")
@@ -743,7 +743,7 @@ def _psnr(pred, target) -> float:
 def _cmd_regress(args, command: str) -> int:
     import numpy as np
 
-    from ._io import write_json
+    from .io import write_json
     from .provenance import provenance
 
     _check_finite_positive(args.ridge, "--ridge", allow_zero=True)
@@ -816,7 +816,7 @@ def _cmd_regress(args, command: str) -> int:
 
 
 def _cmd_suggest(args, command: str) -> int:
-    from ._io import write_json
+    from .io import write_json
     from .provenance import provenance
 
     if args.time is not None:
@@ -831,7 +831,7 @@ def _cmd_suggest(args, command: str) -> int:
         if json_path.is_dir():
             raise _UsageError(f"--json {args.json!r} is a folder, not a file path")
         try:
-            from ._io import check_writable_folder
+            from .io import check_writable_folder
 
             check_writable_folder(json_path.parent, (json_path.name,), what="--json")
         except ValueError as err:

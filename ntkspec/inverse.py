@@ -300,11 +300,11 @@ def _matvec_chunked(operator, V: np.ndarray, chunk: int | None = None) -> np.nda
     r"""``operator.matvec`` on the columns of V (M, r), in chunks of columns.
 
     On large grids a product with one column is faster per column than a batched one
-    (the padded FFT of one column stays in cache; measured at 512^2, float64: about
-    13 ms for one column against 25-45 ms per column in batches of 4-16), so the
-    kernel operator is applied to one column at a time once the grid holds more than
-    ``_BATCH_VALUES`` points. For :math:`A K A^\top` the sparse products with A and
-    :math:`A^\top` stay batched over a chunk (they are cheaper per column that way).
+    (the padded FFT of one column stays in cache; timings in
+    ``docs/results/benchmarks.md``), so the kernel operator is applied to one column
+    at a time once the grid holds more than ``_BATCH_VALUES`` points. For
+    :math:`A K A^\top` the sparse products with A and :math:`A^\top` stay batched
+    over a chunk (they are cheaper per column that way).
     """
     m, r = operator.shape[0], V.shape[1]
     inner = getattr(operator, "operator", None)

@@ -290,10 +290,9 @@ class SparseMeasurement:
     * ``"bcsr"``: ``jax.experimental.sparse.BCSR`` products compiled by XLA (the
       default on GPU/TPU, where host round trips would dominate).
 
-    Measured on the project CPU (2 cores shared, load about 10) for the 512^2 CT
-    operator (20 angles, nnz 4.43e6, float64, jitted, interleaved runs, median of 9):
-    ``"host"`` 21 ms forward / 15 ms adjoint, the same as eager scipy (30 / 13 ms);
-    ``"bcsr"`` 115 / 92 ms; a ``BCOO`` product 213 / 200 ms. Hence ``"host"`` on CPU.
+    ``"host"`` is the default on CPU because it was the fastest there, on a par with
+    eager scipy and ahead of ``"bcsr"`` and ``BCOO`` products (timings in
+    ``docs/results/benchmarks.md``).
     The host matrices are closed over by the callback (a static field compared by
     identity), so each product copies only x and Ax; a pytree map over the leaves
     does not change them (use ``"bcsr"`` for that).

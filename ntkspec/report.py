@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from ._io import atomic_write, check_writable_folder, write_json
+from .io import atomic_write, check_writable_folder, write_json
 
 __all__ = [
     "Study",

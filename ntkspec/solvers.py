@@ -25,17 +25,12 @@ converged flag, in the style of lineax's ``Solution``) and :class:`LanczosResult
   clipped-eigendecomposition fallback.
 
 Hand-written rather than ``lineax``/``matfree``: neither is a dependency (adopting one
-adds a package), and on the measurement below lineax did not win. On the paper's PCG
-solve (astronaut 256^2 -> 512^2, Gaussian sigma 10, ridge 0, T. Chan preconditioner,
-``analysis/compare_lineax.py``, lineax 0.1.1 installed aside, 2-core CPU at load ~11)
-this CG took 3.9 s (107 iterations, residual 9.8e-11) and ``lineax.CG`` under ``vmap``
-over the 3 channels, with the same matvec and preconditioner, 52 s without converging
-(2000 steps). lineax's CG also takes one right-hand side; ours stops each column at its
-own residual and reports the worst. The block Lanczos turns reorthogonalisation into
-matrix products; against ARPACK's ``eigsh`` on the same jitted FFT matvec, in the same
-run (load 1.4-4.0), the thick-restart one takes 35.1 s vs 61.2 s for the top 100 at
-512^2 (1.74x) and 11.9 s vs 19.6 s at 256^2 (1.65x) (README benchmark table); matfree
-was not measured (not installed).
+adds a package), and lineax's CG takes one right-hand side, while this one stops each
+column at its own residual and reports the worst. The block Lanczos turns
+reorthogonalisation into matrix products. The measured comparisons (this CG against
+``lineax.CG``, ``analysis/compare_lineax.py``; the Lanczos solvers against ARPACK's
+``eigsh``) are in the benchmark tables of the documentation
+(``docs/results/benchmarks.md``).
 
 References:
     Hestenes & Stiefel, "Methods of conjugate gradients for solving linear systems",
@@ -938,9 +933,9 @@ def _thick_sizes(n, k, block_size, tol, krylov_dim, max_restarts, max_bytes):
 def _top_eigh(h, count):
     """Top ``count`` eigenpairs (descending) of the symmetric matrix h.
 
-    LAPACK's MRRR driver (``syevr``): at 200 rows on the shared 2-core CPU it took
-    44-50 ms where ``numpy.linalg.eigh`` (``syevd``) took 90-100 ms (OpenBLAS threads
-    contending at load 3-8); single-threaded 4.9 ms against 3.3 ms.
+    LAPACK's MRRR driver (``syevr``), chosen over ``numpy.linalg.eigh`` (``syevd``)
+    for the small projected matrices of the Lanczos loop (timings in
+    ``docs/results/benchmarks.md``).
     """
     dim = h.shape[0]
     count = min(count, dim)

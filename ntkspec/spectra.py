@@ -413,10 +413,8 @@ def lanczos_eigenpairs(
     By default :func:`ntkspec.solvers.block_lanczos` (the basis grows up to
     ``max_dim`` rows); ``algorithm="restarted"`` runs
     :func:`ntkspec.solvers.restarted_lanczos` (thick restarts, a basis of ``max_dim``
-    rows, default 2.4 k: bounded memory), which :func:`spectrum` uses: for the top 100,
-    Gaussian sigma 10, on the 2-core CPU it took 35.1 s against 37.2 s at 512^2 and
-    11.9 s against 11.3 s at 256^2 in one run (load 1.4-4.0), 63.8 s against 76.3 s
-    and 10.5 s against 11.1 s in another (load 5-8).
+    rows, default 2.4 k: bounded memory), which :func:`spectrum` uses (timings of
+    both in ``docs/results/benchmarks.md``).
     Both use full reorthogonalisation and Rayleigh-Ritz on :math:`V^\top K V`, and stop
     when each of the top k Ritz pairs has residual
     :math:`\|KVy - \theta Vy\| \le` ``tol`` :math:`\cdot|\theta|`; arguments are

@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ._io import atomic_write, write_json
+from .io import atomic_write, write_json
 from .provenance import provenance
 
 __all__ = ["SIZES", "default_size", "run_validation"]

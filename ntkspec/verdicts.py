@@ -12,7 +12,8 @@ the rules that turn runs into numbers. This module writes them down once.
   (1 dB) more.
 
 A low PSNR that the theory also predicts is not a collapse: the run learned what the
-budget allows (e.g. 12.04 dB against a constant's 12.05 dB and a theory of 12.29 dB).
+budget allows (a PSNR just below a constant's, where the theory predicts about the
+same).
 When the prediction itself is not recorded, a PSNR equal to a constant predictor's to
 ``exact_atol`` (1e-6 dB) is read as that constant output.
 

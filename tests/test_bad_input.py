@@ -1068,7 +1068,7 @@ def test_cli_fails_in_one_line_with_exit_2(argv, fragment, cli_dir, capsys):
 
 
 def _tiny_study(out_dir, *, quick, seed, command):
-    from ntkspec._io import write_json
+    from ntkspec.io import write_json
 
     path = Path(out_dir) / "tiny.json"
     write_json(path, {"seed": seed, "provenance": {"seed": seed}})

@@ -7,8 +7,12 @@ Every file of the package is parsed with ``ast``; the test fails on
   ``import ntkspec.x as x``),
 
 except for the private helper modules, which exist to be shared: importing them
-(``from . import _io``, ``from ._validation import check_real``) is allowed. Dunder
-names (``__version__``) are not private.
+(``from . import _numerics``, ``from ._validation import check_real``) is allowed.
+Dunder names (``__version__``) are not private.
+
+The studies are stricter (issue 23): they use the public API only, so no module under
+``ntkspec/studies`` imports a private module of the library, and no study imports
+another study; they share what they share through their own helper modules.
 """
 
 from __future__ import annotations
@@ -17,17 +21,15 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "ntkspec"
-# studies/_output.py, _paper.py and _table1.py are the studies' own shared helpers.
+# studies/_common.py and _table1.py are the studies' own shared helpers.
 # _mesh.py: mesh utilities under sharding; networks/_spec.py: the networks package's.
 HELPERS = {
     "_validation",
     "_numerics",
-    "_io",
     "_interrupt",
     "_linalg",
     "_typing",
-    "_output",
-    "_paper",
+    "_common",
     "_table1",
     "_mesh",
     "_spec",
@@ -128,6 +130,80 @@ def test_the_checker_catches_each_form(tmp_path):
     finally:
         globals()["PACKAGE"] = Path(__file__).resolve().parents[1] / "ntkspec"
     assert len(found) == 3, found
+
+
+# --------------------------------------------------------------------------------------
+# The studies use the public API only and do not import one another (issue 23).
+# --------------------------------------------------------------------------------------
+
+#: The studies' shared helper modules, the only study modules a study may import.
+STUDY_HELPERS = {"_common", "_table1"}
+
+
+def study_violations(path: Path) -> list[str]:
+    """Imports of a module under ntkspec/studies that break the studies' rules.
+
+    A private module of the library (any ``_`` part of its dotted name outside
+    ``ntkspec.studies``, imports inside functions included), or another study (any
+    module of ``ntkspec.studies`` but the shared helpers; a helper module may import
+    the other helper).
+    """
+    me = _module_of(path)
+    found = []
+    for node in _imports(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            targets = [alias.name.split(".") for alias in node.names]
+        else:
+            mod = _resolve(path, node)
+            if mod is None:
+                continue
+            targets = [
+                mod + [a.name] if _is_module(mod + [a.name]) else mod
+                for a in node.names
+            ]
+        for parts in targets:
+            if parts[0] != "ntkspec" or parts == me:
+                continue
+            name = ".".join(parts)
+            if parts[:2] == ["ntkspec", "studies"]:
+                if len(parts) > 2 and parts[2] not in STUDY_HELPERS:
+                    found.append(f"{path.name}:{node.lineno} imports study {name}")
+            elif any(_private(p) for p in parts):
+                found.append(f"{path.name}:{node.lineno} imports private {name}")
+    return found
+
+
+def test_studies_import_only_public_modules_and_no_other_study():
+    files = sorted((PACKAGE / "studies").glob("*.py"))
+    assert len(files) > 10
+    bad = [v for f in files for v in study_violations(f)]
+    assert not bad, "studies off the public API:\n" + "\n".join(bad)
+
+
+def test_the_study_checker_catches_each_form(tmp_path):
+    pkg = tmp_path / "ntkspec"
+    (pkg / "studies").mkdir(parents=True)
+    for name in ("__init__", "_numerics", "kernels"):
+        (pkg / f"{name}.py").write_text("")
+    for name in ("__init__", "_common", "a", "b"):
+        (pkg / "studies" / f"{name}.py").write_text("")
+    (pkg / "studies" / "a.py").write_text(
+        "from .. import kernels\n"  # fine
+        "from ..kernels import ntk\n"  # fine
+        "from ._common import write_study\n"  # fine: the shared helper
+        "from .._numerics import x64_scope\n"  # private module
+        "from .. import _numerics\n"  # private module
+        "import ntkspec._numerics\n"  # private module
+        "from .b import run\n"  # another study
+        "def f():\n"
+        "    from . import b\n"  # another study, inside a function
+    )
+    globals()["PACKAGE"] = pkg
+    try:
+        found = study_violations(pkg / "studies" / "a.py")
+    finally:
+        globals()["PACKAGE"] = Path(__file__).resolve().parents[1] / "ntkspec"
+    assert len(found) == 5, found
 
 
 # --------------------------------------------------------------------------------------

@@ -35,18 +35,8 @@ CPU networks of :data:`CPU_NETWORKS`, 32^2). It also sweeps :math:`\tau
 \lambda_{\max}(G) = 10^0 \dots 10^6` on the first phantom (one Lanczos run per
 mapping, :func:`ntkspec.inverse.inverse_regression_path`).
 
-Found in the full run (``figures/ct/ct_table.json``): at a common flow time the
-Fourier mappings separate in the paper's order, Gaussian > positional > basic, by
-0.3-1.2 dB for :math:`\tau\lambda_{\max} = 10^3 \dots 10^5` at 128^2, and the
-gap closes at :math:`t = \infty` (all about 24 dB, basic highest by 0.2 dB). The
-networks' fit sits at :math:`\tau\lambda_{\max} \approx 2 \times 10^5` for all
-three (the "1000 GD" column, :math:`10^3`, underfits by two orders of magnitude);
-there the NTK gives 24.6 / 25.6 / 25.9 dB (basic / positional / Gaussian, 32^2), the
-paper's order, but mostly because the networks reach different misfits (0.028 /
-0.009 / 0.005): at one common misfit the three NTK predictions are within 0.1 dB
-(quick check at 0.02). The trained CPU networks score 33.4 / 34.3 / 34.0 dB at
-32^2, about 9 dB above the NTK at their own fit; the "none" networks collapsed to a
-zero output (misfit 1), so that row says nothing about the NTK's budget.
+The results (``figures/ct/ct_table.json``) and what they show are in the inverse
+problems guide of the documentation (``docs/guide/inverse.md``, Table 1's CT column).
 
 References:
     Tancik et al., "Fourier Features Let Networks Learn High Frequency Functions in Low
@@ -62,7 +52,6 @@ from pathlib import Path
 import numpy as np
 
 from .. import mappings, measurements, operators, phantoms
-from .._io import agg_subplots, save_figure
 from ..data import psnr
 from ..grid import Grid
 from ..inverse import (
@@ -70,10 +59,11 @@ from ..inverse import (
     inverse_regression_path,
     mean_measured_diagonal,
 )
+from ..io import agg_subplots, save_figure
 from ..kernels import ReluMLP, ntk
 from ..linalg import check_gd_stability, gd_filter, largest_eigenvalue
 from ..solvers import ConvergenceWarning
-from ._output import per_image_stat, write_study
+from ._common import per_image_stat, write_study
 from ._table1 import inverse_verdicts, verdict_markdown, verdict_tables
 
 __all__ = ["CPU_NETWORKS", "PAPER_CT", "SIZES", "run"]
@@ -346,16 +336,11 @@ def markdown(data: dict) -> str:
     )
 
 
-def run(out_dir, *, quick: bool = False, seed: int = 0, command=None) -> dict:
-    """Compute the CT column, write ``ct_table.json``, ``.md`` and ``.png``."""
-    started = time.perf_counter()
-    size = SIZES[bool(quick)]
-    arch = ReluMLP(4)
-    maps = ct_mappings(seed)
-    test = phantoms.ct_phantoms(size["res"], num_search=0, num_test=size["images"])
-    test_none = phantoms.ct_phantoms(
-        size["none_res"], num_search=0, num_test=size["images"]
-    )
+def _test_columns(arch, maps: dict, size: dict, test, test_none):
+    """PSNR at t = inf and at the GD budget per mapping; the first image's outputs.
+
+    ``test`` and ``test_none``: the phantom sets of the Fourier mappings and of "none".
+    """
     results, shown = {}, {}
     for name, mapping in maps.items():
         imgs = test_none.test if name == "none" else test.test
@@ -383,12 +368,13 @@ def run(out_dir, *, quick: bool = False, seed: int = 0, command=None) -> dict:
             "resolution": int(imgs.shape[1]),
             "diagnostics": diag,
         }
-    # The flow-time sweep on the first test image (does any budget separate them?);
-    # in quick mode the fit curve below (same size, same image) serves.
+    return results, shown
+
+
+def _add_sweeps(results: dict, arch, maps: dict, test, test_none) -> None:
+    """The flow-time sweep on the first test image (does any budget separate them?)."""
     taus = list(SWEEP)
     for name, mapping in maps.items():
-        if quick:
-            break
         if name == "none":
             p, m, d = _dense_flow_curve(arch, test_none.test[0], taus)
         else:
@@ -396,7 +382,10 @@ def run(out_dir, *, quick: bool = False, seed: int = 0, command=None) -> dict:
         results[name]["sweep"] = {
             "tau_lambda_max": taus, "psnr": p, "misfit": m, "diagnostics": d,
         }  # fmt: skip
-    # The NTK at the trained networks' fit, at the CPU networks' resolution.
+
+
+def _add_network_fits(results: dict, arch, maps: dict, size: dict, quick: bool):
+    """The NTK at the trained networks' fit, at the CPU networks' resolution."""
     net = CPU_NETWORKS["results"]
     fit_imgs = phantoms.ct_phantoms(
         CPU_NETWORKS["res"], num_search=0, num_test=size["fit_images"]
@@ -418,7 +407,7 @@ def run(out_dir, *, quick: bool = False, seed: int = 0, command=None) -> dict:
             _matched_fit(curve, img, net[name]["misfit"][i], exact=not quick)
             for i, img in enumerate(fit_imgs)
         ]
-        if quick:
+        if quick:  # the fit curve (same size, same image) serves as the sweep
             results[name]["sweep"] = fits[0]["curve"]
         results[name]["at_network_fit"] = {
             "resolution": CPU_NETWORKS["res"],
@@ -426,6 +415,11 @@ def run(out_dir, *, quick: bool = False, seed: int = 0, command=None) -> dict:
             "per_image": fits,
             "network_psnr": per_image_stat(net[name]["psnr"][: len(fits)]),
         }
+
+
+def _table_data(results: dict, maps: dict, size: dict) -> dict:
+    """The JSON data: results, the table beside the paper and what was reduced."""
+    net = CPU_NETWORKS["results"]
 
     def fit_cell(name):
         r = results[name].get("at_network_fit")
@@ -455,7 +449,7 @@ def run(out_dir, *, quick: bool = False, seed: int = 0, command=None) -> dict:
         f"trained networks: CPU, {CPU_NETWORKS['res']}^2, {CPU_NETWORKS['images']} "
         "test phantoms (recorded, not retrained by the report)",
     ]
-    data = {
+    return {
         "paper": {k: {"mean": v[0], "std": v[1]} for k, v in PAPER_CT.items()},
         "results": results,
         "tables": [
@@ -479,41 +473,59 @@ def run(out_dir, *, quick: bool = False, seed: int = 0, command=None) -> dict:
         "reduced_for_report": reduced,
     }
 
-    def plot(d, path: Path):
-        fig, axes = agg_subplots(
-            4, len(shown), figsize=(2.6 * len(shown), 10.4), squeeze=False
-        )
-        for j in range(1, len(shown)):
-            axes[3, j].set_axis_off()
-        ax = axes[3, 0]
-        for name in shown:
-            sw = d["results"][name].get("sweep")
-            if sw is None:
-                continue
-            ax.semilogx(sw["tau_lambda_max"], sw["psnr"], marker="o", label=name)
-        ax.set_xlabel(r"flow time $\tau\,\lambda_{\max}(G)$", fontsize=8)
-        ax.set_ylabel("NTK PSNR [dB]", fontsize=8)
-        ax.legend(fontsize=6)
-        ax.set_title("NTK vs budget (image 0)", fontsize=8)
-        for j, name in enumerate(shown):
-            for i, (key, label) in enumerate(
-                (("truth", "phantom"), ("inf", "t = inf"), ("k", "1000 GD"))
-            ):
-                ax = axes[i, j]
-                ax.imshow(shown[name][key], cmap="gray", vmin=0, vmax=1)
-                ax.set_xticks([])
-                ax.set_yticks([])
-                if key == "truth":
-                    ax.set_title(name)
-                else:
-                    r = d["results"][name]
-                    val = r["psnr_t_inf" if key == "inf" else "psnr_steps"]["mean"]
-                    ax.set_title(f"{name} {label}: {val:.1f} dB", fontsize=8)
-        save_figure(fig, path, dpi=110)
-        (Path(path).parent / "ct_table.md").write_text(markdown(d))
 
+def _plot(d: dict, path: Path, shown: dict) -> None:
+    """Phantoms and reconstructions per mapping, and the NTK-vs-budget curves."""
+    fig, axes = agg_subplots(
+        4, len(shown), figsize=(2.6 * len(shown), 10.4), squeeze=False
+    )
+    for j in range(1, len(shown)):
+        axes[3, j].set_axis_off()
+    ax = axes[3, 0]
+    for name in shown:
+        sw = d["results"][name].get("sweep")
+        if sw is None:
+            continue
+        ax.semilogx(sw["tau_lambda_max"], sw["psnr"], marker="o", label=name)
+    ax.set_xlabel(r"flow time $\tau\,\lambda_{\max}(G)$", fontsize=8)
+    ax.set_ylabel("NTK PSNR [dB]", fontsize=8)
+    ax.legend(fontsize=6)
+    ax.set_title("NTK vs budget (image 0)", fontsize=8)
+    for j, name in enumerate(shown):
+        for i, (key, label) in enumerate(
+            (("truth", "phantom"), ("inf", "t = inf"), ("k", "1000 GD"))
+        ):
+            ax = axes[i, j]
+            ax.imshow(shown[name][key], cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if key == "truth":
+                ax.set_title(name)
+            else:
+                r = d["results"][name]
+                val = r["psnr_t_inf" if key == "inf" else "psnr_steps"]["mean"]
+                ax.set_title(f"{name} {label}: {val:.1f} dB", fontsize=8)
+    save_figure(fig, path, dpi=110)
+    (Path(path).parent / "ct_table.md").write_text(markdown(d))
+
+
+def run(out_dir, *, quick: bool = False, seed: int = 0, command=None) -> dict:
+    """Compute the CT column, write ``ct_table.json``, ``.md`` and ``.png``."""
+    started = time.perf_counter()
+    size = SIZES[bool(quick)]
+    arch = ReluMLP(4)
+    maps = ct_mappings(seed)
+    test = phantoms.ct_phantoms(size["res"], num_search=0, num_test=size["images"])
+    test_none = phantoms.ct_phantoms(
+        size["none_res"], num_search=0, num_test=size["images"]
+    )
+    results, shown = _test_columns(arch, maps, size, test, test_none)
+    if not quick:  # in quick mode the fit curve (same size, same image) serves
+        _add_sweeps(results, arch, maps, test, test_none)
+    _add_network_fits(results, arch, maps, size, quick)
+    data = _table_data(results, maps, size)
     with_verdicts(data)
     return write_study(
-        out_dir, "ct_table", data, plot, started=started, quick=quick, seed=seed,
-        command=command,
+        out_dir, "ct_table", data, lambda d, path: _plot(d, path, shown),
+        started=started, quick=quick, seed=seed, command=command,
     )  # fmt: skip

@@ -35,11 +35,11 @@ import jax
 import numpy as np
 
 from .. import mappings
-from .._io import save_figure, write_json
+from ..io import save_figure, write_json
 from ..kernels import ReluMLP, ntk
 from ..networks import mlp, train
 from ..provenance import provenance
-from .ntk_convergence import fit_loglog_slope
+from ._common import fit_loglog_slope
 
 __all__ = ["SIZES", "tasks", "linear_gd_theory", "validate_task", "run"]
 
@@ -153,10 +153,95 @@ def _band_vectors(lam_desc, Q_desc, lo, hi, rtol=1e-8):
     return Q_desc[:, idx], idx
 
 
-def validate_task(task: dict, *, widths, seeds, steps, eval_every, depth, seed=0):
-    """Train networks of each width by GD, compare with the NTK theory (data only)."""
+def _compare_run(arch, task: dict, h, lr: float, bands: dict, k_tr, k_te) -> dict:
+    """One trained network's history ``h`` against the NTK theory from its init.
+
+    Returns:
+        ``{"gaps", "theory_cross_check", "train_seconds", "steps", "loss", "modes"}``.
+    """
     from .. import dynamics
 
+    mapping, x_tr, x_te = task["mapping"], task["x_train"], task["x_test"]
+    y_tr = np.asarray(task["y_train"], float)
+    y_te = np.asarray(task["y_test"], float)
+    f_tr = h.outputs["train"][:, :, 0].astype(np.float64)
+    f_te = h.outputs["test"][:, :, 0].astype(np.float64)
+    th_tr, th_te = dynamics.gd_dynamics(
+        arch,
+        mapping,
+        x_tr,
+        y_tr,
+        x_te,
+        h.steps,
+        lr,
+        f_train_0=f_tr[0],
+        f_test_0=f_te[0],
+        discrete=True,
+    )
+    chk_tr, chk_te = linear_gd_theory(k_tr, k_te, y_tr, f_tr[0], f_te[0], h.steps, lr)
+    cross = float(max(np.abs(chk_tr - th_tr).max(), np.abs(chk_te - th_te).max()))
+    loss = dict(
+        net_train=0.5 * np.mean((f_tr - y_tr) ** 2, axis=1),
+        net_test=0.5 * np.mean((f_te - y_te) ** 2, axis=1),
+        theory_train=0.5 * np.mean((th_tr - y_tr) ** 2, axis=1),
+        theory_test=0.5 * np.mean((th_te - y_te) ** 2, axis=1),
+    )
+    modes = {}
+    for name, b in bands.items():
+        net_b = np.linalg.norm((f_tr - y_tr) @ b["vectors"], axis=1)
+        th_b = np.linalg.norm((th_tr - y_tr) @ b["vectors"], axis=1)
+        modes[name] = dict(
+            net=net_b,
+            theory=th_b,
+            gap=float(np.max(np.abs(net_b - th_b)) / th_b[0]),
+        )
+    r0_tr = np.linalg.norm(f_tr[0] - y_tr)
+    r0_te = np.linalg.norm(f_te[0] - y_te)
+    gaps = dict(
+        train_output=float(np.max(np.linalg.norm(f_tr - th_tr, axis=1)) / r0_tr),
+        test_output=float(np.max(np.linalg.norm(f_te - th_te, axis=1)) / r0_te),
+        train_loss=float(
+            np.max(np.abs(loss["net_train"] - loss["theory_train"]))
+            / loss["theory_train"][0]
+        ),
+        test_loss=float(
+            np.max(np.abs(loss["net_test"] - loss["theory_test"]))
+            / loss["theory_test"][0]
+        ),
+        **{f"mode_{k}": v["gap"] for k, v in modes.items()},
+    )
+    return dict(
+        gaps=gaps,
+        theory_cross_check=cross,
+        train_seconds=h.stats["seconds"],
+        steps=h.steps.tolist(),
+        loss={k: v.tolist() for k, v in loss.items()},
+        modes={
+            k: {"net": v["net"].tolist(), "theory": v["theory"].tolist()}
+            for k, v in modes.items()
+        },
+    )
+
+
+def _gap_summary(results: list[dict], widths) -> dict:
+    """Per gap: the mean over seeds per width, its log-log slope, whether it shrinks."""
+    summary = {}
+    for g in results[0]["gaps"]:
+        per_width = [
+            float(np.mean([r["gaps"][g] for r in results if r["width"] == w]))
+            for w in widths
+        ]
+        slope = fit_loglog_slope(widths, per_width)[0] if len(widths) > 1 else None
+        summary[g] = dict(
+            mean_per_width=per_width,
+            slope=slope,
+            shrinks=bool(per_width[-1] < per_width[0]),
+        )
+    return summary
+
+
+def validate_task(task: dict, *, widths, seeds, steps, eval_every, depth, seed=0):
+    """Train networks of each width by GD, compare with the NTK theory (data only)."""
     arch = ReluMLP(depth, W_std=math.sqrt(2.0), b_std=0.1)
     mapping = task["mapping"]
     x_tr, y_tr = task["x_train"], np.asarray(task["y_train"], float)
@@ -189,87 +274,8 @@ def validate_task(task: dict, *, widths, seeds, steps, eval_every, depth, seed=0
                 eval_sets={"test": (x_te, y_te)},
                 progress=False,
             )
-            h = res.history
-            f_tr = h.outputs["train"][:, :, 0].astype(np.float64)
-            f_te = h.outputs["test"][:, :, 0].astype(np.float64)
-            th_tr, th_te = dynamics.gd_dynamics(
-                arch,
-                mapping,
-                x_tr,
-                y_tr,
-                x_te,
-                h.steps,
-                lr,
-                f_train_0=f_tr[0],
-                f_test_0=f_te[0],
-                discrete=True,
-            )
-            chk_tr, chk_te = linear_gd_theory(
-                k_tr, k_te, y_tr, f_tr[0], f_te[0], h.steps, lr
-            )
-            cross = float(
-                max(np.abs(chk_tr - th_tr).max(), np.abs(chk_te - th_te).max())
-            )
-            loss = dict(
-                net_train=0.5 * np.mean((f_tr - y_tr) ** 2, axis=1),
-                net_test=0.5 * np.mean((f_te - y_te) ** 2, axis=1),
-                theory_train=0.5 * np.mean((th_tr - y_tr) ** 2, axis=1),
-                theory_test=0.5 * np.mean((th_te - y_te) ** 2, axis=1),
-            )
-            modes = {}
-            for name, b in bands.items():
-                net_b = np.linalg.norm((f_tr - y_tr) @ b["vectors"], axis=1)
-                th_b = np.linalg.norm((th_tr - y_tr) @ b["vectors"], axis=1)
-                modes[name] = dict(
-                    net=net_b,
-                    theory=th_b,
-                    gap=float(np.max(np.abs(net_b - th_b)) / th_b[0]),
-                )
-            r0_tr = np.linalg.norm(f_tr[0] - y_tr)
-            r0_te = np.linalg.norm(f_te[0] - y_te)
-            gaps = dict(
-                train_output=float(
-                    np.max(np.linalg.norm(f_tr - th_tr, axis=1)) / r0_tr
-                ),
-                test_output=float(np.max(np.linalg.norm(f_te - th_te, axis=1)) / r0_te),
-                train_loss=float(
-                    np.max(np.abs(loss["net_train"] - loss["theory_train"]))
-                    / loss["theory_train"][0]
-                ),
-                test_loss=float(
-                    np.max(np.abs(loss["net_test"] - loss["theory_test"]))
-                    / loss["theory_test"][0]
-                ),
-                **{f"mode_{k}": v["gap"] for k, v in modes.items()},
-            )
-            results.append(
-                dict(
-                    width=int(width),
-                    seed=s,
-                    gaps=gaps,
-                    theory_cross_check=cross,
-                    train_seconds=h.stats["seconds"],
-                    steps=h.steps.tolist(),
-                    loss={k: v.tolist() for k, v in loss.items()},
-                    modes={
-                        k: {"net": v["net"].tolist(), "theory": v["theory"].tolist()}
-                        for k, v in modes.items()
-                    },
-                )
-            )
-    gap_names = list(results[0]["gaps"])
-    summary = {}
-    for g in gap_names:
-        per_width = [
-            float(np.mean([r["gaps"][g] for r in results if r["width"] == w]))
-            for w in widths
-        ]
-        slope = fit_loglog_slope(widths, per_width)[0] if len(widths) > 1 else None
-        summary[g] = dict(
-            mean_per_width=per_width,
-            slope=slope,
-            shrinks=bool(per_width[-1] < per_width[0]),
-        )
+            run = _compare_run(arch, task, res.history, lr, bands, k_tr, k_te)
+            results.append(dict(width=int(width), seed=s, **run))
     return dict(
         description=task["description"],
         architecture=dict(
@@ -290,13 +296,13 @@ def validate_task(task: dict, *, widths, seeds, steps, eval_every, depth, seed=0
             for k, v in bands.items()
         },
         eigenvalues=lam_d.tolist(),
-        gap_summary=summary,
+        gap_summary=_gap_summary(results, widths),
         runs=results,
     )
 
 
 def _plot(data: dict, path: Path, label: str) -> None:
-    from .._io import agg_subplots
+    from ..io import agg_subplots
 
     names = list(data["tasks"])
     fig, axes = agg_subplots(

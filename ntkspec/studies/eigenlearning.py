@@ -21,9 +21,9 @@ import numpy as np
 import scipy.linalg
 
 from .. import data, mappings, theory
-from .._io import save_figure
+from ..io import save_figure
 from ..kernels import ReluMLP, ntk
-from ._output import write_study
+from ._common import write_study
 
 __all__ = ["eigenlearning_study", "run"]
 
@@ -73,7 +73,7 @@ def eigenlearning_study(*, quick: bool = False, seed: int = 0, depth: int = 4) -
 
 
 def _plot(d: dict, path: Path) -> None:
-    from .._io import agg_subplots
+    from ..io import agg_subplots
 
     fig, ax = agg_subplots(figsize=(7, 4.5))
     for k, (label, c) in enumerate(d["curves"].items()):

@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from .. import data, mappings
-from .._io import readable, save_figure
 from ..dynamics import gd_dynamics
+from ..io import readable, save_figure
 from ..kernels import ReluMLP
 from ..regression import kernel_regression
-from ._output import write_study
+from ._common import write_study
 
 __all__ = ["POWERS", "paper_arch", "learning_1d", "run"]
 
@@ -94,7 +94,7 @@ def learning_1d(*, quick: bool = False, seed: int = 0) -> dict:
 
 
 def _plot(d: dict, path: Path) -> None:
-    from .._io import agg_subplots
+    from ..io import agg_subplots
 
     fig, axes = agg_subplots(1, 5, figsize=(22, 4))
     names = list(d["mappings"])

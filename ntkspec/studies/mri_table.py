@@ -44,15 +44,14 @@ from pathlib import Path
 import numpy as np
 
 from .. import mappings, measurements, operators, phantoms
-from .._io import agg_subplots, save_figure
-from .._numerics import x64_scope
 from ..data import psnr
 from ..grid import Grid
 from ..inverse import inverse_regression, mean_measured_diagonal
+from ..io import agg_subplots, save_figure
 from ..kernels import ReluMLP, ntk
 from ..linalg import check_gd_stability, gd_filter, largest_eigenvalue
 from ..solvers import ConvergenceWarning
-from ._output import per_image_stat, write_study
+from ._common import per_image_stat, write_study
 from ._table1 import inverse_verdicts, verdict_markdown, verdict_tables
 
 __all__ = [
@@ -168,7 +167,7 @@ def _dense_case(arch, img, A, steps):
 
     grid = Grid(img.shape)
     n = grid.size
-    with x64_scope(np.float64):
+    with jax.enable_x64(True):
         a = np.asarray(jax.vmap(A.forward, in_axes=1, out_axes=1)(jnp.eye(n)))
     y = a @ img.reshape(-1)
     K = np.asarray(ntk(arch, np.asarray(grid.points()), progress=False), np.float64)
@@ -190,20 +189,8 @@ def _paper(name):
     return {"mean": PAPER_MRI[name][0], "std": PAPER_MRI[name][1]}
 
 
-def run(out_dir, *, quick: bool = False, seed: int = 0, command=None) -> dict:
-    """Compute the MRI column, write ``mri_table.json`` and ``mri_table.png``."""
-    started = time.perf_counter()
-    size = SIZES[bool(quick)]
-    arch = ReluMLP(4, W_std=1.0, b_std=0.0, parameterization="standard", width=256)
-    maps = mri_mappings(seed)
-    if quick:  # the smoke test: one periodic and one Toeplitz mapping
-        maps = {k: maps[k] for k in QUICK_MAPPINGS}
-    test = phantoms.mri_phantoms(size["res"], num_search=0, num_test=size["images"])
-    none_res = size["none_res"] or size["res"]
-    test_none = phantoms.mri_phantoms(none_res, num_search=0, num_test=size["images"])
-    A = mri_mask(size["res"], seed)
-    A_none = mri_mask(none_res, seed)
-    results, shown = {}, {}
+def _zero_filled(test, A, shown: dict) -> list[float]:
+    """PSNR of the zero-filled reconstruction A^T y per test phantom."""
     zero_filled = []
     for i, img in enumerate(test.test):
         rec = np.asarray(A.adjoint(A.forward(img.reshape(-1))))
@@ -211,6 +198,12 @@ def run(out_dir, *, quick: bool = False, seed: int = 0, command=None) -> dict:
         if i == 0:
             shown["zero-filled"] = np.clip(rec, 0, 1).reshape(img.shape)
             shown["truth"] = img
+    return zero_filled
+
+
+def _mapping_columns(arch, maps, size, test, test_none, A, A_none, shown) -> dict:
+    """PSNR at t = inf and at the GD budget per mapping; the first image's outputs."""
+    results = {}
     for name, mapping in maps.items():
         imgs = test_none.test if name == "none" else test.test
         p_inf, p_k, diag = [], [], []
@@ -238,6 +231,11 @@ def run(out_dir, *, quick: bool = False, seed: int = 0, command=None) -> dict:
             "keep_fraction": (A_none if name == "none" else A).keep_fraction,
             "diagnostics": diag,
         }
+    return results
+
+
+def _table_data(results, maps, size, none_res, zero_filled, A, A_none) -> dict:
+    """The JSON data: results, the table beside the paper and what was reduced."""
     rows = [
         [
             name,
@@ -271,7 +269,7 @@ def run(out_dir, *, quick: bool = False, seed: int = 0, command=None) -> dict:
         ),
         "finite budget: 1000 GD steps at eta = 1/lambda_max (a proxy for Adam)",
     ]
-    data = {
+    return {
         "paper": {k: {"mean": v[0], "std": v[1]} for k, v in PAPER_MRI.items()},
         "results": results,
         "zero_filled_psnr": per_image_stat(zero_filled),
@@ -301,44 +299,63 @@ def run(out_dir, *, quick: bool = False, seed: int = 0, command=None) -> dict:
         "reduced_for_report": reduced,
     }
 
-    def plot(d, path: Path):
-        names = list(maps)
-        fig, axes = agg_subplots(
-            3, len(names) + 1, figsize=(2.4 * (len(names) + 1), 7.4), squeeze=False
-        )
-        mid = shown["truth"].shape[0] // 2
-        axes[0, 0].imshow(shown["truth"][mid], cmap="gray", vmin=0, vmax=1)
-        axes[0, 0].set_title("phantom (slice)", fontsize=8)
-        axes[1, 0].imshow(shown["zero-filled"][mid], cmap="gray", vmin=0, vmax=1)
-        axes[1, 0].set_title(
-            f"zero-filled: {d['zero_filled_psnr']['mean']:.1f} dB", fontsize=8
-        )
-        axes[2, 0].axis("off")
-        for j, name in enumerate(names, start=1):
-            s = shown[name]
-            m = s["truth"].shape[0] // 2
-            r = d["results"][name]
-            for i, (key, label, stat) in enumerate(
-                (
-                    ("truth", f"{name} ({r['resolution']}^3)", None),
-                    ("inf", "t = inf", "psnr_t_inf"),
-                    ("k", "1000 GD", "psnr_steps"),
-                )
-            ):
-                ax = axes[i, j]
-                ax.imshow(s[key][m], cmap="gray", vmin=0, vmax=1)
-                title = label if stat is None else f"{label}: {r[stat]['mean']:.1f} dB"
-                ax.set_title(title, fontsize=8)
-        for ax in axes.ravel():
-            ax.set_xticks([])
-            ax.set_yticks([])
-        save_figure(fig, path, dpi=110)
-        (Path(path).parent / "mri_table.md").write_text(markdown(d))
 
+def _plot(d: dict, path: Path, names: list, shown: dict) -> None:
+    """Middle slices: phantom, zero-filled and the reconstructions per mapping."""
+    fig, axes = agg_subplots(
+        3, len(names) + 1, figsize=(2.4 * (len(names) + 1), 7.4), squeeze=False
+    )
+    mid = shown["truth"].shape[0] // 2
+    axes[0, 0].imshow(shown["truth"][mid], cmap="gray", vmin=0, vmax=1)
+    axes[0, 0].set_title("phantom (slice)", fontsize=8)
+    axes[1, 0].imshow(shown["zero-filled"][mid], cmap="gray", vmin=0, vmax=1)
+    axes[1, 0].set_title(
+        f"zero-filled: {d['zero_filled_psnr']['mean']:.1f} dB", fontsize=8
+    )
+    axes[2, 0].axis("off")
+    for j, name in enumerate(names, start=1):
+        s = shown[name]
+        m = s["truth"].shape[0] // 2
+        r = d["results"][name]
+        for i, (key, label, stat) in enumerate(
+            (
+                ("truth", f"{name} ({r['resolution']}^3)", None),
+                ("inf", "t = inf", "psnr_t_inf"),
+                ("k", "1000 GD", "psnr_steps"),
+            )
+        ):
+            ax = axes[i, j]
+            ax.imshow(s[key][m], cmap="gray", vmin=0, vmax=1)
+            title = label if stat is None else f"{label}: {r[stat]['mean']:.1f} dB"
+            ax.set_title(title, fontsize=8)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    save_figure(fig, path, dpi=110)
+    (Path(path).parent / "mri_table.md").write_text(markdown(d))
+
+
+def run(out_dir, *, quick: bool = False, seed: int = 0, command=None) -> dict:
+    """Compute the MRI column, write ``mri_table.json`` and ``mri_table.png``."""
+    started = time.perf_counter()
+    size = SIZES[bool(quick)]
+    arch = ReluMLP(4, W_std=1.0, b_std=0.0, parameterization="standard", width=256)
+    maps = mri_mappings(seed)
+    if quick:  # the smoke test: one periodic and one Toeplitz mapping
+        maps = {k: maps[k] for k in QUICK_MAPPINGS}
+    test = phantoms.mri_phantoms(size["res"], num_search=0, num_test=size["images"])
+    none_res = size["none_res"] or size["res"]
+    test_none = phantoms.mri_phantoms(none_res, num_search=0, num_test=size["images"])
+    A = mri_mask(size["res"], seed)
+    A_none = mri_mask(none_res, seed)
+    shown = {}
+    zero_filled = _zero_filled(test, A, shown)
+    results = _mapping_columns(arch, maps, size, test, test_none, A, A_none, shown)
+    data = _table_data(results, maps, size, none_res, zero_filled, A, A_none)
     with_verdicts(data)
     return write_study(
-        out_dir, "mri_table", data, plot, started=started, quick=quick, seed=seed,
-        command=command,
+        out_dir, "mri_table", data, lambda d, path: _plot(d, path, list(maps), shown),
+        started=started, quick=quick, seed=seed, command=command,
     )  # fmt: skip
 
 

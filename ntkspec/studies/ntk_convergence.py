@@ -27,10 +27,11 @@ import jax
 import numpy as np
 
 from .. import mappings
-from .._io import save_figure, write_json
+from ..io import save_figure, write_json
 from ..kernels import ReluMLP, ntk
 from ..networks import empirical_ntk, mlp
 from ..provenance import provenance
+from ._common import fit_loglog_slope
 
 __all__ = ["SIZES", "ntk_convergence", "fit_loglog_slope", "run"]
 
@@ -43,17 +44,6 @@ SIZES = {
     ),
 }
 SIZES["gpu"] = SIZES["full"]
-
-
-def fit_loglog_slope(x, y) -> tuple[float, float, float]:
-    """Least-squares line through (log x, log y): (slope, intercept, slope std err)."""
-    lx, ly = np.log(np.asarray(x, float)), np.log(np.asarray(y, float))
-    A = np.column_stack([lx, np.ones_like(lx)])
-    coef, *_ = np.linalg.lstsq(A, ly, rcond=None)
-    resid = ly - A @ coef
-    dof = max(len(lx) - 2, 1)
-    cov = (resid @ resid / dof) * np.linalg.inv(A.T @ A)
-    return float(coef[0]), float(coef[1]), float(math.sqrt(max(cov[0, 0], 0.0)))
 
 
 def ntk_convergence(
@@ -121,7 +111,7 @@ def ntk_convergence(
 
 
 def _plot(data: dict, path: Path, label: str) -> None:
-    from .._io import agg_subplots
+    from ..io import agg_subplots
 
     widths = np.asarray(data["widths"], float)
     errs = np.asarray(data["errors"])

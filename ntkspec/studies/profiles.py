@@ -12,34 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import mappings
-from .._io import save_figure, write_json
+from ..io import save_figure, write_json
 from ..kernels import ReluMLP, ntk, profile
 from ..provenance import provenance
+from ._common import paper_mappings_2d
 
 __all__ = ["paper_mappings_2d", "stationary_ntk", "ntk_profiles", "run"]
-
-
-def paper_mappings_2d(seed: int = 0) -> dict:
-    """The paper's 2D mappings: none, basic, positional, Gaussian sigma 1, 10, 100.
-
-    Positional encoding is the official code's form (128 frequencies per axis, scale 6,
-    as
-    its Table 1 used on natural images); Gaussian mappings share one draw of 256
-    directions
-    rescaled per sigma, as in the official notebook.
-    """
-    base = mappings.gaussian(seed, 2, 256, 1.0)
-    out = {
-        "none": mappings.identity(2),
-        "basic": mappings.basic(2),
-        "positional (S=6)": mappings.positional(2, 128, scale=6.0),
-    }
-    for sigma in (1.0, 10.0, 100.0):
-        out[f"gaussian sigma={sigma:g}"] = mappings.FourierMapping(
-            sigma * np.asarray(base.B), np.asarray(base.a)
-        )
-    return out
 
 
 def stationary_ntk(arch: ReluMLP, mapping, delta: np.ndarray, kernel: str = "ntk"):
@@ -115,7 +93,7 @@ def ntk_profiles(
 
 
 def _plot_profiles(data: dict, path: Path) -> None:
-    from .._io import agg_subplots
+    from ..io import agg_subplots
 
     offsets = np.asarray(data["offsets"])
     fig, axes = agg_subplots(1, 2, figsize=(11, 4))

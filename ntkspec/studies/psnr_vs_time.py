@@ -55,12 +55,17 @@ from pathlib import Path
 import numpy as np
 
 from .. import data as datasets
-from .._io import save_figure
 from ..dynamics import gd_dynamics
 from ..grid import Grid
-from ._output import write_study
-from ._paper import MAPPING_NAMES
-from .table1_budget import ARCH, budget_learning_rate, set_mappings, task_inputs
+from ..io import save_figure
+from ._common import (
+    ARCH,
+    MAPPING_NAMES,
+    budget_learning_rate,
+    task_inputs,
+    write_study,
+)
+from ._common import paper_mappings as set_mappings
 
 __all__ = [
     "SIZES",
@@ -288,7 +293,7 @@ _STYLE = {
 
 
 def _plot(result: dict, path: Path) -> None:
-    from .._io import agg_subplots, readable
+    from ..io import agg_subplots, readable
 
     sets = list(result["sets"])
     times = np.asarray(result["times"], float)

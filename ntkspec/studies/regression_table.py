@@ -31,14 +31,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import data, mappings
-from .._io import save_figure, write_json
+from .. import data
 from ..grid import Grid
+from ..io import save_figure, write_json
 from ..kernels import ReluMLP, ntk
 from ..provenance import provenance
 from ..regression import kernel_regression
-from ._output import format_stat, per_image_stat
-from ._paper import MAPPING_NAMES, PAPER_TABLE1, SCALES
+from ._common import MAPPING_NAMES, PAPER_TABLE1, format_stat, per_image_stat
+from ._common import paper_mappings as set_mappings
 
 __all__ = ["PAPER_TABLE1", "MAPPING_NAMES", "set_mappings", "table1", "run"]
 
@@ -49,17 +49,6 @@ SIZES = {
     True: dict(res=256, crop=64, images=2, rendered=1),
     False: dict(res=512, crop=128, images=None, rendered=4),
 }
-
-
-def set_mappings(image_set: str, seed: int = 0) -> dict:
-    """The four mappings of Table 1 with the paper's scales for ``image_set``."""
-    s = SCALES[image_set]
-    return {
-        "none": mappings.identity(2),
-        "basic": mappings.basic(2),
-        "positional": mappings.positional(2, 128, scale=s["pe_scale"]),
-        "gaussian": mappings.gaussian(seed, 2, 256, s["sigma"]),
-    }
 
 
 def _images(image_set: str, res: int, limit: int | None, rendered: int) -> dict:
@@ -205,7 +194,7 @@ def table1(
 
 
 def _plot(data_: dict, path: Path) -> None:
-    from .._io import agg_subplots
+    from ..io import agg_subplots
 
     fig, axes = agg_subplots(1, 2, figsize=(12, 4.2), sharey=True)
     xs = np.arange(len(MAPPING_NAMES))

@@ -45,11 +45,11 @@ import jax
 import numpy as np
 
 from .. import data as datasets
-from .._io import save_figure
 from ..design import DEFAULT_TIME, family_mapping, predicted_psnr, suggest_scale
+from ..io import save_figure
 from ..kernels import ReluMLP
 from ..networks import mlp
-from ._output import write_study
+from ._common import write_study
 
 __all__ = [
     "SIGMAS",
@@ -288,7 +288,7 @@ def _tables(rows: list, summary: dict) -> list:
 
 
 def _plot(data: dict, path: Path) -> None:
-    from .._io import agg_subplots
+    from ..io import agg_subplots
 
     fig, axes = agg_subplots(1, 2, figsize=(11, 4))
     rows = data["rows"]

@@ -45,14 +45,14 @@ from pathlib import Path
 import numpy as np
 
 from .. import mappings, operators, shapes
-from .._io import agg_subplots, save_figure
 from ..dynamics import gd_dynamics
 from ..grid import Grid
+from ..io import agg_subplots, save_figure
 from ..kernels import ReluMLP, ntk
 from ..linalg import largest_eigenvalue
 from ..regression import kernel_regression
 from ..solvers import ConvergenceWarning
-from ._output import per_image_stat, write_study
+from ._common import per_image_stat, write_study
 
 __all__ = ["PAPER_SHAPE", "SIZES", "shape_mappings", "grid_iou_scores", "run"]
 
@@ -175,29 +175,15 @@ def _paper(name):
     return {"mean": PAPER_SHAPE[name][0], "std": PAPER_SHAPE[name][1]}
 
 
-def run(
-    out_dir, *, quick: bool = False, seed: int = 0, command=None, size=None
-) -> dict:
-    """Compute the shape column, write ``shape_table.json`` and ``shape_table.png``.
+def _score_shapes(arch, maps: dict, solids, sz: dict, seed: int):
+    """IoU per mapping and shape at t = inf and at the budget, and the ceilings.
 
-    Args:
-        out_dir: output folder.
-        quick: the smoke-test size (one shape, a 16^3 grid).
-        seed: seed of the shapes, the Gaussian mapping and the evaluation points.
-        command: the command line, for the provenance.
-        size: "quick", "report" (train 32^3, predict 64^3; the default) or "large"
-            (train 64^3, predict 128^3); None picks from ``quick``.
+    Returns:
+        ``(scores, ceilings, diagnostics, shown)``: per mapping the per-shape
+        :func:`grid_iou_scores` ``{"t_inf": [...], "steps": [...]}``; per shape the
+        IoU of the true occupancy interpolated from the prediction grid; per mapping
+        the solvers' diagnostics; the first shape's volumes per mapping.
     """
-    started = time.perf_counter()
-    key = size or ("quick" if quick else "report")
-    if key not in SIZES:
-        raise ValueError(f"size must be one of {tuple(SIZES)}; got {size!r}")
-    sz = SIZES[key]
-    arch = ReluMLP(8, W_std=1.0, b_std=0.0, parameterization="standard", width=256)
-    maps = shape_mappings(seed)
-    if key == "quick":  # the smoke test: one periodic and one Toeplitz mapping
-        maps = {k: maps[k] for k in QUICK_MAPPINGS}
-    solids = shapes.shape_set(seed)[: sz["shapes"]]
     uniform = shapes.uniform_points(sz["points"], seed=seed)
     scores = {name: {"t_inf": [], "steps": []} for name in maps}
     ceilings, diagnostics, shown = [], {name: [] for name in maps}, {}
@@ -227,6 +213,11 @@ def run(
         ceilings.append(
             {k: shapes.iou(_interpolate(truth, p), t) for k, (p, t) in evals.items()}
         )
+    return scores, ceilings, diagnostics, shown
+
+
+def _results(maps: dict, sz: dict, scores: dict, diagnostics: dict) -> dict:
+    """Per mapping: the grids and the IoU statistics over shapes."""
     results = {}
     for name in maps:
         res = sz["none_res"] if name == "none" else sz["res"]
@@ -242,9 +233,11 @@ def run(
             },
             "diagnostics": diagnostics[name],
         }
-    ceiling = {
-        k: per_image_stat([c[k] for c in ceilings]) for k in ("uniform", "near_surface")
-    }
+    return results
+
+
+def _table(results: dict, maps: dict, sz: dict, ceiling: dict) -> dict:
+    """The table beside the paper's column, the ceiling as its last row."""
 
     def row(name):
         r = results[name]
@@ -273,8 +266,30 @@ def run(
             None,
         ]
     )
-    reduced = [
-        f"{len(solids)} procedural shapes (shapes.shape_set) instead of the 4 Stanford "
+    return {
+        "title": "Table 1, 3D shape column: NTK IoU vs the paper's networks",
+        "columns": [
+            "mapping",
+            "train -> prediction grid",
+            "NTK t=inf uniform",
+            "NTK t=inf near-surface",
+            "NTK 10k GD uniform",
+            "NTK 10k GD near-surface",
+            "paper",
+        ],
+        "rows": rows,
+        "note": (
+            "IoU at 0.5; NTK of the 8 x 256 stax network (standard "
+            "parameterization, biases); Gaussian sigma 12, PE S = 6; the "
+            "paper's column is for the Stanford meshes; CPU"
+        ),
+    }
+
+
+def _reduced(maps: dict, sz: dict, num_shapes: int) -> list[str]:
+    """What this run reduces against the paper."""
+    return [
+        f"{num_shapes} procedural shapes (shapes.shape_set) instead of the 4 Stanford "
         "meshes",
         f"NTK trained on a {sz['res'] // 2}^3 grid, predicting {sz['res']}^3, "
         "evaluated by trilinear interpolation (the networks see fresh points)",
@@ -288,69 +303,79 @@ def run(
         "finite budget: " + _STEPS_NOTE,
         "MSE regression on 0/1 occupancy thresholded at 0.5 (networks: sigmoid-BCE)",
     ]
+
+
+def _plot(d: dict, path: Path, names: list, shown: dict) -> None:
+    """Central slices: the first shape and its predictions per mapping."""
+    fig, axes = agg_subplots(
+        3, len(names), figsize=(2.5 * len(names), 7.6), squeeze=False
+    )
+    for j, name in enumerate(names):
+        r = d["results"][name]
+        vols = shown[name]
+        mid = vols["inf"].shape[0] // 2
+        truth = vols["truth"]
+        panels = (
+            (truth[mid], f"{d['shapes'][0]} ({r['prediction_grid']})"),
+            (
+                vols["inf"][mid] > 0.5,
+                f"{name} t=inf: {r['iou_uniform_t_inf']['mean']:.3f}",
+            ),
+            (
+                vols["k"][mid] > 0.5,
+                f"{name} 10k GD: {r['iou_uniform_steps']['mean']:.3f}",
+            ),
+        )
+        for i, (img, title) in enumerate(panels):
+            ax = axes[i, j]
+            ax.imshow(np.asarray(img, float), cmap="gray", vmin=0, vmax=1)
+            ax.set_title(title, fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.suptitle("occupancy > 0.5, central slice; IoU on uniform points", fontsize=9)
+    save_figure(fig, path, dpi=110)
+
+
+def run(
+    out_dir, *, quick: bool = False, seed: int = 0, command=None, size=None
+) -> dict:
+    """Compute the shape column, write ``shape_table.json`` and ``shape_table.png``.
+
+    Args:
+        out_dir: output folder.
+        quick: the smoke-test size (one shape, a 16^3 grid).
+        seed: seed of the shapes, the Gaussian mapping and the evaluation points.
+        command: the command line, for the provenance.
+        size: "quick", "report" (train 32^3, predict 64^3; the default) or "large"
+            (train 64^3, predict 128^3); None picks from ``quick``.
+    """
+    started = time.perf_counter()
+    key = size or ("quick" if quick else "report")
+    if key not in SIZES:
+        raise ValueError(f"size must be one of {tuple(SIZES)}; got {size!r}")
+    sz = SIZES[key]
+    arch = ReluMLP(8, W_std=1.0, b_std=0.0, parameterization="standard", width=256)
+    maps = shape_mappings(seed)
+    if key == "quick":  # the smoke test: one periodic and one Toeplitz mapping
+        maps = {k: maps[k] for k in QUICK_MAPPINGS}
+    solids = shapes.shape_set(seed)[: sz["shapes"]]
+    scores, ceilings, diagnostics, shown = _score_shapes(arch, maps, solids, sz, seed)
+    results = _results(maps, sz, scores, diagnostics)
+    ceiling = {
+        k: per_image_stat([c[k] for c in ceilings]) for k in ("uniform", "near_surface")
+    }
+    reduced = _reduced(maps, sz, len(solids))
     data = {
         "paper": {k: {"mean": v[0], "std": v[1]} for k, v in PAPER_SHAPE.items()},
         "size": key,
         "shapes": [s.name for s in solids],
         "results": results,
         "ceiling": ceiling,
-        "tables": [
-            {
-                "title": "Table 1, 3D shape column: NTK IoU vs the paper's networks",
-                "columns": [
-                    "mapping",
-                    "train -> prediction grid",
-                    "NTK t=inf uniform",
-                    "NTK t=inf near-surface",
-                    "NTK 10k GD uniform",
-                    "NTK 10k GD near-surface",
-                    "paper",
-                ],
-                "rows": rows,
-                "note": (
-                    "IoU at 0.5; NTK of the 8 x 256 stax network (standard "
-                    "parameterization, biases); Gaussian sigma 12, PE S = 6; the "
-                    "paper's column is for the Stanford meshes; CPU"
-                ),
-            }
-        ],
+        "tables": [_table(results, maps, sz, ceiling)],
         "reduced": reduced,
         "reduced_for_report": reduced,
     }
-
-    def plot(d, path: Path):
-        names = list(maps)
-        fig, axes = agg_subplots(
-            3, len(names), figsize=(2.5 * len(names), 7.6), squeeze=False
-        )
-        for j, name in enumerate(names):
-            r = d["results"][name]
-            vols = shown[name]
-            mid = vols["inf"].shape[0] // 2
-            truth = vols["truth"]
-            panels = (
-                (truth[mid], f"{d['shapes'][0]} ({r['prediction_grid']})"),
-                (
-                    vols["inf"][mid] > 0.5,
-                    f"{name} t=inf: {r['iou_uniform_t_inf']['mean']:.3f}",
-                ),
-                (
-                    vols["k"][mid] > 0.5,
-                    f"{name} 10k GD: {r['iou_uniform_steps']['mean']:.3f}",
-                ),
-            )
-            for i, (img, title) in enumerate(panels):
-                ax = axes[i, j]
-                ax.imshow(np.asarray(img, float), cmap="gray", vmin=0, vmax=1)
-                ax.set_title(title, fontsize=8)
-                ax.set_xticks([])
-                ax.set_yticks([])
-        fig.suptitle(
-            "occupancy > 0.5, central slice; IoU on uniform points", fontsize=9
-        )
-        save_figure(fig, path, dpi=110)
-
     return write_study(
-        out_dir, "shape_table", data, plot, started=started, quick=quick, seed=seed,
-        command=command,
+        out_dir, "shape_table", data, lambda d, path: _plot(d, path, list(maps), shown),
+        started=started, quick=quick, seed=seed, command=command,
     )  # fmt: skip

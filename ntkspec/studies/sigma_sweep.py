@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from .. import data, mappings
-from .._io import save_figure
+from ..io import save_figure
 from ..kernels import ReluMLP, ntk
 from ..regression import kernel_regression
-from ._output import write_study
+from ._common import write_study
 
 __all__ = ["sigma_sweep", "run"]
 
@@ -93,7 +93,7 @@ def sigma_sweep(*, quick: bool = False, seed: int = 0, depth: int = 4) -> dict:
 
 
 def _plot(d: dict, path: Path) -> None:
-    from .._io import agg_subplots
+    from ..io import agg_subplots
 
     fig, axes = agg_subplots(1, 2, figsize=(13, 4.6), layout="constrained")
     ceiling = 100.0  # ridge 0 interpolates: its train PSNR is round-off, ~150-300 dB

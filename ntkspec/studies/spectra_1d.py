@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import mappings
-from .._io import readable, save_figure, write_json
 from ..grid import Grid
+from ..io import readable, save_figure, write_json
 from ..kernels import ReluMLP, ntk
 from ..operators import kernel_on_offsets
 from ..provenance import provenance
@@ -149,7 +149,7 @@ def spectra_1d(
 def _plot(data: dict, path: Path) -> None:
     import matplotlib
 
-    from .._io import agg_subplots
+    from ..io import agg_subplots
 
     offsets = np.asarray(data["offsets"])
     fig, axes = agg_subplots(1, 3, figsize=(16, 4.4))

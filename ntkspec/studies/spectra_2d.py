@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import readable, save_figure, write_json
 from ..grid import Grid
+from ..io import readable, save_figure, write_json
 from ..kernels import ReluMLP
 from ..operators import grid_operator
 from ..provenance import provenance
@@ -37,7 +37,7 @@ from ..spectra import (
     radial_profile,
     spectrum,
 )
-from .profiles import paper_mappings_2d
+from ._common import paper_mappings_2d
 
 __all__ = ["paper_arch_2d", "run"]
 
@@ -52,6 +52,69 @@ def _curve_ranks(n: int, dense_head: int = 200, points: int = 300) -> np.ndarray
     head = np.arange(min(n, dense_head))
     tail = np.unique(np.geomspace(dense_head, n, points).astype(int) - 1)
     return np.unique(np.concatenate([head, tail[(tail >= dense_head) & (tail < n)]]))
+
+
+def _dense_entry(arch, mapping, small: Grid) -> dict:
+    """Exact eigenvalues, dense eigh on the small grid (not stationary: no FFT path)."""
+    lam = spectrum(arch, mapping, small)
+    ranks = _curve_ranks(lam.size)
+    n = small.shape[0]
+    return dict(
+        grid=list(small.shape),
+        eigenvalue_ranks=(ranks + 1).tolist(),
+        eigenvalues=lam[ranks].tolist(),
+        eigenvalue_kind=f"exact, dense eigh on {n}x{n} "
+        "(raw coordinates: not stationary, no FFT path)",
+        image_kind=None,
+    )
+
+
+def _stationary_entry(arch, mapping, grid: Grid, top_k, max_dim, fit_range):
+    """Eigenvalues (all by FFT if periodic, else top k by Lanczos), the image's decay.
+
+    Returns:
+        ``(entry, spec, fit)``: the JSON entry, the frequency image and its radial
+        decay fit.
+    """
+    entry: dict = {}
+    size = grid.shape[0]
+    if mapping.is_periodic:
+        spec = grid_spectrum(arch, mapping, grid)
+        lam = np.sort(spec.values.reshape(-1))[::-1]
+        kind = f"exact, all N (FFT), {size}x{size}"
+    else:
+        spec = fourier_spectrum(arch, mapping, grid)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # recorded below
+            info = lanczos_eigenpairs(
+                grid_operator(arch, mapping, grid), top_k, max_dim=max_dim
+            )
+        lam = info.eigenvalues
+        rel = info.residuals / np.abs(lam)
+        kind = f"top {top_k} (block Lanczos), {size}x{size}"
+        if not info.converged:
+            kind += f", max rel. residual {rel.max():.0e}"
+        entry.update(
+            lanczos_converged=info.converged,
+            lanczos_max_relative_residual=float(rel.max()),
+            lanczos_matvecs=info.matvecs,
+        )
+    prof = radial_profile(spec)
+    fit = decay_exponent(prof.radius, prof.mean, fit_range=fit_range)
+    ranks = _curve_ranks(lam.size)
+    entry.update(
+        grid=list(grid.shape),
+        eigenvalue_ranks=(ranks + 1).tolist(),
+        eigenvalues=lam[ranks].tolist(),
+        eigenvalue_kind=kind,
+        image_kind=spec.kind,
+        radial_radius=prof.radius.tolist(),
+        radial_mean=prof.mean.tolist(),
+        radial_min=prof.minimum.tolist(),
+        radial_max=prof.maximum.tolist(),
+        decay_exponent=fit.exponent,
+    )
+    return entry, spec, fit
 
 
 def spectra_2d(
@@ -70,62 +133,16 @@ def spectra_2d(
     arch = paper_arch_2d()
     grid = Grid((size, size))
     small = Grid((dense_size, dense_size))
-    results = {}
-    images = {}
-    rows = []
+    results, images, rows = {}, {}, []
     for name, mapping in paper_mappings_2d(seed).items():
         t1 = time.perf_counter()
-        entry: dict = {}
         if not mapping.is_stationary:
-            lam = spectrum(arch, mapping, small)
-            ranks = _curve_ranks(lam.size)
-            entry.update(
-                grid=list(small.shape),
-                eigenvalue_ranks=(ranks + 1).tolist(),
-                eigenvalues=lam[ranks].tolist(),
-                eigenvalue_kind=f"exact, dense eigh on {dense_size}x{dense_size} "
-                "(raw coordinates: not stationary, no FFT path)",
-                image_kind=None,
-            )
+            entry = _dense_entry(arch, mapping, small)
         else:
-            if mapping.is_periodic:
-                spec = grid_spectrum(arch, mapping, grid)
-                lam = np.sort(spec.values.reshape(-1))[::-1]
-                kind = f"exact, all N (FFT), {size}x{size}"
-            else:
-                spec = fourier_spectrum(arch, mapping, grid)
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)  # recorded below
-                    info = lanczos_eigenpairs(
-                        grid_operator(arch, mapping, grid), top_k, max_dim=max_dim
-                    )
-                lam = info.eigenvalues
-                rel = info.residuals / np.abs(lam)
-                kind = f"top {top_k} (block Lanczos), {size}x{size}"
-                if not info.converged:
-                    kind += f", max rel. residual {rel.max():.0e}"
-                entry.update(
-                    lanczos_converged=info.converged,
-                    lanczos_max_relative_residual=float(rel.max()),
-                    lanczos_matvecs=info.matvecs,
-                )
-            prof = radial_profile(spec)
-            fit = decay_exponent(prof.radius, prof.mean, fit_range=fit_range)
-            vals, _ = spec.centred()
-            images[name] = vals
-            ranks = _curve_ranks(lam.size)
-            entry.update(
-                grid=list(grid.shape),
-                eigenvalue_ranks=(ranks + 1).tolist(),
-                eigenvalues=lam[ranks].tolist(),
-                eigenvalue_kind=kind,
-                image_kind=spec.kind,
-                radial_radius=prof.radius.tolist(),
-                radial_mean=prof.mean.tolist(),
-                radial_min=prof.minimum.tolist(),
-                radial_max=prof.maximum.tolist(),
-                decay_exponent=fit.exponent,
+            entry, spec, fit = _stationary_entry(
+                arch, mapping, grid, top_k, max_dim, fit_range
             )
+            images[name] = spec.centred()[0]
             rows.append([name, spec.kind, fit.exponent, fit.rms_log_residual])
         entry["seconds"] = round(time.perf_counter() - t1, 3)
         results[name] = entry
@@ -173,7 +190,7 @@ def spectra_2d(
 
 
 def _save_images(path: Path, images: dict) -> None:
-    from .._io import atomic_write
+    from ..io import atomic_write
 
     def writer(tmp: str) -> None:
         with open(tmp, "wb") as fh:
@@ -190,7 +207,7 @@ def _save_images(path: Path, images: dict) -> None:
 def _plot(data: dict, images: dict, path: Path) -> None:
     import matplotlib
 
-    from .._io import agg_figure
+    from ..io import agg_figure
 
     names = list(images)
     palette = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]

@@ -66,7 +66,6 @@ References:
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 import warnings
@@ -76,16 +75,24 @@ import jax
 import numpy as np
 
 from .. import data as datasets
-from .. import mappings as maps
 from .. import verdicts
-from .._io import save_figure
 from ..dynamics import gd_dynamics
 from ..grid import Grid
-from ..kernels import ReluMLP
+from ..io import save_figure
 from ..networks import mlp, train
-from ..spectra import spectrum
-from ._output import format_stat, write_study
-from ._paper import MAPPING_NAMES, PAPER_TABLE1, SCALES
+from ._common import (
+    ARCH,
+    MAPPING_NAMES,
+    PAPER_TABLE1,
+    RES,
+    adam_learning_rate,
+    budget_learning_rate,
+    fit_image,
+    format_stat,
+    task_inputs,
+    write_study,
+)
+from ._common import paper_mappings as set_mappings
 from ._table1 import (
     collapse_cause,
     constant_psnrs,
@@ -93,8 +100,6 @@ from ._table1 import (
     verdict_markdown,
     verdict_table,
 )
-from .table1_networks import fit_image
-from .table1_networks import learning_rate as adam_learning_rate
 
 __all__ = [
     "SIZES",
@@ -111,9 +116,6 @@ __all__ = [
     "run",
 ]
 
-#: The infinitely wide network and the GD networks' architecture.
-ARCH = ReluMLP(4, W_std=math.sqrt(2.0), b_std=0.1)
-RES = datasets.IMAGE_RES
 _LOG = logging.getLogger(__name__)
 
 #: Run sizes. ``crop``: side of the centre crop of the 512 x 512 images (512: the
@@ -187,17 +189,6 @@ SIZES = {
 }
 
 
-def set_mappings(image_set: str, seed: int = 0) -> dict:
-    """The four Table-1 mappings with the paper's scales; ``seed`` draws Gaussian B."""
-    sc = SCALES[image_set]
-    return {
-        "none": maps.identity(2),
-        "basic": maps.basic(2),
-        "positional": maps.positional(2, 128, scale=sc["pe_scale"]),
-        "gaussian": maps.gaussian(seed, 2, 256, sc["sigma"]),
-    }
-
-
 def _images(image_set: str, crop: int, count: int) -> dict:
     if image_set == "natural":
         imgs = datasets.natural_set(RES, crop=crop)
@@ -205,41 +196,8 @@ def _images(image_set: str, crop: int, count: int) -> dict:
     return datasets.text_set(RES, count=count, crop=crop)
 
 
-def task_inputs(mapping, crop: int, res: int = RES):
-    """``(mapping, x_train, x_test)`` for a centre crop of side ``crop``, pitch 1/res.
-
-    A Fourier mapping gets Grids (train ``crop/2`` per axis, test ``crop``) and its
-    frequencies scaled by crop/res: the features of grid point k/crop are those of
-    pixel k at pitch 1/res (up to the crop's offset, a phase that a stationary kernel
-    ignores). Raw coordinates get the pixels' own coordinates (offset + k)/res as
-    points, C-order, train = pixels ``[::2, ::2]`` of the crop.
-    """
-    half = crop // 2
-    if isinstance(mapping, maps.FourierMapping):
-        scaled = maps.FourierMapping(
-            np.asarray(mapping.B) * (crop / res), np.asarray(mapping.a)
-        )
-        return scaled, Grid((half, half)), Grid((crop, crop))
-    off = (res - crop) // 2
-    g = (off + np.arange(crop)) / res
-    pts = np.stack(np.meshgrid(g, g, indexing="ij"), axis=-1).reshape(-1, 2)
-    return mapping, pts[datasets.train_indices((crop, crop))], pts
-
-
 def _points(x) -> np.ndarray:
     return x.points() if isinstance(x, Grid) else np.asarray(x)
-
-
-def budget_learning_rate(mapping, x_train, channels: int) -> tuple[float, float]:
-    r"""``(eta, lambda_max)``: :math:`\eta = N_y/\lambda_{\max}` of the train Gram.
-
-    Half the stability limit of discrete GD on :math:`\sum(f-y)^2/(2N_y)`,
-    :math:`N_y = n\cdot` ``channels``. :math:`\lambda_{\max}` by Lanczos on a Grid,
-    dense eigenvalues on points.
-    """
-    n = x_train.size if isinstance(x_train, Grid) else len(x_train)
-    lam = float(np.max(spectrum(ARCH, mapping, x_train, k=1)))
-    return n * channels / lam, lam
 
 
 def theory_curves(
@@ -766,7 +724,7 @@ def _tables(result: dict, cfg: dict, device: str) -> list[dict]:
 
 def plot(result: dict, path: Path) -> None:
     """The study's figure, drawn from its data (held-out PSNR against steps)."""
-    from .._io import agg_subplots, readable
+    from ..io import agg_subplots, readable
 
     sets = list(result["table1"])
     names = list(result["table1"][sets[0]]["mappings"])

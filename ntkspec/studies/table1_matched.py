@@ -71,9 +71,9 @@ import numpy as np
 from .. import data as datasets
 from .. import mappings as maps
 from .. import verdicts
-from .._io import atomic_write, write_json
+from ..io import atomic_write, write_json
 from ..kernels import ReluMLP
-from ._paper import MAPPING_NAMES, PAPER_TABLE1, SCALES
+from ._common import MAPPING_NAMES, PAPER_TABLE1, SCALES
 from ._table1 import verdict_markdown, verdict_table
 
 __all__ = [
@@ -344,12 +344,14 @@ def _loss_matched(ntk: dict, target_mse: float) -> tuple[float, float, str]:
     return math.exp(lt), float(np.interp(lt, t, psnr)), "matched"
 
 
-def summarize(out_dir: str | Path, *, command: str | None = None) -> dict:
-    """Build ``table1_matched.json`` / ``.md`` / ``.png`` from the runs on disk."""
-    out_dir = Path(out_dir)
-    runs = [
-        json.loads(p.read_text()) for p in sorted((out_dir / "runs").glob("*.json"))
-    ]
+def _columns(runs: list[dict]) -> tuple[dict, list[dict]]:
+    """Runs on disk -> per set, mapping and column the marked runs; the matched.
+
+    Returns:
+        ``(table, matched)``: ``table[set][mapping][column]`` lists the runs
+        (:func:`ntkspec.verdicts.mark_runs`), columns in :data:`LABELS` order;
+        ``matched`` the loss-matched NTK entries of the Adam and control runs.
+    """
     ntk = {(r["set"], r["image"], r["mapping"]): r for r in runs if r["kind"] == "ntk"}
     table: dict = {}
     matched = []
@@ -413,6 +415,16 @@ def summarize(out_dir: str | Path, *, command: str | None = None) -> dict:
         for s in ("natural", "text")
         if s in table
     }
+    return table, matched
+
+
+def summarize(out_dir: str | Path, *, command: str | None = None) -> dict:
+    """Build ``table1_matched.json`` / ``.md`` / ``.png`` from the runs on disk."""
+    out_dir = Path(out_dir)
+    runs = [
+        json.loads(p.read_text()) for p in sorted((out_dir / "runs").glob("*.json"))
+    ]
+    table, matched = _columns(runs)
     v = verdict_table(
         table,
         rule_note="Adam and control networks are judged against the NTK at their "
@@ -452,7 +464,7 @@ def summarize(out_dir: str | Path, *, command: str | None = None) -> dict:
 
 def plot(data: dict, path: str | Path) -> None:
     """Bars per mapping and column (mean over images, 95 % t-interval), per set."""
-    from .._io import agg_subplots, save_figure
+    from ..io import agg_subplots, save_figure
 
     table = data["verdicts"]["table"]
     sets = list(table) or ["natural"]

@@ -40,12 +40,19 @@ import numpy as np
 
 from .. import data as datasets
 from .. import mappings
-from .._io import atomic_write, save_figure, write_json
+from ..io import atomic_write, save_figure, write_json
 from ..kernels import ReluMLP
-from ..networks import mlp, train, train_ensemble
+from ..networks import mlp, train_ensemble
 from ..provenance import provenance
-from ._output import format_stat
-from ._paper import MAPPING_NAMES, PAPER_TABLE1, SCALES
+from ._common import (
+    MAPPING_NAMES,
+    PAPER_TABLE1,
+    fit_image,
+    format_stat,
+    paper_mappings,
+)
+from ._common import adam_learning_rate as learning_rate
+from ._common import crop_grid as _crop_grid
 from ._table1 import (
     collapse_cause,
     constant_psnrs,
@@ -84,31 +91,6 @@ SIZES = {
 }
 
 
-def paper_mappings(image_set: str, seed: int = 0) -> dict:
-    """The four Table-1 mappings for ``"natural"`` or ``"text"`` images."""
-    sc = SCALES[image_set]
-    return {
-        "none": mappings.identity(2),
-        "basic": mappings.basic(2),
-        "positional": mappings.positional(2, 128, scale=sc["pe_scale"]),
-        "gaussian": mappings.gaussian(seed, 2, 256, sc["sigma"]),
-    }
-
-
-def learning_rate(image_set: str, mapping_name: str) -> float:
-    """1e-2 for none/basic on natural images, 1e-3 otherwise (official notebook)."""
-    return (
-        1e-2 if image_set == "natural" and mapping_name in ("none", "basic") else 1e-3
-    )
-
-
-def _crop_grid(crop: int, res: int = datasets.IMAGE_RES) -> np.ndarray:
-    """Coordinates (k + offset)/res of the centre ``crop``^2 pixels, C-order."""
-    off = (res - crop) // 2
-    g = (off + np.arange(crop)) / res
-    return np.stack(np.meshgrid(g, g, indexing="ij"), axis=-1).reshape(-1, 2)
-
-
 def _load_images(image_set: str, crop: int, count: int) -> dict:
     """``count`` images of the set, centre-cropped to ``crop`` px at full resolution.
 
@@ -125,50 +107,6 @@ def _load_images(image_set: str, crop: int, count: int) -> dict:
     return {
         k: v[off : off + crop, off : off + crop] for k, v in list(imgs.items())[:count]
     }
-
-
-def fit_image(image, mapping, lr: float, steps: int, seed: int):
-    """Train the paper's network on ``image[::2, ::2]``; return PSNRs and prediction.
-
-    ``image`` is a centre crop of a 512 x 512 image (or the whole image); its pixels sit
-    at the coordinates (k + offset)/512.
-    """
-    crop = image.shape[0]
-    grid = _crop_grid(crop)
-    y = image.reshape(-1, 3)
-    tr = datasets.train_indices((crop, crop))
-    net = mlp(
-        ReluMLP(4), mapping, 256, out_dim=3, output="sigmoid", initialization="stax"
-    )
-    params = net.init(jax.random.PRNGKey(seed))
-    result = train(
-        net,
-        params,
-        grid[tr],
-        y[tr],
-        steps=steps,
-        learning_rate=lr,
-        eval_every=steps,
-        progress=False,
-        record_outputs=True,
-        eval_sets={"all": (grid, y)},
-    )
-    pred = np.asarray(result.history.outputs["all"][-1], np.float64)
-    held = datasets.heldout_indices((crop, crop))
-    nontrain = datasets.nontrain_indices((crop, crop))
-    cause = collapse_cause(pred[held], y[held], y[tr])
-    return dict(
-        collapsed=cause is not None,
-        cause=cause,
-        constant_psnr=constant_psnrs(y[tr], y[held]),
-        psnr_heldout=datasets.psnr(pred[held], y[held]),
-        psnr_nontrain=datasets.psnr(pred[nontrain], y[nontrain]),
-        psnr_train=datasets.psnr(pred[tr], y[tr]),
-        seconds=result.history.stats["seconds"],
-        steps_per_second=float(
-            steps / max(result.history.stats["chunk_seconds"].sum(), 1e-9)
-        ),
-    ), pred.reshape(crop, crop, 3)
 
 
 def fit_mappings(image, maps: dict, lrs: dict, steps: int, seed: int, mesh=None):
@@ -507,7 +445,7 @@ def plot_table(data: dict, path: str | Path, label: str) -> None:
     Drawn from the data alone: the bars are the means over images of the runs not
     collapsed, the error bars their sample std over images.
     """
-    from .._io import agg_subplots
+    from ..io import agg_subplots
 
     fig, axes = agg_subplots(1, 3, figsize=(16, 4.8), layout="constrained")
     for ax, image_set in zip(axes[:2], ("natural", "text"), strict=True):
@@ -562,7 +500,7 @@ def plot_table(data: dict, path: str | Path, label: str) -> None:
 
 
 def _plot(data: dict, recon: dict, out_dir: Path, label: str) -> dict:
-    from .._io import agg_subplots
+    from ..io import agg_subplots
 
     paths = {"table1_png": str(out_dir / "table1_networks.png")}
     plot_table(data, paths["table1_png"], label)

@@ -1,4 +1,4 @@
-"""Private helpers for writing outputs atomically (temp file, then rename).
+"""Writing outputs atomically (temp file, then rename), and drawing figures off pyplot.
 
 An interrupted run therefore never leaves a half-written file under its final name.
 """
