@@ -31,6 +31,7 @@ HELPERS = {
     "_table1",
     "_mesh",
     "_spec",
+    "_operand",
 }
 
 
