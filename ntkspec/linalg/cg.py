@@ -127,7 +127,8 @@ def cg(
         operator: symmetric positive (semi-)definite, with ``shape`` and ``matvec``.
         b: right-hand sides, shape (N,) or (N, c).
         preconditioner: a value with ``apply(r)`` approximating :math:`A^{-1} r`
-            (:class:`JacobiPreconditioner`, :class:`CirculantPreconditioner`), or None.
+            (:class:`~ntkspec.linalg.precond.JacobiPreconditioner`,
+            :class:`~ntkspec.linalg.precond.CirculantPreconditioner`), or None.
         rtol: relative residual target per column (> 0).
         atol: absolute residual floor (>= 0).
         max_iter: iteration cap, all restarts together.
@@ -135,7 +136,8 @@ def cg(
         restarts: restarts allowed when the true residual misses the target.
 
     Returns:
-        A :class:`Solution` (value of the shape of ``b``; ``iterations`` the total).
+        A :class:`~ntkspec.linalg.solution.Solution` (value of the shape of ``b``;
+        ``iterations`` the total).
     """
     n = check_operator(operator)
     check_real(rtol, "rtol", low=0.0, low_inclusive=False)

@@ -159,8 +159,8 @@ def cholesky_lower(a: np.ndarray, *, block: int = POTRF_BLOCK) -> np.ndarray:
 
     Only the lower triangle of ``a`` is read.
 
-    Raises:
-        numpy.linalg.LinAlgError: ``a`` is not numerically positive definite.
+    ``numpy.linalg.LinAlgError`` is raised when ``a`` is not numerically positive
+    definite.
     """
     a = np.asarray(a, dtype=np.float64)
     n = a.shape[0]

@@ -424,8 +424,8 @@ def lanczos_matfun(
         rtol: tolerance on the error estimate for ``converged``.
 
     Returns:
-        A :class:`Solution`: ``value`` of V's shape, ``iterations`` = m, ``residual``
-        the relative error estimate.
+        A :class:`~ntkspec.linalg.solution.Solution`: ``value`` of V's shape,
+        ``iterations`` = m, ``residual`` the relative error estimate.
     """
     n = check_operator(operator)
     if not callable(f):
@@ -551,8 +551,9 @@ def lanczos_matfuns(
             tracks it.
 
     Returns:
-        One :class:`Solution` per function, ``value`` of V's shape; ``iterations`` the
-        Krylov dimension reached, ``residual`` the worst column's estimate,
+        One :class:`~ntkspec.linalg.solution.Solution` per function, ``value`` of
+        V's shape; ``iterations`` the Krylov dimension reached, ``residual`` the
+        worst column's estimate,
         ``converged`` whether it met ``rtol``. Non-convergence is reported there, not
         warned: the caller decides.
 

@@ -52,7 +52,10 @@ class _Stats(dict):
 
 @dataclasses.dataclass(frozen=True)
 class LanczosResult:
-    r"""Top eigenpairs from :func:`block_lanczos`, with diagnostics.
+    r"""Top eigenpairs from block Lanczos, with diagnostics.
+
+    Returned by :func:`~ntkspec.linalg.lanczos.block_lanczos` and
+    :func:`~ntkspec.linalg.lanczos.restarted_lanczos`.
 
     Attributes:
         eigenvalues: shape (k,), descending.
@@ -61,13 +64,13 @@ class LanczosResult:
         converged: all residuals <= tol * largest eigenvalue.
         krylov_dim: dimension of the final Krylov basis.
         matvecs: number of matrix-vector products.
-        restarts: thick restarts done (:func:`restarted_lanczos`; 0 otherwise).
+        restarts: thick restarts done (by ``restarted_lanczos``; 0 otherwise).
         method: "lanczos", or "dense" where the Krylov basis would have reached
             (within a block of) N and the dense ``eigh`` of K was used instead.
         stats: wall-clock timings, not numerical results: ``"seconds"`` (total) and
             its parts ``"matvec_s"``, ``"orth_s"`` (Gram-Schmidt and the block QR),
             ``"ritz_s"`` (eigensolves of the projected matrix), ``"restart_s"``
-            (:func:`restarted_lanczos`, which also counts ``"second_passes"`` of
+            (``restarted_lanczos``, which also counts ``"second_passes"`` of
             Gram-Schmidt).
     """
 
@@ -597,7 +600,8 @@ def restarted_lanczos(
 
     Returns:
         A :class:`LanczosResult` (``krylov_dim`` = m, ``restarts``). When the residuals
-        miss ``tol`` after ``max_restarts`` restarts a :class:`ConvergenceWarning`
+        miss ``tol`` after ``max_restarts`` restarts a
+        :class:`~ntkspec.linalg.solution.ConvergenceWarning`
         reports them, ``converged`` is False and the best Ritz pairs are returned.
 
     References:

@@ -33,7 +33,8 @@ class Solution:
         iterations: iterations (matvecs of the operator per column).
         residual: the worst column's relative residual
             :math:`\max_j \|b_j - A x_j\|/\|b_j\|` recomputed from the answer (CG), or
-            the a-posteriori relative error estimate (:func:`lanczos_matfun`).
+            the a-posteriori relative error estimate
+            (:func:`~ntkspec.linalg.funm.lanczos_matfun`).
         converged: whether ``residual`` met the tolerance.
     """
 
