@@ -59,12 +59,17 @@ from ._validation import (
 )
 from .grid import Grid
 from .kernels import ReluMLP, check_arch
+from .linalg.cg import cg
+from .linalg.dense import psd_solve
 from .linalg.funm import (
     check_gd_stability,
     gd_decay,
     gd_filter,
+    lanczos_matfuns,
     largest_eigenvalue,
 )
+from .linalg.precond import t_chan_preconditioner
+from .linalg.solution import ConvergenceWarning
 from .mappings import check_mapping
 from .operators import (
     Eigendecomposition,
@@ -75,13 +80,6 @@ from .operators import (
     structure,
 )
 from .sharding import check_mesh, shard_operator
-from .solvers import (
-    ConvergenceWarning,
-    cg,
-    lanczos_matfuns,
-    psd_solve,
-    t_chan_preconditioner,
-)
 from .spectra import spectrum
 
 __all__ = [

@@ -101,7 +101,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._numerics import x64_scope
+from ._numerics import check_dense_request, dense_cap_bytes, x64_scope
 from ._validation import (
     check_grid,
     check_kernel,
@@ -110,8 +110,17 @@ from ._validation import (
     check_targets,
 )
 from .kernels import check_arch
-from .linalg.funm import check_gd_stability, gd_filter, largest_eigenvalue
-from .mappings import check_stationary_mapping
+from .linalg.cg import cg
+from .linalg.dense import psd_solve
+from .linalg.funm import (
+    check_gd_stability,
+    gd_filter,
+    lanczos_matfun,
+    lanczos_matfuns,
+    largest_eigenvalue,
+)
+from .linalg.solution import ConvergenceWarning
+from .mappings import check_mapping, check_stationary_mapping
 from .measurements import (
     KSpaceMask,
     SparseMeasurement,
@@ -119,9 +128,15 @@ from .measurements import (
     ct_ray_extents,
     kspace_preconditioner,
 )
-from .operators import ComposedOperator, Shifted, composed, grid_operator
+from .operators import (
+    ComposedOperator,
+    Shifted,
+    composed,
+    grid_operator,
+    kernel_operator,
+    structure,
+)
 from .sharding import check_mesh, host_value, shard_operator
-from .solvers import ConvergenceWarning, cg, lanczos_matfun, lanczos_matfuns
 
 __all__ = [
     "InverseInfo",
@@ -159,11 +174,15 @@ class InverseInfo:
     r"""Diagnostics of one :func:`inverse_regression` call.
 
     Attributes:
-        solver: "pcg" or "cg" (t = infinity), "lanczos" (finite time).
-        iterations: CG iterations, or the Krylov dimension.
+        solver: "pcg" or "cg" (t = infinity), "lanczos" (finite time); on the
+            dense path "cholesky" (or "eigh", its minimum-norm fallback) at
+            t = infinity and "eigh" at finite time.
+        iterations: CG iterations, or the Krylov dimension (0 on the dense path).
         residual: relative residual :math:`\max_j\|y_j - G\alpha_j\|/\|y_j\|`
-            (CG), or the Lanczos error estimate (finite time).
-        converged: whether ``residual`` met ``rtol``.
+            (CG, and the dense solve at t = infinity), or the Lanczos error
+            estimate (finite time; 0 on the dense path).
+        converged: whether ``residual`` met ``rtol`` (always True on the dense
+            path: a direct solve, its residual reported as it is).
         ridge: the absolute ridge :math:`\delta`.
         preconditioner: name of the preconditioner used ("none", "ct", "blocks",
             "kspace").
@@ -885,6 +904,18 @@ def _pick_preconditioner(preconditioner, G, forward, grid, ridge):
     """(value or None, name, setup matvecs)."""
     if preconditioner is None or preconditioner == "none":
         return None, "none", 0
+    if isinstance(preconditioner, str) and G.operator.structure not in (
+        "circulant",
+        "toeplitz",
+    ):
+        if preconditioner == "auto":
+            return None, "none", 0
+        if preconditioner in ("ct", "blocks", "kspace"):
+            raise ValueError(
+                f"preconditioner={preconditioner!r} needs the grid operator of a "
+                "Fourier mapping; with raw coordinates use 'auto', None or a value "
+                "with apply(r)"
+            )
     if isinstance(preconditioner, str):
         if preconditioner not in ("auto", "ct", "blocks", "kspace"):
             raise ValueError(
@@ -947,6 +978,165 @@ def _kspace_preconditioner(G, forward, ridge):
     return kspace_preconditioner(forward, lam, ridge=ridge), "kspace", 0
 
 
+#: Solver names of :func:`inverse_regression` and :func:`inverse_regression_path`.
+_SOLVERS = ("auto", "dense", "iterative")
+
+#: Columns of :math:`A^\top` pushed through K at once when A K A^T is formed.
+_DENSE_CHUNK = 64
+
+
+def _check_mapping_for(mapping, grid) -> str:
+    """Validate ``mapping`` on ``grid``; return the kernel's structure (one reading)."""
+    kind = structure(mapping, grid)
+    if kind != "points":
+        check_stationary_mapping(mapping, grid)
+        return kind
+    check_mapping(mapping)
+    dim = getattr(mapping, "dim", None)
+    if dim is not None and dim != grid.dim:
+        raise ValueError(
+            f"mapping has input dimension {dim} but grid has dimension {grid.dim} "
+            f"(shape {grid.shape}); mapping.dim must equal grid.dim"
+        )
+    return kind
+
+
+def _kernel_for(arch, mapping, grid, kind: str, kernel: str, max_bytes):
+    """K on the grid: the FFT operator, or (raw coordinates) the dense/blocked Gram."""
+    if kind != "points":
+        return grid_operator(arch, mapping, grid, kernel=kernel)
+    return kernel_operator(arch, mapping, grid, kernel=kernel, max_bytes=max_bytes)
+
+
+def _choose_path(solver, G: ComposedOperator, max_bytes) -> str:
+    r"""The one path choice of the inverse problem: "dense" or "iterative".
+
+    "dense" forms :math:`K A^\top` (N x M) and :math:`A K A^\top` (M x M); both must
+    fit under the dense memory cap. "auto" takes it where K has no FFT structure
+    (structure "dense" or "blocked": raw coordinates) and it fits, else the
+    iterative path (CG / Lanczos on the composed operator), as before.
+    """
+    if not isinstance(solver, str) or solver not in _SOLVERS:
+        raise ValueError(f"solver must be one of {_SOLVERS}; got {solver!r}")
+    if solver == "iterative":
+        return "iterative"
+    m, n = G.shape[0], G.operator.shape[0]
+    if solver == "dense":
+        check_dense_request(
+            (max(n, m), m),
+            8,
+            max_bytes,
+            what="inverse_regression(solver='dense'): K A^T and A K A^T",
+            alternative="Use solver='iterative' (no matrix is formed).",
+        )
+        return "dense"
+    fits = 8.0 * max(n, m) * m <= dense_cap_bytes(max_bytes)
+    return (
+        "dense"
+        if fits and G.operator.structure in ("dense", "blocked")
+        else ("iterative")
+    )
+
+
+def _dense_system(G: ComposedOperator) -> tuple[np.ndarray, np.ndarray]:
+    r"""(:math:`K A^\top` (N, M), :math:`A K A^\top` (M, M), symmetrised), float64.
+
+    Built column by column from :math:`A^\top e_j` in chunks of ``_DENSE_CHUNK``
+    (the caller checked both against the dense cap).
+    """
+    A, K = G.measurement, G.operator
+    m, n = G.shape[0], K.shape[0]
+    kat = np.empty((n, m))
+    gm = np.empty((m, m))
+    with x64_scope(np.float64):
+        for s in range(0, m, _DENSE_CHUNK):
+            c = min(_DENSE_CHUNK, m - s)
+            e = np.zeros((m, c))
+            e[s + np.arange(c), np.arange(c)] = 1.0
+            ku = K.matvec(A.adjoint(jnp.asarray(e)))
+            kat[:, s : s + c] = np.asarray(ku, np.float64)
+            gm[:, s : s + c] = np.asarray(A.forward(ku), np.float64)
+    return kat, 0.5 * (gm + gm.T)
+
+
+def _solve_dense(G, Y, ridge, time, steps, lr):
+    r"""The exact path: Cholesky (t = inf) or eigh and the time filter (finite t, k).
+
+    Returns (prediction (N, c), solver name, relative residual at t = inf (else 0)).
+    """
+    kat, gm = _dense_system(G)
+    gm[np.diag_indices_from(gm)] += ridge
+    if time is None and steps is None:
+        sol = psd_solve(gm, Y, "A K A^T + ridge I", stacklevel=4)
+        res = np.linalg.norm(Y - gm @ sol.value, axis=0)
+        ynorm = np.linalg.norm(Y, axis=0)
+        worst = float(
+            np.max(np.where(ynorm > 0, res / np.where(ynorm > 0, ynorm, 1), 0))
+        )
+        return kat @ sol.value, sol.method, worst
+    lam, vecs = np.linalg.eigh(gm)
+    eta = float(lr)
+    if time is not None:
+        filt = gd_filter(lam, float(time), eta)
+    else:
+        check_gd_stability(float(lam[-1]), eta, 1, steps, discrete=True, stacklevel=4)
+        filt = gd_filter(lam, int(steps), eta, discrete=True)
+    coef = vecs @ (filt[:, None] * (vecs.T @ Y))
+    return kat @ coef, "eigh", 0.0
+
+
+def _solve_cg(G, system, Y, op, grid, ridge, rtol, max_iter, preconditioner, mesh):
+    """The t = inf solve by (preconditioned) CG: (coef, stats, names, seconds)."""
+    t0 = _time.perf_counter()
+    pre, name, setup = _pick_preconditioner(preconditioner, G, op, grid, ridge)
+    t1 = _time.perf_counter()
+    big = mesh is None and grid.size > _BATCH_VALUES
+    sol = cg(
+        _ColumnByColumn(system) if big else system,
+        jnp.asarray(Y),
+        preconditioner=pre,
+        rtol=rtol,
+        max_iter=max_iter,
+    )
+    st = sol.stats
+    if not st["converged"]:
+        warnings.warn(
+            f"inverse_regression: CG did not reach the relative residual "
+            f"rtol={rtol:.1e} in {st['iterations']} iterations "
+            + _cg_verdict(float(st["residual"]), ridge),
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    solver = "cg" if pre is None else "pcg"
+    seconds = (t1 - t0, _time.perf_counter() - t1)
+    return sol.value, st, (solver, name, setup), seconds
+
+
+def _solve_lanczos(system, Y, time, steps, lr, rtol, krylov_dim):
+    r"""Finite t or k by the Krylov matrix function :math:`\varphi(G) y`."""
+    eta = float(lr)
+    if time is not None:
+        phi = functools.partial(gd_filter, time=float(time), rate=eta)
+    else:
+        # Gradient descent: warn above the stability limit 2 / lambda_max.
+        lam_max = largest_eigenvalue(system, system.shape[0])
+        check_gd_stability(lam_max, eta, 1, steps, discrete=True, stacklevel=4)
+        phi = functools.partial(gd_filter, time=int(steps), rate=eta, discrete=True)
+    t1 = _time.perf_counter()
+    sol = lanczos_matfun(system, phi, jnp.asarray(Y), krylov_dim=krylov_dim, rtol=rtol)
+    st = sol.stats
+    if not st["converged"]:
+        warnings.warn(
+            f"inverse_regression: the Lanczos estimate of phi(G) y is "
+            f"{st['residual']:.2e} > rtol={rtol:.1e} after krylov_dim="
+            f"{krylov_dim} steps; raise krylov_dim.",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    seconds = (0.0, _time.perf_counter() - t1)
+    return sol.value, st, ("lanczos", "none", 0), seconds
+
+
 def inverse_regression(
     arch,
     mapping,
@@ -965,18 +1155,33 @@ def inverse_regression(
     krylov_dim: int = 128,
     return_info: bool = False,
     mesh=None,
+    solver: str = "auto",
+    max_bytes: float | None = None,
 ):
     r"""The NTK/NNGP prediction on a grid from linear measurements of it.
 
     :math:`f^\star = K A^\top (A K A^\top + \delta I)^{-1} y` at :math:`t = \infty`
     (the default), or after gradient flow for ``time`` (rate ``lr``) or ``steps`` of
-    gradient descent on :math:`\tfrac12\lVert A f - y\rVert^2` from :math:`f_0 = 0`
-    (see the module docstring). K is the kernel Gram on ``grid`` applied by FFT; no
-    N x N or M x M matrix is formed.
+    gradient descent on :math:`\tfrac12\lVert A f - y\rVert^2` from :math:`f_0 = 0`,
+    :math:`f = K A^\top \varphi(G) y` with the time filter :math:`\varphi` of
+    :func:`ntkspec.linalg.gd_filter` (see the module docstring).
+
+    Two paths, chosen once from the composed operator :math:`G = A K A^\top`
+    (``solver``): the *iterative* one applies K by FFT (a Fourier mapping: the
+    circulant / Toeplitz grid operator) and forms no N x N or M x M matrix (CG at
+    :math:`t = \infty`, Lanczos :math:`\varphi(G) y` otherwise); the *dense* one
+    forms :math:`K A^\top` and :math:`G` (M products with K) and solves exactly:
+    Cholesky of :math:`G + \delta I` (:func:`ntkspec.solvers.psd_solve`, with its
+    condition check and minimum-norm eigh fallback) at :math:`t = \infty`, its
+    eigendecomposition :math:`G + \delta I = V \Lambda V^\top` and
+    :math:`V \varphi(\Lambda) V^\top y` at finite t or k.
 
     Args:
         arch: the architecture (:class:`ntkspec.ReluMLP`).
-        mapping: a Fourier mapping of the grid's dimension (stationary kernel).
+        mapping: the input mapping: a Fourier mapping of the grid's dimension (a
+            stationary kernel, applied by FFT), or raw coordinates
+            (:func:`ntkspec.mappings.identity`, a mapping with ``include_input``):
+            then K is the dense (or blocked) Gram of the grid's points.
         grid: the :class:`~ntkspec.Grid` of the unknown signal (N points, C order).
         forward: :math:`A`, M x N: a dense array, a ``scipy.sparse`` matrix, or a
             measurement value of :mod:`ntkspec.measurements` (a pair of JAX
@@ -991,7 +1196,8 @@ def inverse_regression(
             ``time``.
         lr: the learning rate :math:`\eta > 0` of the finite-time predictions.
         rtol: relative residual of the CG solve (:math:`t = \infty`), or the
-            tolerance on the Lanczos error estimate (finite time).
+            tolerance on the Lanczos error estimate (finite time); unused by the
+            dense path.
         max_iter: CG iteration cap (default ``2 M + 100``, enough in exact arithmetic
             and for the CT task).
         preconditioner: "auto" (for a sparse forward map with the CT layout, M =
@@ -1002,13 +1208,19 @@ def inverse_regression(
             block-circulant two-level one; for a k-space mask the exact inverse of
             :math:`A C A^\top + \delta I`, C the T. Chan circulant of K,
             :func:`ntkspec.measurements.kspace_preconditioner`; otherwise none),
-            "ct", "blocks" or "kspace" (force one of them), None, or a value with
-            ``apply(r)``.
+            "ct", "blocks" or "kspace" (force one of them; they need the grid
+            operator of a Fourier mapping), None, or a value with ``apply(r)``.
         krylov_dim: Lanczos steps for the finite-time prediction.
         return_info: also return an :class:`InverseInfo`.
         mesh: None or a 1-D ``jax.sharding.Mesh``: the FFT matvecs of K run over its
             devices (:mod:`ntkspec.sharding`); A and the preconditioner are applied
             replicated.
+        solver: "auto" (the dense path where K has no FFT structure, raw
+            coordinates, and :math:`K A^\top` and :math:`G` fit under the dense
+            memory cap; else the iterative path), "dense" (refused with a
+            ValueError over the cap) or "iterative".
+        max_bytes: the dense memory cap (default 4 GiB or
+            ``NTKSPEC_MAX_DENSE_BYTES``) for the dense path and a dense K.
 
     Returns:
         The prediction, a NumPy float64 array of shape (N,) for y of shape (M,), or
@@ -1017,11 +1229,14 @@ def inverse_regression(
     Warns:
         ConvergenceWarning: CG missed ``rtol`` within ``max_iter`` (the last iterate
             is returned), or the Lanczos estimate missed ``rtol``.
+        IllConditionedWarning: (dense path, t = inf) :math:`G + \delta I` is
+            ill-conditioned or not numerically positive definite.
 
     Raises:
         TypeError: wrong argument types.
         ValueError: shapes that do not match (y and A, A and the grid), NaN in y, a
-            negative ridge, a bad kernel, time or steps.
+            negative ridge, a bad kernel, time, steps or solver; ``solver="dense"``
+            over the memory cap.
 
     Example:
         >>> import numpy as np, ntkspec
@@ -1038,7 +1253,7 @@ def inverse_regression(
     mesh = check_mesh(mesh)
     check_arch(arch)
     check_grid(grid)
-    check_stationary_mapping(mapping, grid)
+    kind = _check_mapping_for(mapping, grid)
     check_kernel(kernel)
     check_real(ridge, "ridge", low=0.0)
     ridge = float(ridge)
@@ -1053,78 +1268,60 @@ def inverse_regression(
         max_iter = 2 * m + 100
     max_iter = check_positive_int(max_iter, "max_iter")
     krylov_dim = check_positive_int(krylov_dim, "krylov_dim", minimum=2)
-
-    K = shard_operator(grid_operator(arch, mapping, grid, kernel=kernel), mesh)
+    K = _kernel_for(arch, mapping, grid, kind, kernel, max_bytes)
+    G = composed(op, K)
+    path = _choose_path(solver, G, max_bytes)
+    if path == "dense":
+        t1 = _time.perf_counter()
+        Y2 = Y.reshape(m, -1)
+        pred, name, res = _solve_dense(G, Y2, ridge, time, steps, lr)
+        pred = pred.reshape((grid.size,) + Y.shape[1:])
+        if not return_info:
+            return pred
+        secs = round(_time.perf_counter() - t1, 3)
+        return pred, InverseInfo(name, 0, res, True, ridge, solve_seconds=secs)
+    K = shard_operator(K, mesh)
     G = composed(op, K)
     system = Shifted(G, ridge)
     with x64_scope(np.float64):
-        Yj = jnp.asarray(Y)
         if time is None and steps is None:
-            t0 = _time.perf_counter()
-            pre, name, setup = _pick_preconditioner(preconditioner, G, op, grid, ridge)
-            t1 = _time.perf_counter()
-            big = mesh is None and grid.size > _BATCH_VALUES
-            sol = cg(
-                _ColumnByColumn(system) if big else system,
-                Yj,
-                preconditioner=pre,
-                rtol=rtol,
-                max_iter=max_iter,
+            coef, st, names, seconds = _solve_cg(
+                G, system, Y, op, grid, ridge, rtol, max_iter, preconditioner, mesh
             )
-            st = sol.stats
-            seconds = (t1 - t0, _time.perf_counter() - t1)
-            solver = "cg" if pre is None else "pcg"
-            if not st["converged"]:
-                warnings.warn(
-                    f"inverse_regression: CG did not reach the relative residual "
-                    f"rtol={rtol:.1e} in {st['iterations']} iterations "
-                    + _cg_verdict(float(st["residual"]), ridge),
-                    ConvergenceWarning,
-                    stacklevel=2,
-                )
-            coef = sol.value
         else:
-            eta = float(lr)
-            if time is not None:
-                phi = functools.partial(gd_filter, time=float(time), rate=eta)
-            else:
-                # Gradient descent: warn above the stability limit 2 / lambda_max.
-                lam_max = largest_eigenvalue(system, m)
-                check_gd_stability(lam_max, eta, 1, steps, discrete=True)
-                phi = functools.partial(
-                    gd_filter, time=int(steps), rate=eta, discrete=True
-                )
-
-            t1 = _time.perf_counter()
-            sol = lanczos_matfun(system, phi, Yj, krylov_dim=krylov_dim, rtol=rtol)
-            st = sol.stats
-            seconds = (0.0, _time.perf_counter() - t1)
-            solver, name, setup = "lanczos", "none", 0
-            if not st["converged"]:
-                warnings.warn(
-                    f"inverse_regression: the Lanczos estimate of phi(G) y is "
-                    f"{st['residual']:.2e} > rtol={rtol:.1e} after krylov_dim="
-                    f"{krylov_dim} steps; raise krylov_dim.",
-                    ConvergenceWarning,
-                    stacklevel=2,
-                )
-            coef = sol.value
+            coef, st, names, seconds = _solve_lanczos(
+                system, Y, time, steps, lr, rtol, krylov_dim
+            )
         coef = host_value(coef)  # eager host callbacks refuse mesh-placed arrays
         pred = np.asarray(K.matvec(op.adjoint(coef)), dtype=np.float64)
     if not return_info:
         return pred
     info = InverseInfo(
-        solver,
+        names[0],
         st["iterations"],
         st["residual"],
         st["converged"],
         ridge,
-        name,
-        setup,
+        names[1],
+        names[2],
         round(seconds[0], 3),
         round(seconds[1], 3),
     )
     return pred, info
+
+
+def _dense_path(G, Y, ridge, fs, return_info):
+    """:func:`inverse_regression_path` on the dense path: one eigh for every time."""
+    m = G.shape[0]
+    kat, gm = _dense_system(G)
+    gm[np.diag_indices_from(gm)] += ridge
+    lam, vecs = np.linalg.eigh(gm)
+    coef = vecs.T @ Y.reshape(m, -1)
+    preds = [kat @ (vecs @ (f(lam)[:, None] * coef)) for f in fs]
+    pred = np.stack(preds).reshape((len(fs), kat.shape[0]) + Y.shape[1:])
+    if not return_info:
+        return pred
+    return pred, [InverseInfo("eigh", 0, 0.0, True, ridge) for _ in fs]
 
 
 def _flow_filter(tau: float):
@@ -1146,14 +1343,17 @@ def inverse_regression_path(
     rtol: float = 1e-6,
     max_dim: int = 1000,
     return_info: bool = False,
+    solver: str = "auto",
+    max_bytes: float | None = None,
 ):
     r"""The gradient-flow predictions :math:`f_t` at several times from one Krylov run.
 
     :math:`f_t = K A^\top \varphi_t(G) y` with :math:`\varphi_t(\lambda) = (1 -
     e^{-\eta t\lambda})/\lambda` and :math:`G = A K A^\top + \delta I`, as
     :func:`inverse_regression` with ``time=t``, for every t in ``times``: one
-    adaptive Lanczos run (:func:`ntkspec.solvers.lanczos_matfuns`) serves all of them,
-    stopped when every estimate meets ``rtol``.
+    adaptive Lanczos run (:func:`ntkspec.linalg.lanczos_matfuns`) serves all of them,
+    stopped when every estimate meets ``rtol``; on the dense path (``solver``, as
+    :func:`inverse_regression`) one eigendecomposition of :math:`G` serves them, exact.
 
     Args:
         arch: the architecture, as :func:`inverse_regression`.
@@ -1168,6 +1368,8 @@ def inverse_regression_path(
         rtol: tolerance on the Lanczos error estimates.
         max_dim: largest Krylov dimension.
         return_info: also return a list of T :class:`InverseInfo`.
+        solver: "auto", "dense" or "iterative", as :func:`inverse_regression`.
+        max_bytes: the dense memory cap, as :func:`inverse_regression`.
 
     Returns:
         Shape (T, N) for y of shape (M,), or (T, N, c); with ``return_info`` the pair.
@@ -1181,7 +1383,7 @@ def inverse_regression_path(
     """
     check_arch(arch)
     check_grid(grid)
-    check_stationary_mapping(mapping, grid)
+    kind = _check_mapping_for(mapping, grid)
     check_kernel(kernel)
     check_real(ridge, "ridge", low=0.0)
     check_real(lr, "lr", low=0.0, low_inclusive=False)
@@ -1196,9 +1398,11 @@ def inverse_regression_path(
         raise TypeError(f"return_info must be True or False; got {return_info!r}")
     op = _as_forward(forward, grid)
     Y = _check_y(y, op.shape[0])
-    K = grid_operator(arch, mapping, grid, kernel=kernel)
-    system = Shifted(composed(op, K), float(ridge))
+    K = _kernel_for(arch, mapping, grid, kind, kernel, max_bytes)
     fs = [_flow_filter(float(lr) * float(t)) for t in times]
+    if _choose_path(solver, composed(op, K), max_bytes) == "dense":
+        return _dense_path(composed(op, K), Y, float(ridge), fs, return_info)
+    system = Shifted(composed(op, K), float(ridge))
     with x64_scope(np.float64):
         sols = lanczos_matfuns(system, fs, jnp.asarray(Y), rtol=rtol, max_dim=max_dim)
         coefs = jnp.stack([jnp.asarray(s.value) for s in sols])

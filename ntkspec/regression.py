@@ -70,6 +70,14 @@ from ._validation import (
     check_targets,
 )
 from .kernels import ReluMLP, check_arch
+from .linalg.cg import CG, cg
+from .linalg.dense import Cholesky, Eigh, IllConditionedWarning, psd_solve
+from .linalg.precond import (
+    CirculantPreconditioner,
+    JacobiPreconditioner,
+    t_chan_preconditioner,
+)
+from .linalg.solution import ConvergenceWarning
 from .mappings import check_mapping
 from .operators import (
     Shifted,
@@ -81,18 +89,6 @@ from .operators import (
     structure,
 )
 from .sharding import check_mesh, device_block, device_count, shard_operator
-from .solvers import (
-    CG,
-    Cholesky,
-    CirculantPreconditioner,
-    ConvergenceWarning,
-    Eigh,
-    IllConditionedWarning,
-    JacobiPreconditioner,
-    cg,
-    psd_solve,
-    t_chan_preconditioner,
-)
 
 __all__ = [
     "RegressionInfo",

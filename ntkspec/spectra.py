@@ -58,6 +58,7 @@ from ._validation import (
 )
 from .grid import Grid
 from .kernels import ReluMLP, check_arch
+from .linalg.lanczos import LanczosResult, block_lanczos, restarted_lanczos
 from .mappings import (
     FourierMapping,
     check_mapping,
@@ -73,7 +74,6 @@ from .operators import (
     t_chan_column,
 )
 from .sharding import check_mesh, shard_operator
-from .solvers import LanczosResult, block_lanczos, restarted_lanczos
 
 __all__ = [
     "spectrum",

@@ -33,6 +33,7 @@ HELPERS = {
     "_table1",
     "_mesh",
     "_spec",
+    "_operand",
 }
 
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from ntkspec._linalg import cholesky_lower
+from ntkspec.linalg.dense import cholesky_lower
 
 
 @pytest.mark.parametrize("n, block", [(50, 64), (300, 64), (257, 100), (128, 128)])
