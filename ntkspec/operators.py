@@ -501,10 +501,17 @@ def toeplitz_matvec(symbol, v, shape: tuple[int, ...]):
 
     Returns:
         :math:`T v`, same shape as ``v``.
+
+    A block is transformed one column at a time (``lax.map``): the zero-padded
+    per-axis FFTs of a whole block touch c times the memory per pass and, the FFT
+    being memory-bound on CPU, cost more per column than a loop over columns.
     """
-    rows = v[None, :] if v.ndim == 1 else v.T
-    out = _toeplitz_rows(symbol, rows, shape)
-    return out[0] if v.ndim == 1 else out.T
+    if v.ndim == 1 or v.shape[1] == 1:
+        rows = v[None, :] if v.ndim == 1 else v.T
+        out = _toeplitz_rows(symbol, rows, shape)
+        return out[0] if v.ndim == 1 else out.T
+    out = jax.lax.map(lambda row: _toeplitz_rows(symbol, row[None], shape)[0], v.T)
+    return out.T
 
 
 @functools.partial(jax.jit, static_argnames=("shape", "circulant"))
