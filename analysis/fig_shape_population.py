@@ -26,14 +26,16 @@ SGD runs at their recorded times.
 
 IoU at 0.5 (probability; 0 for the centred flow) on 2^18 uniform and 2^18
 near-surface points, the grid prediction interpolated trilinearly (as
-``fig_shape_table``); ``ceiling`` is the true occupancy on the grid, interpolated the
+``fig_shape_table``); "none" (raw coordinates, not stationary) is dense, by default at
+the largest cubic grid whose N x N Gram fits the dense memory cap (28^3 at the default
+4 GiB); ``ceiling`` is the true occupancy on the grid, interpolated the
 same way (the flow's limit at t = infinity). Writes ``shape_population.json`` (the
 command, sizes, load, per-shape curves, Krylov diagnostics), ``shape_population.png``
 (IoU against time per mapping, budget marked) and ``shape_population_slices.png``.
 
 Usage::
 
-    python -m analysis.fig_shape_population [--quick] [--res 128] [--none-res 24]
+    python -m analysis.fig_shape_population [--quick] [--res 128] [--none-res N]
         [--networks DIR] [--out DIR]
 """
 
@@ -52,8 +54,8 @@ import numpy as np
 SIZES = {
     "quick": dict(res=8, none_res=6, shapes=1, points=2**12, mc=24, steps=2000,
                   times=(4, -1.0, 2.0)),
-    "full": dict(res=128, none_res=24, shapes=4, points=2**18, mc=128, steps=10_000,
-                 times=(14, -1.0, 4.2)),
+    "full": dict(res=128, none_res=None, shapes=4, points=2**18, mc=128, steps=10_000,
+                 times=(15, -1.0, 6.0)),
 }  # fmt: skip
 ORDER = ("none", "basic", "positional", "gaussian")
 
@@ -64,6 +66,17 @@ def _interpolate(volume: np.ndarray, points: np.ndarray) -> np.ndarray:
 
     coords = (points * np.asarray(volume.shape, np.float64)).T
     return map_coordinates(volume, coords, order=1, mode="nearest")
+
+
+def largest_dense_side(max_bytes=None) -> int:
+    """The largest n whose (n^3)^2 float64 Gram fits the dense cap (default 4 GiB)."""
+    from ntkspec._numerics import dense_cap_bytes
+
+    cap = dense_cap_bytes(max_bytes)
+    n = 1
+    while 8.0 * (n + 1) ** 6 <= cap:
+        n += 1
+    return n
 
 
 def _match_time(times, curve, target) -> dict:
@@ -102,6 +115,8 @@ def run(args, command: str) -> dict:
     for k in ("res", "none_res", "shapes", "points", "steps"):
         if getattr(args, k.replace("-", "_"), None) is not None:
             sz[k] = getattr(args, k)
+    if sz["none_res"] is None:  # "none" dense at the largest size within the cap
+        sz["none_res"] = largest_dense_side(args.max_bytes)
     started = time.perf_counter()
     load_start = [round(v, 2) for v in os.getloadavg()]
     arch = ntkspec.ReluMLP(8, width=256, **ARCH_KW)
@@ -323,7 +338,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="output folder")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--res", type=int, default=None, help="stationary grid side")
-    p.add_argument("--none-res", type=int, default=None, help='"none" grid side')
+    p.add_argument(
+        "--none-res",
+        type=int,
+        default=None,
+        help='"none" grid side (default: the largest whose dense Gram fits the cap)',
+    )
     p.add_argument("--shapes", type=int, default=None)
     p.add_argument("--points", type=int, default=None, help="evaluation points")
     p.add_argument("--steps", type=int, default=None, help="SGD control steps")

@@ -34,7 +34,8 @@
 #                           mappings, 10,000 steps of 32,768 points; plain-SGD control
 #                           on one shape), one JSON per run under networks/runs/
 #                           (atomic; a later call resumes), then the population flow at
-#                           128^3 (none: dense, 24^3) with the networks on its time
+#                           128^3 (none: dense at the largest grid within the dense
+#                           cap, 28^3 at 4 GiB, own folder) with the networks on its time
 #                           axis. Unmeasured; by FLOP count ~1 min a network on one
 #                           H100, so the 20 runs need two or three calls of --shapes.
 #   bench/training.json     steps/s of the paper's image config: ntkspec vs plain JAX vs
@@ -119,9 +120,13 @@ run_shapes() {
   timeout 360 "$PY" -m analysis.shape_networks_fresh "${SN[@]}" \
     --out "$OUT/shape_population/networks" 2>&1 | tee -a "$OUT/shape_networks.log" \
     || status=1
+  # the stationary mappings (Krylov/FFT at 128^3), then "none" (dense, its own folder)
   timeout 300 "$PY" -m analysis.fig_shape_population "${SP[@]}" \
-    --networks "$OUT/shape_population/networks" --out "$OUT/shape_population" 2>&1 \
-    | tee -a "$OUT/shape_population.log" || status=1
+    --mappings basic,positional,gaussian --networks "$OUT/shape_population/networks" \
+    --out "$OUT/shape_population" 2>&1 | tee -a "$OUT/shape_population.log" || status=1
+  timeout 300 "$PY" -m analysis.fig_shape_population "${SP[@]}" --mappings none \
+    --networks "$OUT/shape_population/networks" --out "$OUT/shape_population/none" \
+    2>&1 | tee -a "$OUT/shape_population.log" || status=1
   echo "shape_population done after $(( $(date +%s) - start )) s (status $status)"
 }
 if [ "$ONLY_SHAPES" = 1 ]; then

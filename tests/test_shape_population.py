@@ -64,3 +64,9 @@ def test_population_bad_mapping_exits_2(tmp_path, capsys):
     )
     assert "--mappings" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_largest_dense_side_hand_case():
+    # 16^3 = 4096 points: the Gram takes 8 * 4096^2 bytes
+    assert fig_shape_population.largest_dense_side(8 * 4096**2) == 16
+    assert fig_shape_population.largest_dense_side(8 * 4096**2 - 1) == 15
