@@ -70,3 +70,12 @@ def test_largest_dense_side_hand_case():
     # 16^3 = 4096 points: the Gram takes 8 * 4096^2 bytes
     assert fig_shape_population.largest_dense_side(8 * 4096**2) == 16
     assert fig_shape_population.largest_dense_side(8 * 4096**2 - 1) == 15
+
+
+def test_match_time_log_log_hand_case():
+    times, curve = [1.0, 10.0, 100.0], [1.0, 0.1, 0.01]
+    m = fig_shape_population._match_time(times, curve, 10**-1.5)
+    assert m["status"] == "matched"
+    assert m["time"] == pytest.approx(10**1.5, rel=1e-12)
+    assert fig_shape_population._match_time(times, curve, 2.0)["time"] is None
+    assert fig_shape_population._match_time(times, curve, 1e-3)["time"] is None
