@@ -9,6 +9,8 @@
 #   analysis/gpu_run.sh OUTDIR --table1 # only device.txt and table1_matched/ (issue 24:
 #                                       # the first entry, sized for a 15-minute GPU
 #                                       # window; at most 9 min, compilation included)
+#   analysis/gpu_run.sh OUTDIR --shapes # only device.txt and shape_population/ (issue
+#                                       # 25; resumable: call again to finish the runs)
 #
 # Priority order (a cut-off run keeps the earlier parts): table1_matched (issue 24),
 # then the older parts below in their order.
@@ -27,6 +29,15 @@
 #                           entry): timeout 540 s. The matched NTK columns run on CPU
 #                           afterwards (python -m analysis.fig_table1_matched
 #                           --summarize-only --out DIR after adding NTK runs).
+#   shape_population/       issue 25, after table1_matched: the 8 x 256 occupancy
+#                           networks on fresh points (Adam sigmoid-BCE, 4 shapes x 4
+#                           mappings, 10,000 steps of 32,768 points; plain-SGD control
+#                           on one shape), one JSON per run under networks/runs/
+#                           (atomic; a later call resumes), then the population flow at
+#                           128^3 (none: dense at the largest grid within the dense
+#                           cap, 28^3 at 4 GiB, own folder) with the networks on its time
+#                           axis. Unmeasured; by FLOP count ~1 min a network on one
+#                           H100, so the 20 runs need two or three calls of --shapes.
 #   bench/training.json     steps/s of the paper's image config: ntkspec vs plain JAX vs
 #                           PyTorch (same run, same GPU) + the six-network sweep time
 #   validation/             ntkspec validation at size "gpu": empirical-NTK convergence
@@ -67,6 +78,11 @@ if [ "$MODE" = "--table1" ]; then
   ONLY_TABLE1=1
   MODE=""
 fi
+ONLY_SHAPES=0
+if [ "$MODE" = "--shapes" ]; then
+  ONLY_SHAPES=1
+  MODE=""
+fi
 if [ "$MODE" = "--tiny" ]; then
   T1SIZE=tiny
   SIZE=tiny
@@ -98,6 +114,27 @@ cat "$OUT/device.txt"
 
 start=$(date +%s)
 status=0
+# Issue 25: the 3D shape column as the fresh-sample networks see it (see the header).
+run_shapes() {
+  if [ "$MODE" = "--tiny" ]; then SN=(--quick); SP=(--quick); else SN=(); SP=(); fi
+  timeout 360 "$PY" -m analysis.shape_networks_fresh "${SN[@]}" \
+    --out "$OUT/shape_population/networks" 2>&1 | tee -a "$OUT/shape_networks.log" \
+    || status=1
+  # the stationary mappings (Krylov/FFT at 128^3), then "none" (dense, its own folder)
+  timeout 300 "$PY" -m analysis.fig_shape_population "${SP[@]}" \
+    --mappings basic,positional,gaussian --networks "$OUT/shape_population/networks" \
+    --out "$OUT/shape_population" 2>&1 | tee -a "$OUT/shape_population.log" || status=1
+  timeout 300 "$PY" -m analysis.fig_shape_population "${SP[@]}" --mappings none \
+    --networks "$OUT/shape_population/networks" --out "$OUT/shape_population/none" \
+    2>&1 | tee -a "$OUT/shape_population.log" || status=1
+  echo "shape_population done after $(( $(date +%s) - start )) s (status $status)"
+}
+if [ "$ONLY_SHAPES" = 1 ]; then
+  run_shapes
+  echo "all done after $(( $(date +%s) - start )) s (status $status)" | tee -a "$OUT/device.txt"
+  tar -czf "${OUT%/}.tar.gz" -C "$(dirname "$OUT")" "$(basename "$OUT")" || status=1
+  exit $status
+fi
 # Issue 24, first: the paper's 512^2 Table 1 with Adam networks (see the header).
 if [ "$ONLY_BUDGET" = 0 ]; then
   timeout 540 "$PY" -m analysis.fig_table1_matched --networks "$T1SIZE" \
@@ -108,6 +145,9 @@ if [ "$ONLY_TABLE1" = 1 ]; then
   echo "all done after $(( $(date +%s) - start )) s (status $status)" | tee -a "$OUT/device.txt"
   tar -czf "${OUT%/}.tar.gz" -C "$(dirname "$OUT")" "$(basename "$OUT")" || status=1
   exit $status
+fi
+if [ "$ONLY_BUDGET" = 0 ]; then
+  run_shapes
 fi
 if [ "$ONLY_BUDGET" = 0 ]; then
   timeout "$T_BENCH" "$PY" -m analysis.bench_training "${BENCH[@]}" \

@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # the lazy names, for type checkers
     from . import networks as networks
     from . import phantoms as phantoms
     from . import plotting as plotting
+    from . import population as population
     from . import shapes as shapes
     from . import sharding as sharding
     from . import theory as theory
@@ -51,6 +52,7 @@ _LAZY_MODULES = frozenset(
         "networks",
         "phantoms",
         "plotting",
+        "population",
         "shapes",
         "sharding",
         "theory",
@@ -105,6 +107,7 @@ __all__ = [
     "theory",
     "verdicts",
     "loss_matching",
+    "population",
     "FourierMapping",
     "ReluMLP",
     "mappings",

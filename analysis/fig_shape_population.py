@@ -1,0 +1,374 @@
+"""Table 1's 3D shape column as the fresh-sample networks see it (issue 25).
+
+The infinitely wide 8 x 256 network (``ReluMLP(8, W_std=1, b_std=0,
+parameterization="standard", width=256)``, the stax network's NTK) trained by gradient
+flow on the population loss over fresh uniform points of the box,
+``ntkspec.population.population_flow`` (T_K ~ K/N on an n^3 grid; the box's boundary
+handled exactly as the grid, no periodic approximation), for the four mappings of
+``analysis.shape_networks_fresh.fresh_mappings`` (the networks' inputs: the shape
+table's mappings with a / ||a||) on the four shapes of ``ntkspec.shapes.shape_set``:
+
+* centred: targets ``y - 1/2``, thresholded at 0. This is the linearised sigmoid-BCE
+  network: its logits are 4 f_c(eta t / 4) and its probability residual
+  ``sigmoid(z) - y`` is the centred flow's residual (``ntkspec.population``);
+* uncentred: targets ``y`` (0/1), thresholded at 0.5, as the grid regression of
+  ``fig_shape_table`` (kept for comparison). By linearity it is the centred flow plus
+  the flow of the constant 1/2, computed as a second channel.
+
+Time: flow time t at rate 1 (mode lambda of K/N decays as exp(-lambda t)). The budget
+marked is the SGD control of ``analysis.shape_networks_fresh`` (linear readout, MSE on
+centred targets, step ``0.5 / lambda_max(K/N)``): t = steps x lr
+(``ntkspec.population.sgd_flow_time``). With ``--networks DIR`` (the output folder of
+``shape_networks_fresh``) the Adam networks are placed on the axis by their population
+residual ``mean((sigmoid(z) - y)^2)`` against the centred flow's
+``mean((f_c - (y - 1/2))^2)`` (log-log interpolation on the computed times), and the
+SGD runs at their recorded times.
+
+IoU at 0.5 (probability; 0 for the centred flow) on 2^18 uniform and 2^18
+near-surface points, the grid prediction interpolated trilinearly (as
+``fig_shape_table``); "none" (raw coordinates, not stationary) is dense, by default at
+the largest cubic grid whose N x N Gram fits the dense memory cap (28^3 at the default
+4 GiB); ``ceiling`` is the true occupancy on the grid, interpolated the
+same way (the flow's limit at t = infinity). Writes ``shape_population.json`` (the
+command, sizes, load, per-shape curves, Krylov diagnostics), ``shape_population.png``
+(IoU against time per mapping, budget marked) and ``shape_population_slices.png``.
+
+Usage::
+
+    python -m analysis.fig_shape_population [--quick] [--res 128] [--none-res N]
+        [--networks DIR] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+#: Sizes: stationary grid side, "none" (dense) side, shapes, evaluation points,
+#: marching-cubes resolution, SGD control steps, flow times (count, log10 range).
+SIZES = {
+    "quick": dict(res=8, none_res=6, shapes=1, points=2**12, mc=24, steps=2000,
+                  times=(4, -1.0, 2.0)),
+    "full": dict(res=128, none_res=None, shapes=4, points=2**18, mc=128, steps=10_000,
+                 times=(15, -1.0, 6.0)),
+}  # fmt: skip
+ORDER = ("none", "basic", "positional", "gaussian")
+
+
+def _interpolate(volume: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Trilinear interpolation of values on Grid(volume.shape) at points in [0, 1)^3."""
+    from scipy.ndimage import map_coordinates
+
+    coords = (points * np.asarray(volume.shape, np.float64)).T
+    return map_coordinates(volume, coords, order=1, mode="nearest")
+
+
+def largest_dense_side(max_bytes=None) -> int:
+    """The largest n whose (n^3)^2 float64 Gram fits the dense cap (default 4 GiB)."""
+    from ntkspec._numerics import dense_cap_bytes
+
+    cap = dense_cap_bytes(max_bytes)
+    n = 1
+    while 8.0 * (n + 1) ** 6 <= cap:
+        n += 1
+    return n
+
+
+def _match_time(times, curve, target) -> dict:
+    """The time where the decreasing curve meets target (log-log interpolation)."""
+    t, c = np.asarray(times, float), np.asarray(curve, float)
+    if target >= c[0]:
+        return {"time": None, "status": "above the first computed time"}
+    if target <= c[-1]:
+        return {"time": None, "status": "beyond the last computed time"}
+    i = int(np.flatnonzero(c <= target)[0])
+    lt, lc = np.log(t[i - 1 : i + 1]), np.log(c[i - 1 : i + 1])
+    s = (np.log(target) - lc[0]) / (lc[1] - lc[0])
+    return {"time": float(np.exp(lt[0] + s * (lt[1] - lt[0]))), "status": "matched"}
+
+
+def _networks(folder) -> list:
+    import json
+
+    runs = sorted(Path(folder, "runs").glob("*.json"))
+    return [json.loads(p.read_text()) for p in runs]
+
+
+def run(args, command: str) -> dict:
+    import jax
+
+    import ntkspec
+    from ntkspec import shapes
+    from ntkspec._io import agg_subplots, save_figure, write_json
+    from ntkspec.population import population_flow, sgd_flow_time
+    from ntkspec.provenance import provenance
+    from ntkspec.studies.shape_table import PAPER_SHAPE
+
+    from .shape_networks_fresh import ARCH_KW, flow_lambda_max, fresh_mappings
+
+    sz = dict(SIZES["quick" if args.quick else "full"])
+    for k in ("res", "none_res", "shapes", "points", "steps"):
+        if getattr(args, k.replace("-", "_"), None) is not None:
+            sz[k] = getattr(args, k)
+    if sz["none_res"] is None:  # "none" dense at the largest size within the cap
+        sz["none_res"] = largest_dense_side(args.max_bytes)
+    started = time.perf_counter()
+    load_start = [round(v, 2) for v in os.getloadavg()]
+    arch = ntkspec.ReluMLP(8, width=256, **ARCH_KW)
+    maps = fresh_mappings(args.seed)
+    names = [m for m in args.mappings.split(",") if m] if args.mappings else ORDER
+    solids = shapes.shape_set(args.seed)[: sz["shapes"]]
+    uniform = shapes.uniform_points(sz["points"], seed=args.seed)
+    evals = []
+    for solid in solids:
+        near = shapes.near_surface_points(
+            solid, sz["points"], seed=args.seed, resolution=sz["mc"]
+        )
+        evals.append(
+            {
+                "uniform": (uniform, shapes.occupancy(solid, uniform)),
+                "near_surface": (near, shapes.occupancy(solid, near)),
+            }
+        )
+    nets = _networks(args.networks) if args.networks else []
+    count, lo, hi = sz["times"]
+    base_times = np.logspace(lo, hi, count)
+    results, shown = {}, {}
+    for name in names:
+        mapping = maps[name]
+        n = sz["none_res"] if name == "none" else sz["res"]
+        grid = ntkspec.Grid((n,) * 3)
+        lam = flow_lambda_max(arch, mapping, min(16, n))
+        budget = sgd_flow_time(sz["steps"], 0.5 / lam, 1).time
+        times = np.unique(np.append(base_times, budget))
+        t0 = time.perf_counter()
+        Y = np.stack(
+            [shapes.occupancy(s, grid.points()) - 0.5 for s in solids]
+            + [np.full(grid.size, 0.5)],
+            axis=1,
+        )
+        dense = ntkspec.operators.structure(mapping, grid, grid) == "points"
+        # one call for all channels on the dense path (one eigh); per shape (with
+        # the constant's channel) on the Krylov path, bounding the Lanczos basis
+        per_shape_cols = [[i, len(solids)] for i in range(len(solids))]
+        groups = [list(range(Y.shape[1]))] if dense else per_shape_cols
+        F = np.empty((times.size, grid.size, Y.shape[1]))
+        infos = []
+        for cols in groups:
+            f, info = population_flow(
+                arch, mapping, grid, Y[:, cols], times, rtol=args.rtol,
+                max_krylov_dim=args.max_krylov_dim, return_info=True,
+                max_bytes=args.max_bytes,
+            )  # fmt: skip
+            F[..., cols] = f
+            infos.append(
+                {
+                    "method": info.method,
+                    "krylov_dim": info.krylov_dim,
+                    "error_estimate": info.error_estimate,
+                    "converged": info.converged,
+                }
+            )
+        seconds = time.perf_counter() - t0
+        per_shape = []
+        for j, solid in enumerate(solids):
+            yc = Y[:, j]
+            rec = {"shape": solid.name, "residual_mse_centred": []}
+            for key in ("uniform", "near_surface"):
+                rec[f"iou_{key}_centred"], rec[f"iou_{key}_uncentred"] = [], []
+            for i in range(times.size):
+                fc = F[i, :, j].reshape(grid.shape)
+                fu = fc + F[i, :, -1].reshape(grid.shape)
+                rec["residual_mse_centred"].append(
+                    float(np.mean((fc.ravel() - yc) ** 2))
+                )
+                for key, (pts, occ) in evals[j].items():
+                    rec[f"iou_{key}_centred"].append(
+                        shapes.iou(_interpolate(fc, pts), occ, threshold=0.0)
+                    )
+                    rec[f"iou_{key}_uncentred"].append(
+                        shapes.iou(_interpolate(fu, pts), occ, threshold=0.5)
+                    )
+            truth = (yc + 0.5).reshape(grid.shape)
+            rec["ceiling"] = {
+                k: shapes.iou(_interpolate(truth, p), o)
+                for k, (p, o) in evals[j].items()
+            }
+            per_shape.append(rec)
+        ib = int(np.flatnonzero(times == budget)[0])
+        mid = n // 2
+        shown[name] = {
+            "truth": Y[:, 0].reshape(grid.shape)[mid] > 0,
+            "centred": F[ib, :, 0].reshape(grid.shape)[mid] > 0,
+            "uncentred": (F[ib, :, 0] + F[ib, :, -1]).reshape(grid.shape)[mid] > 0.5,
+        }
+        keys = [k for k in per_shape[0] if k.startswith("iou_")]
+        mean = {k: np.mean([r[k] for r in per_shape], axis=0).tolist() for k in keys}
+        matched = []
+        for run_ in nets:
+            if run_.get("mapping") != name:
+                continue
+            rec = next((r for r in per_shape if r["shape"] == run_["shape"]), None)
+            if run_["kind"] == "sgd":
+                m = {"time": run_["flow_time"], "status": "steps x lr"}
+            elif rec is None:
+                continue
+            else:
+                m = _match_time(
+                    times, rec["residual_mse_centred"], run_["residual_mse"]
+                )
+            matched.append({k: run_[k] for k in ("kind", "shape", "iou_uniform",
+                                                 "iou_near_surface")} | m)  # fmt: skip
+        results[name] = {
+            "grid": f"{n}^3",
+            "lambda_max_T": lam,
+            "budget_time": budget,
+            "times": times.tolist(),
+            "at_budget": {k: mean[k][ib] for k in keys},
+            "mean": mean,
+            "per_shape": per_shape,
+            "networks": matched,
+            "flow_seconds": round(seconds, 1),
+            "paths": infos,
+        }
+        print(f"{name} ({n}^3): {seconds:.1f} s; at budget t={budget:.3g}: "
+              f"{results[name]['at_budget']}", flush=True)  # fmt: skip
+    full = not args.quick and sz["res"] >= 128 and sz["shapes"] == 4
+    reduced = [] if full else [
+        f"stationary mappings at {sz['res']}^3 (issue: >= 128^3), none at "
+        f"{sz['none_res']}^3 (dense)", f"{len(solids)} shapes, {sz['points']} points",
+    ]  # fmt: skip
+    backend = jax.default_backend()
+    label = ("reduced; " if reduced else "") + ("CPU" if backend == "cpu" else backend)
+    rows = []
+    for name in ORDER:
+        if name not in results:
+            continue
+        r = results[name]["at_budget"]
+        rows.append(
+            [name, results[name]["grid"], round(results[name]["budget_time"], 1)]
+            + [
+                round(r[f"iou_{k}_{c}"], 3)
+                for c in ("centred", "uncentred")
+                for k in ("uniform", "near_surface")
+            ]
+            + [PAPER_SHAPE[name][0]]
+        )
+    data = {
+        "label": label,
+        "reduced": reduced,
+        "sizes": {k: v for k, v in sz.items() if k != "times"}
+        | {"times": list(sz["times"])},
+        "shapes": [s.name for s in solids],
+        "arch": "ReluMLP(8, W_std=1, b_std=0, standard, width=256)",
+        "results": results,
+        "table": {
+            "columns": [
+                "mapping",
+                "grid",
+                "budget t (SGD control)",
+                "centred uniform",
+                "centred near-surface",
+                "uncentred uniform",
+                "uncentred near-surface",
+                "paper",
+            ],
+            "rows": rows,
+            "note": "population flow at the SGD control's flow time (0.5/lambda_max, "
+            f"{sz['steps']} steps); IoU means over shapes; {label}",
+        },  # fmt: skip
+        "seconds": round(time.perf_counter() - started, 1),
+        "load": {"start": load_start, "end": [round(v, 2) for v in os.getloadavg()]},
+        "provenance": provenance(command, args.seed),
+    }
+    out = Path(args.out)
+    write_json(out / "shape_population.json", data)
+
+    fig, axes = agg_subplots(1, 2, figsize=(10, 4), squeeze=False)
+    colours = dict(zip(ORDER, ("C0", "C1", "C2", "C3"), strict=True))
+    for ax, key in zip(axes[0], ("uniform", "near_surface"), strict=True):
+        for name, r in results.items():
+            c = colours[name]
+            ax.plot(r["times"], r["mean"][f"iou_{key}_centred"], "-", color=c,
+                    label=f"{name} centred")  # fmt: skip
+            ax.plot(r["times"], r["mean"][f"iou_{key}_uncentred"], "--", color=c,
+                    label=f"{name} uncentred")  # fmt: skip
+            ax.axvline(r["budget_time"], color=c, lw=0.8, ls=":")
+            for m in r["networks"]:
+                if m["time"] is not None:
+                    marker = "o" if m["kind"] == "adam" else "s"
+                    ax.plot(m["time"], m[f"iou_{key}"], marker, color=c, ms=4)
+            ax.axhline(PAPER_SHAPE[name][0], color=c, lw=0.6, alpha=0.5)
+        ax.set_xscale("log")
+        ax.set_xlabel("population-flow time t (rate 1, operator K/N)")
+        ax.set_ylabel(f"IoU ({key.replace('_', '-')})")
+        ax.set_ylim(0, 1)
+    axes[0, 0].legend(fontsize=6, ncol=2)
+    fig.suptitle(f"population flow, {label}: dotted = SGD-control budget, "
+                 "thin = paper, markers = networks", fontsize=9)  # fmt: skip
+    save_figure(fig, out / "shape_population.png", dpi=110)
+
+    fig, axes = agg_subplots(3, len(shown), figsize=(2.4 * len(shown), 7.2),
+                             squeeze=False)  # fmt: skip
+    for j, (name, s) in enumerate(shown.items()):
+        panels = (
+            ("truth", solids[0].name),
+            ("centred", "centred > 0"),
+            ("uncentred", "uncentred > 0.5"),
+        )
+        for i, (key, title) in enumerate(panels):
+            ax = axes[i, j]
+            ax.imshow(s[key].astype(float), cmap="gray", vmin=0, vmax=1)
+            ax.set_title(f"{name}: {title}", fontsize=7)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.suptitle(f"central slice at the budget time, {label}", fontsize=9)
+    save_figure(fig, out / "shape_population_slices.png", dpi=110)
+    return data
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="tiny grids, seconds")
+    p.add_argument("--out", default=None, help="output folder")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--res", type=int, default=None, help="stationary grid side")
+    p.add_argument(
+        "--none-res",
+        type=int,
+        default=None,
+        help='"none" grid side (default: the largest whose dense Gram fits the cap)',
+    )
+    p.add_argument("--shapes", type=int, default=None)
+    p.add_argument("--points", type=int, default=None, help="evaluation points")
+    p.add_argument("--steps", type=int, default=None, help="SGD control steps")
+    p.add_argument("--mappings", default=None, help="comma list (default: all four)")
+    p.add_argument("--networks", default=None, help="shape_networks_fresh output")
+    p.add_argument("--rtol", type=float, default=1e-6, help="Lanczos tolerance")
+    p.add_argument("--max-krylov-dim", type=int, default=1000)
+    p.add_argument("--max-bytes", type=float, default=None, help="dense memory cap")
+    args = p.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = " ".join(["python -m analysis.fig_shape_population", *argv])
+    if args.mappings:
+        bad = sorted(set(args.mappings.split(",")) - set(ORDER))
+        if bad:
+            print(
+                f"error: --mappings: unknown {bad}; use {list(ORDER)}", file=sys.stderr
+            )
+            return 2
+    args.out = args.out or (
+        "figures/shapes/population/quick" if args.quick else "figures/shapes/population"
+    )
+    data = run(args, command)
+    print(f"{args.out}: shape_population.json / .png written ({data['seconds']} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

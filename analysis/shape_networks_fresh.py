@@ -1,0 +1,266 @@
+"""Occupancy networks on fresh uniform points, for the population flow (issue 25).
+
+Two kinds of run, each one JSON file under ``OUT/runs/`` written atomically when it
+finishes (a later call skips the finished runs, so a cut-off run resumes):
+
+* ``adam``: the ``3d_shape_occupancy`` notebook's network, 8 x 256 ReLU MLP with a
+  logit output (jax ``stax`` initialisation), sigmoid binary cross-entropy, Adam at
+  ``5e-4 * 0.1^(step / 5000)``, every step on ``--batch`` fresh uniform points of the
+  box; the four mappings of ``ntkspec.studies.shape_table.shape_mappings`` with the
+  mapped inputs divided by ||a|| (``fresh_mappings``, as
+  ``analysis/mri_shape_networks.py``), on the four shapes of
+  ``ntkspec.shapes.shape_set``.
+* ``sgd``: the control the population flow describes directly: the same network with a
+  linear readout, plain SGD on ``1/(2B) sum (z - (y - 1/2))^2`` (centred occupancy) on
+  fresh batches, step size ``--sgd-lr-factor / lambda_max(K/N)`` (lambda_max of the
+  flow's operator on a 16^3 grid, by power iteration), on one shape. Its flow time is
+  ``steps x lr`` (``ntkspec.population.sgd_flow_time``).
+
+Each run records the IoU on 2^18 uniform and near-surface points (logit > 0, i.e.
+probability > 0.5; SGD: output > 0), and the population residual that places it on the
+flow's time axis: ``mean((sigmoid(z) - y)^2)`` (Adam; the linearised BCE residual, equal
+to the centred flow's residual, ``ntkspec.population``) or ``mean((z - (y - 1/2))^2)``
+(SGD) on the uniform evaluation points. ``fig_shape_population --networks OUT`` reads
+them.
+
+Reduced CPU size (issue 25): ``--batch 4096 --steps 2000``, about 2-3.5 min a run on
+the 2-core CPU; start it niced, in the background::
+
+    nohup nice -n 19 python -m analysis.shape_networks_fresh --batch 4096 \\
+        --steps 2000 --out figures/shapes/networks_fresh_cpu > run.log 2>&1 &
+
+Full size (``analysis/gpu_run.sh --shapes``): 32,768 points, 10,000 steps.
+``--quick``: a tiny width and budget into ``figures/shapes/networks_fresh/quick``
+(git-ignored), seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ARCH_KW = dict(W_std=1.0, b_std=0.0, parameterization="standard")
+
+
+def fresh_mappings(seed: int = 0) -> dict:
+    """The shape mappings with Fourier features divided by ||a|| (the networks')."""
+    import ntkspec
+    from ntkspec.studies.shape_table import shape_mappings
+
+    out = {}
+    for name, m in shape_mappings(seed).items():
+        if isinstance(m, ntkspec.FourierMapping):
+            a = np.asarray(m.a, np.float64)
+            m = ntkspec.FourierMapping(np.asarray(m.B), a / np.linalg.norm(a))
+        out[name] = m
+    return out
+
+
+def flow_lambda_max(arch, mapping, res: int = 16) -> float:
+    """lambda_max(K / N) of the flow's operator on a res^3 grid (power iteration)."""
+    import ntkspec
+    from ntkspec.linalg import largest_eigenvalue
+
+    grid = ntkspec.Grid((res,) * 3)
+    op = ntkspec.operators.kernel_operator(arch, mapping, grid)
+    return float(largest_eigenvalue(op, grid.size, iters=50)) / grid.size
+
+
+def _eval(net, params, solid, points, kind: str) -> dict:
+    import jax.numpy as jnp
+
+    from ntkspec import shapes
+
+    z = np.concatenate(
+        [
+            np.asarray(net.apply(params, jnp.asarray(c, jnp.float32)))[:, 0]
+            for c in np.array_split(points, max(1, len(points) // 65536))
+        ]
+    ).astype(np.float64)
+    occ = shapes.occupancy(solid, points)
+    if kind == "adam":
+        prob = 1.0 / (1.0 + np.exp(-z))
+        return {
+            "iou": shapes.iou(z, occ, threshold=0.0),
+            "residual_mse": float(np.mean((prob - occ) ** 2)),
+            "bce": float(
+                np.mean(np.logaddexp(0.0, z) - occ * z)  # BCE of sigmoid(z)
+            ),
+        }
+    return {
+        "iou": shapes.iou(z, occ, threshold=0.0),
+        "residual_mse": float(np.mean((z - (occ - 0.5)) ** 2)),
+    }
+
+
+def run_one(kind, name, mapping, solid, s_index, args) -> dict:
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    import ntkspec
+    from ntkspec import networks, shapes
+    from ntkspec.population import sgd_flow_time
+
+    arch = ntkspec.ReluMLP(8, width=args.width, **ARCH_KW)
+    net = networks.mlp(arch, mapping, args.width, output=None, initialization="stax")
+    params = net.init(jax.random.PRNGKey(10 + s_index))
+    batch, steps = args.batch, args.steps
+    extra = {}
+    if kind == "adam":
+        opt = optax.adam(optax.exponential_decay(5e-4, 5000, 0.1))
+
+        def loss(p, x):
+            logits = net.apply(p, x)[:, 0]
+            target = shapes.occupancy(solid, x)
+            return jnp.mean(optax.sigmoid_binary_cross_entropy(logits, target))
+
+    else:
+        lam = flow_lambda_max(arch, mapping)
+        lr = args.sgd_lr_factor / lam
+        opt = optax.sgd(lr)
+        ft = sgd_flow_time(steps, lr, batch)
+        extra = {
+            "lambda_max_T": lam,
+            "learning_rate": lr,
+            "flow_time": ft.time,
+            "noise_scale": ft.noise_scale,
+        }
+
+        def loss(p, x):
+            z = net.apply(p, x)[:, 0]
+            return 0.5 * jnp.mean((z - (shapes.occupancy(solid, x) - 0.5)) ** 2)
+
+    state = opt.init(params)
+
+    @functools.partial(jax.jit, donate_argnums=(0, 1))
+    def step(p, s, key):
+        x = jax.random.uniform(key, (batch, 3), jnp.float32)
+        g = jax.grad(loss)(p, x)
+        upd, s = opt.update(g, s, p)
+        return optax.apply_updates(p, upd), s
+
+    t0 = time.perf_counter()
+    key = jax.random.PRNGKey(100 + s_index)
+    for _ in range(steps):
+        key, sub = jax.random.split(key)
+        params, state = step(params, state, sub)
+    seconds = time.perf_counter() - t0
+    uniform = shapes.uniform_points(args.eval_points, seed=0)
+    near = shapes.near_surface_points(
+        solid, args.eval_points, seed=0, resolution=args.mc
+    )
+    u, n = (_eval(net, params, solid, p, kind) for p in (uniform, near))
+    return {
+        "kind": kind,
+        "mapping": name,
+        "shape": solid.name,
+        "iou_uniform": u["iou"],
+        "iou_near_surface": n["iou"],
+        "residual_mse": u["residual_mse"],
+        **({"bce": u["bce"]} if kind == "adam" else {}),
+        **extra,
+        "steps": steps,
+        "batch": batch,
+        "width": args.width,
+        "train_seconds": round(seconds, 1),
+        "load_after": [round(v, 2) for v in os.getloadavg()],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="tiny sizes, seconds")
+    p.add_argument("--out", default=None, help="output folder")
+    p.add_argument("--steps", type=int, default=10_000)
+    p.add_argument("--batch", type=int, default=32_768)
+    p.add_argument("--width", type=int, default=256)
+    p.add_argument("--shapes", type=int, default=4)
+    p.add_argument("--mappings", default="none,basic,positional,gaussian")
+    p.add_argument("--eval-points", type=int, default=2**18)
+    p.add_argument("--mc", type=int, default=128, help="marching-cubes resolution")
+    p.add_argument("--sgd-shapes", type=int, default=1)
+    p.add_argument("--sgd-lr-factor", type=float, default=0.5)
+    p.add_argument("--kinds", default="adam,sgd")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.steps, args.batch, args.width = 3, 256, 16
+        args.shapes, args.eval_points, args.mc = 1, 2048, 24
+        args.mappings = "gaussian"
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = " ".join(["python -m analysis.shape_networks_fresh", *argv])
+    out = Path(
+        args.out
+        or (
+            "figures/shapes/networks_fresh/quick"
+            if args.quick
+            else "figures/shapes/networks_fresh"
+        )
+    )
+    import jax
+
+    from ntkspec import shapes
+    from ntkspec._io import write_json
+    from ntkspec.provenance import provenance
+    from ntkspec.studies.shape_table import PAPER_SHAPE
+
+    maps = fresh_mappings(0)
+    names = [m for m in args.mappings.split(",") if m]
+    unknown = sorted(set(names) - set(maps))
+    if unknown:
+        print(
+            f"error: --mappings: unknown {unknown}; use {sorted(maps)}", file=sys.stderr
+        )
+        return 2
+    solids = shapes.shape_set(0)
+    plan = []
+    for kind in args.kinds.split(","):
+        count = args.shapes if kind == "adam" else args.sgd_shapes
+        for s_index, solid in enumerate(solids[:count]):
+            for name in names:
+                plan.append((kind, name, s_index, solid))
+    started = time.perf_counter()
+    runs = []
+    for kind, name, s_index, solid in plan:
+        path = out / "runs" / f"{kind}_{name}_{solid.name}.json"
+        if path.exists():
+            runs.append(json.loads(path.read_text()))
+            continue
+        rec = run_one(kind, name, maps[name], solid, s_index, args)
+        write_json(path, rec)
+        runs.append(rec)
+        print(
+            f"{kind} {name} {solid.name}: IoU {rec['iou_uniform']:.3f} / "
+            f"{rec['iou_near_surface']:.3f} ({rec['train_seconds']} s)",
+            flush=True,
+        )
+    full = args.steps == 10_000 and args.batch == 32_768 and args.width == 256
+    summary = {
+        "device": str(jax.devices()[0]),
+        "label": ("" if full else "reduced; ")
+        + ("CPU" if jax.default_backend() == "cpu" else jax.default_backend()),
+        "reduced": not full or args.eval_points != 2**18 or args.shapes != 4,
+        "sizes": {
+            k: getattr(args, k)
+            for k in ("steps", "batch", "width", "shapes", "eval_points", "mc")
+        },
+        "paper": {k: {"mean": v[0], "std": v[1]} for k, v in PAPER_SHAPE.items()},
+        "runs": runs,
+        "seconds_this_call": round(time.perf_counter() - started, 1),
+        "load": [round(v, 2) for v in os.getloadavg()],
+        "provenance": provenance(command, 0),
+    }
+    write_json(out / "shape_networks_fresh.json", summary)
+    print(f"{out}: {len(runs)} runs")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

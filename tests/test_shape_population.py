@@ -1,0 +1,81 @@
+"""analysis/fig_shape_population.py and analysis/shape_networks_fresh.py, --quick."""
+
+import json
+
+import pytest
+
+from analysis import fig_shape_population, shape_networks_fresh
+
+
+def test_networks_then_population_quick(tmp_path):
+    nets = tmp_path / "nets"
+    assert shape_networks_fresh.main(["--quick", "--out", str(nets)]) == 0
+    runs = sorted(p.name for p in (nets / "runs").glob("*.json"))
+    assert runs == ["adam_gaussian_bumpy_sphere.json", "sgd_gaussian_bumpy_sphere.json"]
+    sgd = json.loads((nets / "runs" / runs[1]).read_text())
+    # the SGD control's clock: t = steps x lr (3 quick steps)
+    assert sgd["flow_time"] == pytest.approx(3 * sgd["learning_rate"], rel=1e-15)
+    # a second call resumes: the finished runs are read back, not retrained
+    stamp = (nets / "runs" / runs[0]).stat().st_mtime_ns
+    assert shape_networks_fresh.main(["--quick", "--out", str(nets)]) == 0
+    assert (nets / "runs" / runs[0]).stat().st_mtime_ns == stamp
+    summary = json.loads((nets / "shape_networks_fresh.json").read_text())
+    assert summary["label"] == "reduced; CPU" and len(summary["runs"]) == 2
+
+    out = tmp_path / "pop"
+    argv = ["--quick", "--mappings", "none,gaussian", "--networks", str(nets)]
+    assert fig_shape_population.main([*argv, "--out", str(out)]) == 0
+    data = json.loads((out / "shape_population.json").read_text())
+    assert (out / "shape_population.png").stat().st_size > 0
+    assert (out / "shape_population_slices.png").stat().st_size > 0
+    assert data["label"] == "reduced; CPU" and data["reduced"]
+    assert "fig_shape_population --quick" in data["provenance"]["command"]
+    assert set(data["load"]) == {"start", "end"}
+    none, gauss = data["results"]["none"], data["results"]["gaussian"]
+    assert none["paths"][0]["method"] == "dense"
+    assert {p["method"] for p in gauss["paths"]} == {"krylov"}
+    assert budget_in(gauss)
+    # the SGD run sits at its recorded flow time; the Adam run has a match status
+    placed = {m["kind"]: m for m in gauss["networks"]}
+    assert placed["sgd"]["time"] == sgd["flow_time"]
+    assert placed["adam"]["status"] in (
+        "matched",
+        "above the first computed time",
+        "beyond the last computed time",
+    )
+    assert [r[0] for r in data["table"]["rows"]] == ["none", "gaussian"]
+
+
+def budget_in(result):
+    return (
+        result["budget_time"] in result["times"]
+        and 0
+        <= min(result["at_budget"].values())
+        <= max(result["at_budget"].values())
+        <= 1
+    )
+
+
+def test_population_bad_mapping_exits_2(tmp_path, capsys):
+    out = tmp_path / "x"
+    assert (
+        fig_shape_population.main(["--quick", "--mappings", "nope", "--out", str(out)])
+        == 2
+    )
+    assert "--mappings" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_largest_dense_side_hand_case():
+    # 16^3 = 4096 points: the Gram takes 8 * 4096^2 bytes
+    assert fig_shape_population.largest_dense_side(8 * 4096**2) == 16
+    assert fig_shape_population.largest_dense_side(8 * 4096**2 - 1) == 15
+
+
+def test_match_time_log_log_hand_case():
+    times, curve = [1.0, 10.0, 100.0], [1.0, 0.1, 0.01]
+    m = fig_shape_population._match_time(times, curve, 10**-1.5)
+    assert m["status"] == "matched"
+    assert m["time"] == pytest.approx(10**1.5, rel=1e-12)
+    assert fig_shape_population._match_time(times, curve, 2.0)["time"] is None
+    assert fig_shape_population._match_time(times, curve, 1e-3)["time"] is None
