@@ -157,7 +157,12 @@ def _next_block(w, basis, thresh, rng, need_q=True):
     b, n = w.shape
     if need_q:
         q, r = _orthonormal_rows(w)
-        if np.all(np.isfinite(r)) and np.min(np.abs(np.diag(r))) > thresh:
+        diag = np.abs(np.diag(r))
+        # Row p of q is (w_p - its part along earlier rows) / r_pp: a small r_pp
+        # relative to |w_p| multiplies w_p's rounding-level component along the basis
+        # by |w_p| / r_pp, so past 1e4 the rows are re-orthogonalised below.
+        lost = diag < 1e-4 * np.linalg.norm(w, axis=1)
+        if np.all(np.isfinite(r)) and np.min(diag) > thresh and not np.any(lost):
             return q, r, 0.0
     u, sv, z = np.linalg.svd(w, full_matrices=False)
     if not need_q:
