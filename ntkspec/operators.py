@@ -503,8 +503,9 @@ def toeplitz_matvec(symbol, v, shape: tuple[int, ...]):
         :math:`T v`, same shape as ``v``.
 
     A block is transformed one column at a time (``lax.map``): the zero-padded
-    per-axis FFTs of a whole block touch c times the memory per pass and, the FFT
-    being memory-bound on CPU, cost more per column than a loop over columns.
+    per-axis FFTs of a whole block touch c times the memory per pass, and on a CPU,
+    where the FFT is memory-bound, they can cost more per column than a loop over
+    columns (``python -m analysis bench_matvec`` measures both).
     """
     if v.ndim == 1 or v.shape[1] == 1:
         rows = v[None, :] if v.ndim == 1 else v.T

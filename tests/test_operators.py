@@ -295,7 +295,8 @@ def test_real_fft_matvec_equals_dense_on_odd_and_even_sides(shape, periodic, rng
     assert op.structure == ("circulant" if periodic else "toeplitz")
     # the stored symbol is the half-spectrum of the column (last axis n // 2 + 1)
     assert op.symbol.shape == op.column.shape[:-1] + (op.column.shape[-1] // 2 + 1,)
-    for v in (rng.standard_normal(grid.size), rng.standard_normal((grid.size, 3))):
+    for c in (None, 1, 3):  # a vector, a one-column block, a block (column by column)
+        v = rng.standard_normal(grid.size if c is None else (grid.size, c))
         expected = K @ v
         np.testing.assert_allclose(
             np.asarray(op.matvec(v)),
