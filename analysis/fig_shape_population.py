@@ -144,6 +144,7 @@ def run(args, command: str) -> dict:
         n = sz["none_res"] if name == "none" else sz["res"]
         grid = ntkspec.Grid((n,) * 3)
         lam = flow_lambda_max(arch, mapping, min(16, n))
+        # the SGD control's step 0.5 / lambda_max; the batch does not move the time
         budget = sgd_flow_time(sz["steps"], 0.5 / lam, 1).time
         times = np.unique(np.append(base_times, budget))
         t0 = time.perf_counter()
