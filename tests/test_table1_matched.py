@@ -54,3 +54,17 @@ def test_quick_run_is_resumable_and_matches_the_exact_loss_matched_ntk(
     assert abs(p_star - data.psnr(f_te, y[held])) <= INTERP_ATOL_DB
     md = (tmp_path / "table1_matched.md").read_text()
     assert "Excluded runs" in md and "Loss-matched NTK" in md
+
+
+def test_networks_entry_writes_one_file_per_run_and_resumes(tmp_path, monkeypatch):
+    """The GPU entry's logic at a tiny size: 4 mappings per call, files skipped."""
+    cfg = dict(crop=8, natural=1, text=1, seeds=1, steps=2, width=8)
+    monkeypatch.setitem(table1_matched.NETWORK_SIZES, "tiny", cfg)
+    written = table1_matched.run_networks(tmp_path, size="tiny", log=lambda s: None)
+    assert len(written) == 8  # 2 images x 4 mappings x 1 seed
+    rec = json.loads(written[0].read_text())
+    assert rec["kind"] == "adam" and rec["members"] == 4
+    again = table1_matched.run_networks(tmp_path, size="tiny", log=lambda s: None)
+    assert again == []
+    out = table1_matched.summarize(tmp_path)
+    assert out["verdicts"]["table"]["text"]["gaussian"]["adam"]["summary"]["n"] == 1
