@@ -74,6 +74,8 @@ _EXTERNAL = [
     "collections.abc.Iterable",
     "functools.singledispatch",
     "scipy.stats.bootstrap",
+    "os.PathLike",
+    "pathlib.Path",
 ]
 nitpick_ignore = [("py:class", n) for n in _EXTERNAL] + [
     ("py:func", n) for n in _EXTERNAL

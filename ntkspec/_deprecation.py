@@ -1,4 +1,4 @@
-"""Renamed keyword arguments: the old name keeps working for one release, with a warning.
+"""Renamed keyword arguments: the old name works for one more release, with a warning.
 
 The public entry points share argument names (issue 23): ``learning_rate``, ``rtol``,
 ``max_krylov_dim``, ``times`` with ``discrete``. Where a function's argument was

@@ -101,6 +101,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._deprecation import renamed_arguments
 from ._numerics import x64_scope
 from ._validation import (
     check_grid,
@@ -871,14 +872,17 @@ def _cg_verdict(residual: float, ridge: float) -> str:
     )
 
 
-def _check_time(time, steps, lr):
-    if time is not None and steps is not None:
-        raise ValueError("give at most one of time (gradient flow) and steps (GD)")
-    if time is not None:
-        check_real(time, "time", low=0.0)
-    if steps is not None:
-        check_positive_int(steps, "steps", minimum=0)
-    check_real(lr, "lr", low=0.0, low_inclusive=False)
+def _check_time(times, discrete, learning_rate):
+    """``times`` as a float flow time, an int step count, or None for t = inf."""
+    if not isinstance(discrete, bool):
+        raise TypeError(f"discrete must be True or False; got {discrete!r}")
+    check_real(learning_rate, "learning_rate", low=0.0, low_inclusive=False)
+    if times is None:
+        return None
+    if discrete:
+        return check_positive_int(times, "times (GD steps, discrete=True)", minimum=0)
+    times = float(check_real(times, "times", low=0.0, allow_inf=True))
+    return None if math.isinf(times) else times
 
 
 def _pick_preconditioner(preconditioner, G, forward, grid, ridge):
@@ -947,6 +951,14 @@ def _kspace_preconditioner(G, forward, ridge):
     return kspace_preconditioner(forward, lam, ridge=ridge), "kspace", 0
 
 
+@renamed_arguments(
+    lr="learning_rate",
+    time="times",
+    steps=(
+        "times=, discrete=True",
+        lambda steps: {"times": steps, "discrete": True},
+    ),
+)
 def inverse_regression(
     arch,
     mapping,
@@ -956,9 +968,9 @@ def inverse_regression(
     *,
     ridge: float = 0.0,
     kernel: str = "ntk",
-    time: float | None = None,
-    steps: int | None = None,
-    lr: float = 1.0,
+    times: float | None = None,
+    discrete: bool = False,
+    learning_rate: float = 1.0,
     rtol: float = 1e-10,
     max_iter: int | None = None,
     preconditioner="auto",
@@ -969,8 +981,9 @@ def inverse_regression(
     r"""The NTK/NNGP prediction on a grid from linear measurements of it.
 
     :math:`f^\star = K A^\top (A K A^\top + \delta I)^{-1} y` at :math:`t = \infty`
-    (the default), or after gradient flow for ``time`` (rate ``lr``) or ``steps`` of
-    gradient descent on :math:`\tfrac12\lVert A f - y\rVert^2` from :math:`f_0 = 0`
+    (the default), or after gradient flow for the time ``times`` (rate
+    ``learning_rate``) or, with ``discrete=True``, ``times`` steps of gradient descent
+    on :math:`\tfrac12\lVert A f - y\rVert^2` from :math:`f_0 = 0`
     (see the module docstring). K is the kernel Gram on ``grid`` applied by FFT; no
     N x N or M x M matrix is formed.
 
@@ -985,11 +998,13 @@ def inverse_regression(
         y: measurements, shape (M,) or (M, c).
         ridge: the absolute :math:`\delta \ge 0` on the M x M system.
         kernel: "ntk" or "nngp".
-        time: gradient-flow time t (with ``lr``: the flow runs for ``lr * time``);
-            None for :math:`t = \infty`.
-        steps: number of full-batch gradient-descent steps of size ``lr`` instead of
-            ``time``.
-        lr: the learning rate :math:`\eta > 0` of the finite-time predictions.
+        times: one gradient-flow time t (the flow runs for ``learning_rate * t``), or
+            with ``discrete=True`` a number of full-batch gradient-descent steps of
+            size ``learning_rate``; None (or inf) for :math:`t = \infty`. The names
+            of :func:`ntkspec.gd_dynamics` (which takes several times).
+        discrete: ``times`` counts gradient-descent steps (default: flow time).
+        learning_rate: the learning rate :math:`\eta > 0` of the finite-time
+            predictions.
         rtol: relative residual of the CG solve (:math:`t = \infty`), or the
             tolerance on the Lanczos error estimate (finite time).
         max_iter: CG iteration cap (default ``2 M + 100``, enough in exact arithmetic
@@ -1021,7 +1036,11 @@ def inverse_regression(
     Raises:
         TypeError: wrong argument types.
         ValueError: shapes that do not match (y and A, A and the grid), NaN in y, a
-            negative ridge, a bad kernel, time or steps.
+            negative ridge, a bad kernel, ``times`` or ``learning_rate``.
+
+    Deprecated: ``time=`` (now ``times=``), ``steps=k`` (now ``times=k,
+    discrete=True``) and ``lr=`` (now ``learning_rate=``) still work, with a
+    ``DeprecationWarning``, until the next minor release.
 
     Example:
         >>> import numpy as np, ntkspec
@@ -1042,7 +1061,7 @@ def inverse_regression(
     check_kernel(kernel)
     check_real(ridge, "ridge", low=0.0)
     ridge = float(ridge)
-    _check_time(time, steps, lr)
+    times = _check_time(times, discrete, learning_rate)
     check_real(rtol, "rtol", low=0.0, low_inclusive=False)
     if not isinstance(return_info, bool):
         raise TypeError(f"return_info must be True or False; got {return_info!r}")
@@ -1059,7 +1078,7 @@ def inverse_regression(
     system = Shifted(G, ridge)
     with x64_scope(np.float64):
         Yj = jnp.asarray(Y)
-        if time is None and steps is None:
+        if times is None:
             t0 = _time.perf_counter()
             pre, name, setup = _pick_preconditioner(preconditioner, G, op, grid, ridge)
             t1 = _time.perf_counter()
@@ -1084,16 +1103,14 @@ def inverse_regression(
                 )
             coef = sol.value
         else:
-            eta = float(lr)
-            if time is not None:
-                phi = functools.partial(gd_filter, time=float(time), rate=eta)
+            eta = float(learning_rate)
+            if not discrete:
+                phi = functools.partial(gd_filter, time=times, rate=eta)
             else:
                 # Gradient descent: warn above the stability limit 2 / lambda_max.
                 lam_max = largest_eigenvalue(system, m)
-                check_gd_stability(lam_max, eta, 1, steps, discrete=True)
-                phi = functools.partial(
-                    gd_filter, time=int(steps), rate=eta, discrete=True
-                )
+                check_gd_stability(lam_max, eta, 1, times, discrete=True)
+                phi = functools.partial(gd_filter, time=times, rate=eta, discrete=True)
 
             t1 = _time.perf_counter()
             sol = lanczos_matfun(system, phi, Yj, krylov_dim=krylov_dim, rtol=rtol)
@@ -1132,6 +1149,7 @@ def _flow_filter(tau: float):
     return functools.partial(gd_filter, time=tau, rate=1.0)
 
 
+@renamed_arguments(lr="learning_rate", max_dim="max_krylov_dim")
 def inverse_regression_path(
     arch,
     mapping,
@@ -1142,16 +1160,16 @@ def inverse_regression_path(
     *,
     ridge: float = 0.0,
     kernel: str = "ntk",
-    lr: float = 1.0,
+    learning_rate: float = 1.0,
     rtol: float = 1e-6,
-    max_dim: int = 1000,
+    max_krylov_dim: int = 1000,
     return_info: bool = False,
 ):
     r"""The gradient-flow predictions :math:`f_t` at several times from one Krylov run.
 
     :math:`f_t = K A^\top \varphi_t(G) y` with :math:`\varphi_t(\lambda) = (1 -
     e^{-\eta t\lambda})/\lambda` and :math:`G = A K A^\top + \delta I`, as
-    :func:`inverse_regression` with ``time=t``, for every t in ``times``: one
+    :func:`inverse_regression` with ``times=t``, for every t in ``times``: one
     adaptive Lanczos run (:func:`ntkspec.solvers.lanczos_matfuns`) serves all of them,
     stopped when every estimate meets ``rtol``.
 
@@ -1163,30 +1181,35 @@ def inverse_regression_path(
         y: measurements, (M,) or (M, c).
         ridge: the absolute :math:`\delta \ge 0`.
         kernel: "ntk" or "nngp".
-        lr: the rate :math:`\eta > 0` (the flow runs for ``lr * t``).
+        learning_rate: the rate :math:`\eta > 0` (the flow runs for
+            ``learning_rate * t``).
         times: the flow times t >= 0, a sequence of T numbers.
         rtol: tolerance on the Lanczos error estimates.
-        max_dim: largest Krylov dimension.
+        max_krylov_dim: largest Krylov dimension.
         return_info: also return a list of T :class:`InverseInfo`.
 
     Returns:
         Shape (T, N) for y of shape (M,), or (T, N, c); with ``return_info`` the pair.
 
     Warns:
-        ConvergenceWarning: an estimate missed ``rtol`` at ``max_dim``.
+        ConvergenceWarning: an estimate missed ``rtol`` at ``max_krylov_dim``.
 
     Raises:
         TypeError, ValueError: as :func:`inverse_regression`; an empty or negative
             ``times``.
+
+    Deprecated: ``lr=`` (now ``learning_rate=``) and ``max_dim=`` (now
+    ``max_krylov_dim=``) still work, with a ``DeprecationWarning``, until the next
+    minor release.
     """
     check_arch(arch)
     check_grid(grid)
     check_stationary_mapping(mapping, grid)
     check_kernel(kernel)
     check_real(ridge, "ridge", low=0.0)
-    check_real(lr, "lr", low=0.0, low_inclusive=False)
+    check_real(learning_rate, "learning_rate", low=0.0, low_inclusive=False)
     check_real(rtol, "rtol", low=0.0, low_inclusive=False)
-    max_dim = check_positive_int(max_dim, "max_dim", minimum=2)
+    max_krylov_dim = check_positive_int(max_krylov_dim, "max_krylov_dim", minimum=2)
     if isinstance(times, int | float):
         raise TypeError("times must be a sequence of numbers; got a single number")
     times = [check_real(t, "times", low=0.0) for t in times]
@@ -1198,9 +1221,11 @@ def inverse_regression_path(
     Y = _check_y(y, op.shape[0])
     K = grid_operator(arch, mapping, grid, kernel=kernel)
     system = Shifted(composed(op, K), float(ridge))
-    fs = [_flow_filter(float(lr) * float(t)) for t in times]
+    fs = [_flow_filter(float(learning_rate) * float(t)) for t in times]
     with x64_scope(np.float64):
-        sols = lanczos_matfuns(system, fs, jnp.asarray(Y), rtol=rtol, max_dim=max_dim)
+        sols = lanczos_matfuns(
+            system, fs, jnp.asarray(Y), rtol=rtol, max_dim=max_krylov_dim
+        )
         coefs = jnp.stack([jnp.asarray(s.value) for s in sols])
         flat = coefs.reshape(len(times), op.shape[0], -1)
         cols = jnp.moveaxis(flat, 0, 1).reshape(op.shape[0], -1)  # (M, T c), one call
@@ -1211,7 +1236,7 @@ def inverse_regression_path(
     if not all(bool(s.stats["converged"]) for s in sols):
         warnings.warn(
             f"inverse_regression_path: a Lanczos estimate is {worst:.2e} > rtol="
-            f"{rtol:.1e} at max_dim={max_dim}; raise max_dim.",
+            f"{rtol:.1e} at max_krylov_dim={max_krylov_dim}; raise max_krylov_dim.",
             ConvergenceWarning,
             stacklevel=2,
         )

@@ -56,7 +56,7 @@ def _dense_error(
 @pytest.mark.parametrize("mapping", [PERIODIC, GAUSS], ids=["periodic", "gaussian"])
 def test_predicted_error_matches_dense(mapping, time):
     img = _image()
-    got = design.predicted_error(ARCH, mapping, img, time=time, rtol=1e-13)
+    got = design.predicted_error(ARCH, mapping, img, times=time, rtol=1e-13)
     want = _dense_error(ARCH, mapping, img, time)
     assert isinstance(got, float)
     np.testing.assert_allclose(got, want, rtol=RTOL, atol=0)
@@ -81,13 +81,13 @@ def test_predicted_error_matches_gd_dynamics_with_ridge_lr_nngp():
 def test_predicted_error_1d_signal(time):
     sig = _image((16, 2), seed=1)
     mp = mappings.power_law(6, 1.0)
-    got = design.predicted_error(ARCH, mp, sig, time=time)
+    got = design.predicted_error(ARCH, mp, sig, times=time)
     np.testing.assert_allclose(got, _dense_error(ARCH, mp, sig, time), rtol=RTOL)
 
 
 def test_time_zero_is_the_zero_predictor():
     img = _image((8, 8, 2))
-    e = design.predicted_error(ARCH, PERIODIC, img, time=0.0)
+    e = design.predicted_error(ARCH, PERIODIC, img, times=0.0)
     assert e == pytest.approx(np.mean(img[1::2, 1::2] ** 2), rel=1e-14)
 
 
@@ -98,7 +98,7 @@ def test_gradient_in_amplitudes_matches_central_differences(time):
 
     def err(a):
         return design.predicted_error(
-            ARCH, mappings.FourierMapping(B, a), img, time=time
+            ARCH, mappings.FourierMapping(B, a), img, times=time
         )
 
     with jax.enable_x64(True):
@@ -118,7 +118,7 @@ def test_gradient_without_x64_in_the_caller_is_float32():
 
     def err(a):
         return design.predicted_error(
-            ARCH, mappings.FourierMapping(B, a), img, time=10.0
+            ARCH, mappings.FourierMapping(B, a), img, times=10.0
         )
 
     g32 = jax.grad(err)(jnp.asarray(PERIODIC.a, dtype=jnp.float32))
@@ -135,12 +135,12 @@ def test_gradient_through_psnr_and_jit():
     with jax.enable_x64(True):
         f = jax.jit(
             lambda a: design.predicted_psnr(
-                ARCH, mappings.FourierMapping(B, a), img, time=10.0
+                ARCH, mappings.FourierMapping(B, a), img, times=10.0
             )
         )
         v = float(f(jnp.asarray(PERIODIC.a)))
     assert v == pytest.approx(
-        design.predicted_psnr(ARCH, PERIODIC, img, time=10.0), rel=1e-12
+        design.predicted_psnr(ARCH, PERIODIC, img, times=10.0), rel=1e-12
     )
 
 
@@ -150,7 +150,7 @@ def test_krylov_path_refuses_tracing():
     with pytest.raises(TypeError, match="not differentiable"):
         jax.grad(
             lambda a: design.predicted_error(
-                ARCH, mappings.FourierMapping(B, a), img, time=1.0
+                ARCH, mappings.FourierMapping(B, a), img, times=1.0
             )
         )(jnp.asarray(GAUSS.a))
     with pytest.raises(TypeError, match="mapping.B must be concrete"):
@@ -183,7 +183,7 @@ def test_bad_input(kwargs, exc, match):
 
 def test_suggest_scale_is_the_argmax_of_its_curve():
     img = _image((16, 16, 3), seed=5)
-    s = design.suggest_scale(ARCH, img, num_freqs=16, time=50.0)
+    s = design.suggest_scale(ARCH, img, num_freqs=16, times=50.0)
     assert s.scales.size >= 8 and s.predicted_psnr.shape == s.scales.shape
     assert np.all(np.diff(s.scales) > 0)
     assert s.scale == s.scales[np.argmax(s.predicted_psnr)] and s.time == 50.0
