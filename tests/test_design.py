@@ -25,7 +25,7 @@ def _image(shape=(12, 10, 3), seed=0):
 
 
 def _dense_error(
-    arch, mapping, image, time, learning_rate=1.0, ridge=0.0, kernel="ntk"
+    arch, mapping, image, times, learning_rate=1.0, ridge=0.0, kernel="ntk"
 ):
     """Held-out MSE by eigh of the dense train Gram (kernels on points, no FFT)."""
     if image.ndim == mapping.dim:
@@ -44,10 +44,10 @@ def _dense_error(
     Kt = np.asarray(fn(arch, f_te, f_tr))
     lam, V = np.linalg.eigh(K)
     lam = np.maximum(lam, 0.0)
-    if math.isinf(time):
+    if math.isinf(times):
         phi = np.where(lam > 0, 1.0 / np.where(lam > 0, lam, 1.0), 0.0)
     else:
-        phi = -np.expm1(-learning_rate / y.size * time * lam) / lam
+        phi = -np.expm1(-learning_rate / y.size * times * lam) / lam
     pred = Kt @ V @ (phi[:, None] * (V.T @ y))
     return float(np.mean((pred - y_te) ** 2))
 
@@ -65,7 +65,7 @@ def test_predicted_error_matches_dense(mapping, time):
 def test_predicted_error_matches_gd_dynamics_with_ridge_lr_nngp():
     img = _image((8, 8), seed=3)  # grey: (H, W)
     for mapping in (PERIODIC, GAUSS):
-        kw = dict(time=7.0, learning_rate=2.5, ridge=0.05, kernel="nngp")
+        kw = dict(times=7.0, learning_rate=2.5, ridge=0.05, kernel="nngp")
         got = design.predicted_error(ARCH, mapping, img, rtol=1e-11, **kw)
         _, ft = ntkspec.gd_dynamics(
             ARCH, mapping, ntkspec.Grid((4, 4)), img[::2, ::2].reshape(-1),
@@ -166,7 +166,7 @@ def test_krylov_path_refuses_tracing():
         (dict(image=np.full((4, 4), 1.5)), ValueError, r"\[0, 1\]"),
         (dict(image=np.full((4, 4), np.nan)), ValueError, "finite"),
         (dict(image="x.png"), TypeError, "array"),
-        (dict(time=-1.0), ValueError, "time"),
+        (dict(times=-1.0), ValueError, "times"),
         (dict(learning_rate=0.0), ValueError, "learning_rate"),
         (dict(ridge=-1.0), ValueError, "ridge"),
         (dict(kernel="rbf"), ValueError, "kernel"),
@@ -217,7 +217,7 @@ def test_suggest_scale_positional_and_default_budget():
         (dict(scales=[1.0]), "at least 2"),
         (dict(scales=[1.0, -2.0]), "positive"),
         (dict(num_freqs=1), "num_freqs"),
-        (dict(time=-3.0), "time"),
+        (dict(times=-3.0), "times"),
         (dict(image=np.zeros((2, 2))), "even and >= 4"),
     ],
 )
