@@ -71,8 +71,8 @@ def bench_mri(n: int) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         pred_k, info_k = ntkspec.inverse_regression(
-            arch, gauss, grid, A, y, ridge=ridge, steps=1000, lr=lr, krylov_dim=64,
-            rtol=1e-6, return_info=True,
+            arch, gauss, grid, A, y, ridge=ridge, times=1000, discrete=True,
+            learning_rate=lr, krylov_dim=64, rtol=1e-6, return_info=True,
         )  # fmt: skip
     budget_seconds = time.perf_counter() - t0
 

@@ -167,7 +167,8 @@ def _lanczos_vs_arpack(arch, gauss, n: int, k: int) -> dict:
     op = grid_operator(arch, gauss, ntkspec.Grid((n, n)))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        lanczos_eigenpairs(op, 4, max_dim=16, max_restarts=0)  # compiles the matvec
+        # compiles the matvec
+        lanczos_eigenpairs(op, 4, max_krylov_dim=16, max_restarts=0)
     load0 = os.getloadavg()
     w, count, t_arpack = _jitted_eigsh(op, k)
     new = lanczos_eigenpairs(op, k, algorithm="restarted")
@@ -213,7 +214,7 @@ def _lanczos(arch, gauss, n: int, k: int, baseline: bool) -> dict:
     # Warm-up (compiles the block matvec), then the timed call through the public entry.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        lanczos_eigenpairs(op, 4, max_dim=16)
+        lanczos_eigenpairs(op, 4, max_krylov_dim=16)
     # Solver against solver: both use the operator's symbol built above.
     info = lanczos_eigenpairs(op, k, algorithm="restarted")  # spectrum's algorithm
     lam, t_ours = info.eigenvalues, info.stats["seconds"]

@@ -63,7 +63,7 @@ def optimise(alpha, *, n_train, n_test, steps, seed=0):
     def err(a, y):
         a = a / jnp.linalg.norm(a)
         return design.predicted_error(
-            arch, mappings.FourierMapping(B, a), y, time=TIME,
+            arch, mappings.FourierMapping(B, a), y, times=TIME,
             learning_rate=float(y.shape[1]),
         )  # fmt: skip
 

@@ -858,7 +858,7 @@ def _cmd_suggest(args, command: str) -> int:
         img,
         family=args.family,
         num_freqs=args.num_freqs,
-        time=args.time,
+        times=args.time,
         seed=args.seed,
     )
     name = "sigma" if args.family == "gaussian" else "S"

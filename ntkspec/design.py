@@ -68,6 +68,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._deprecation import renamed_arguments
 from ._numerics import x64_scope
 from ._validation import (
     check_kernel,
@@ -149,9 +150,9 @@ def _check_image(image, dim: int):
     return image
 
 
-def _check_time(time) -> float:
-    check_real(time, "time", low=0.0, allow_inf=True)
-    return float(time)
+def _check_time(times) -> float:
+    check_real(times, "times", low=0.0, allow_inf=True)
+    return float(times)
 
 
 def _check_fourier(mapping) -> None:
@@ -244,12 +245,13 @@ def _structured_error(arch, mapping, image, time, lr, ridge, kernel, rtol):
 # --------------------------------------------------------------------------------------
 
 
+@renamed_arguments(time="times")
 def predicted_error(
     arch: ReluMLP,
     mapping: FourierMapping,
     image,
     *,
-    time: float = np.inf,
+    times: float = np.inf,
     learning_rate: float = 1.0,
     ridge: float = 0.0,
     kernel: str = "ntk",
@@ -266,7 +268,7 @@ def predicted_error(
     with :math:`X` = the pixels ``[::2, ::2]``, :math:`H` = the held-out pixels
     ``[1::2, 1::2]``, coordinates :math:`k/\text{side}` in :math:`[0, 1)`, and
     :math:`\varphi_t` of the module docstring: exactly the number that
-    :func:`ntkspec.gd_dynamics` (gradient flow, outputs 0 at t = 0, ``times=[time]``)
+    :func:`ntkspec.gd_dynamics` (gradient flow, outputs 0 at t = 0, ``times=[times]``)
     plus the held-out mask gives.
 
     Paths: a periodic mapping (integer ``B``) is the exact Fourier multiplier of the
@@ -290,7 +292,8 @@ def predicted_error(
         image: shape (H, W) or (H, W, c) with values in [0, 1] for a 2-D mapping; a
             signal of shape (L,) or (L, c) (any finite values; c signals at once) for
             a 1-D one; every side even and >= 4.
-        time: training time t >= 0 (``np.inf``: kernel regression).
+        times: one training time t >= 0 (``np.inf``: kernel regression); the name
+            of :func:`ntkspec.gd_dynamics`.
         learning_rate: :math:`\eta > 0` (:func:`ntkspec.gd_dynamics`' convention).
         ridge: absolute ridge :math:`\delta \ge 0` added to the train Gram.
         kernel: "ntk" (all layers trained) or "nngp" (last layer only).
@@ -309,11 +312,14 @@ def predicted_error(
     Warns:
         ConvergenceWarning: Krylov path, tolerance missed (from ``gd_dynamics``).
 
+    Deprecated: ``time=`` (now ``times=``) still works, with a ``DeprecationWarning``,
+    until the next minor release.
+
     Example:
         >>> import numpy as np, ntkspec
         >>> img = np.linspace(0, 1, 64).reshape(8, 8)
         >>> e = ntkspec.design.predicted_error(ntkspec.ReluMLP(3),
-        ...     ntkspec.mappings.basic(2), img, time=100.0)
+        ...     ntkspec.mappings.basic(2), img, times=100.0)
         >>> bool(0 < e < np.mean((img - img.mean()) ** 2))
         True
     """
@@ -321,7 +327,7 @@ def predicted_error(
     _check_fourier(mapping)
     check_kernel(kernel)
     image = _check_image(image, mapping.dim)
-    time = _check_time(time)
+    time = _check_time(times)
     check_real(learning_rate, "learning_rate", low=0.0, low_inclusive=False)
     check_real(ridge, "ridge", low=0.0)
     check_real(rtol, "rtol", low=0.0, low_inclusive=False)
@@ -431,13 +437,14 @@ def family_mapping(
     raise ValueError(f"family must be 'gaussian' or 'positional'; got {family!r}")
 
 
+@renamed_arguments(time="times")
 def suggest_scale(
     arch: ReluMLP,
     image,
     *,
     family: str = "gaussian",
     num_freqs: int = 256,
-    time: float | None = None,
+    times: float | None = None,
     scales=None,
     learning_rate: float = 1.0,
     ridge: float = 0.0,
@@ -454,7 +461,7 @@ def suggest_scale(
     over :func:`family_mapping` (one fixed Gaussian draw, so the curve is smooth in
     :math:`\sigma`). No network is trained.
 
-    **Default budget** (``time=None``): :data:`DEFAULT_TIME` = 1e4 at learning rate 1,
+    **Default budget** (``times=None``): :data:`DEFAULT_TIME` = 1e4 at learning rate 1,
     scaled as ``DEFAULT_TIME / learning_rate`` so that :math:`\eta t` is fixed. At
     :math:`t = \infty` the prediction is kernel interpolation and its PSNR is flat in
     :math:`\sigma` over 4-20 on astronaut, so no scale stands out; trained networks
@@ -472,7 +479,7 @@ def suggest_scale(
         family: "gaussian" (scale = sigma) or "positional" (scale = S of
             :math:`2^{\mathrm{linspace}(0, S, m)} - 1`).
         num_freqs: frequencies (Gaussian m; positional: split over the axes).
-        time: budget t (None: the default above).
+        times: the budget, one time t (None: the default above).
         scales: the scales to try (>= 2 positive values; default
             :data:`DEFAULT_SCALES` of the family).
         learning_rate: :math:`\eta` of the budget.
@@ -487,6 +494,9 @@ def suggest_scale(
     Raises:
         ValueError: bad argument values (named), before any kernel is computed.
         TypeError: bad argument types (named), before any kernel is computed.
+
+    Deprecated: ``time=`` (now ``times=``) still works, with a ``DeprecationWarning``,
+    until the next minor release.
     """
     check_arch(arch)
     if family not in DEFAULT_SCALES:
@@ -496,7 +506,7 @@ def suggest_scale(
         raise TypeError(f"seed must be an int; got {seed!r}")
     check_real(learning_rate, "learning_rate", low=0.0, low_inclusive=False)
     lr = float(learning_rate)
-    t = DEFAULT_TIME / lr if time is None else _check_time(time)
+    t = DEFAULT_TIME / lr if times is None else _check_time(times)
     if scales is None:
         scales = DEFAULT_SCALES[family]
     sc = np.asarray(scales, dtype=np.float64).ravel()
@@ -515,7 +525,7 @@ def suggest_scale(
             arch,
             mapping,
             image,
-            time=t,
+            times=t,
             learning_rate=lr,
             ridge=ridge,
             kernel=kernel,

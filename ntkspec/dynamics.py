@@ -48,6 +48,7 @@ import warnings
 import jax.numpy as jnp
 import numpy as np
 
+from ._deprecation import renamed_arguments
 from ._numerics import check_dense_request, check_work_request, x64_scope
 from ._validation import (
     check_inputs,
@@ -620,6 +621,7 @@ class ModeResiduals:
     rate: float
 
 
+@renamed_arguments(tol="rtol")
 def eigenmode_residuals(
     arch: ReluMLP,
     mapping,
@@ -633,7 +635,7 @@ def eigenmode_residuals(
     f_train_0=None,
     discrete: bool = False,
     k: int | None = None,
-    tol: float = 1e-10,
+    rtol: float = 1e-10,
     max_bytes: float | None = None,
 ) -> ModeResiduals:
     r"""Per-eigenmode residual of y under gradient flow (or GD).
@@ -660,7 +662,7 @@ def eigenmode_residuals(
             FFT matvec of a Grid with a non-periodic stationary mapping (no dense
             Gram, at any size the (n, k) eigenvectors fit), the exact Fourier modes
             on a periodic one, the top of a dense ``eigh`` on points.
-        tol: ``k`` path on a Grid: relative Ritz residual tolerance of the Lanczos
+        rtol: ``k`` path on a Grid: relative Ritz residual tolerance of the Lanczos
             eigenpairs (a ``RuntimeWarning`` reports a miss).
         max_bytes: memory cap for dense matrices and, on the ``k`` path, for the
             Lanczos basis and the (n, k) eigenvectors (default 4 GiB or
@@ -677,6 +679,9 @@ def eigenmode_residuals(
     Degenerate eigenvalues (the :math:`\pm m` Fourier pairs of periodic grids) have an
     arbitrary basis of their eigenspace, so per-mode projections there are defined
     only up to a rotation within it.
+
+    Deprecated: ``tol=`` (now ``rtol=``) still works, with a ``DeprecationWarning``,
+    until the next minor release.
     """
     t, lr, ridge, x, _, y = _check_dynamics(
         arch,
@@ -700,9 +705,9 @@ def eigenmode_residuals(
         )
         lam, V = np.linalg.eigh(K + ridge * np.eye(K.shape[0]))
     else:
-        check_real(tol, "tol", low=0.0, low_inclusive=False)
+        check_real(rtol, "rtol", low=0.0, low_inclusive=False)
         top, vecs = spectrum(
-            arch, mapping, x, k, kernel, True, tol=tol, max_bytes=max_bytes
+            arch, mapping, x, k, kernel, True, rtol=rtol, max_bytes=max_bytes
         )
         lam = np.asarray(top, np.float64)[::-1] + ridge  # ascending, as eigh
         V = np.ascontiguousarray(np.asarray(vecs, np.float64)[:, ::-1])

@@ -101,6 +101,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._deprecation import renamed_arguments
 from ._numerics import check_dense_request, dense_cap_bytes, x64_scope
 from ._validation import (
     check_grid,
@@ -890,14 +891,19 @@ def _cg_verdict(residual: float, ridge: float) -> str:
     )
 
 
-def _check_time(time, steps, lr):
-    if time is not None and steps is not None:
-        raise ValueError("give at most one of time (gradient flow) and steps (GD)")
-    if time is not None:
-        check_real(time, "time", low=0.0)
-    if steps is not None:
-        check_positive_int(steps, "steps", minimum=0)
-    check_real(lr, "lr", low=0.0, low_inclusive=False)
+def _check_time(times, discrete, learning_rate):
+    """``(time, steps)``: a flow time or a GD step count (None, None for t = inf)."""
+    if not isinstance(discrete, bool):
+        raise TypeError(f"discrete must be True or False; got {discrete!r}")
+    check_real(learning_rate, "learning_rate", low=0.0, low_inclusive=False)
+    if times is None:
+        return None, None
+    if discrete:
+        return None, check_positive_int(
+            times, "times (GD steps, discrete=True)", minimum=0
+        )
+    times = float(check_real(times, "times", low=0.0, allow_inf=True))
+    return (None if math.isinf(times) else times), None
 
 
 def _pick_preconditioner(preconditioner, G, forward, grid, ridge):
@@ -1137,6 +1143,14 @@ def _solve_lanczos(system, Y, time, steps, lr, rtol, krylov_dim):
     return sol.value, st, ("lanczos", "none", 0), seconds
 
 
+@renamed_arguments(
+    lr="learning_rate",
+    time="times",
+    steps=(
+        "times=, discrete=True",
+        lambda steps: {"times": steps, "discrete": True},
+    ),
+)
 def inverse_regression(
     arch,
     mapping,
@@ -1146,9 +1160,9 @@ def inverse_regression(
     *,
     ridge: float = 0.0,
     kernel: str = "ntk",
-    time: float | None = None,
-    steps: int | None = None,
-    lr: float = 1.0,
+    times: float | None = None,
+    discrete: bool = False,
+    learning_rate: float = 1.0,
     rtol: float = 1e-10,
     max_iter: int | None = None,
     preconditioner="auto",
@@ -1161,8 +1175,9 @@ def inverse_regression(
     r"""The NTK/NNGP prediction on a grid from linear measurements of it.
 
     :math:`f^\star = K A^\top (A K A^\top + \delta I)^{-1} y` at :math:`t = \infty`
-    (the default), or after gradient flow for ``time`` (rate ``lr``) or ``steps`` of
-    gradient descent on :math:`\tfrac12\lVert A f - y\rVert^2` from :math:`f_0 = 0`,
+    (the default), or after gradient flow for the time ``times`` (rate
+    ``learning_rate``) or, with ``discrete=True``, ``times`` steps of gradient descent
+    on :math:`\tfrac12\lVert A f - y\rVert^2` from :math:`f_0 = 0`,
     :math:`f = K A^\top \varphi(G) y` with the time filter :math:`\varphi` of
     :func:`ntkspec.linalg.gd_filter` (see the module docstring).
 
@@ -1190,11 +1205,13 @@ def inverse_regression(
         y: measurements, shape (M,) or (M, c).
         ridge: the absolute :math:`\delta \ge 0` on the M x M system.
         kernel: "ntk" or "nngp".
-        time: gradient-flow time t (with ``lr``: the flow runs for ``lr * time``);
-            None for :math:`t = \infty`.
-        steps: number of full-batch gradient-descent steps of size ``lr`` instead of
-            ``time``.
-        lr: the learning rate :math:`\eta > 0` of the finite-time predictions.
+        times: one gradient-flow time t (the flow runs for ``learning_rate * t``), or
+            with ``discrete=True`` a number of full-batch gradient-descent steps of
+            size ``learning_rate``; None (or inf) for :math:`t = \infty`. The names
+            of :func:`ntkspec.gd_dynamics` (which takes several times).
+        discrete: ``times`` counts gradient-descent steps (default: flow time).
+        learning_rate: the learning rate :math:`\eta > 0` of the finite-time
+            predictions.
         rtol: relative residual of the CG solve (:math:`t = \infty`), or the
             tolerance on the Lanczos error estimate (finite time); unused by the
             dense path.
@@ -1235,8 +1252,12 @@ def inverse_regression(
     Raises:
         TypeError: wrong argument types.
         ValueError: shapes that do not match (y and A, A and the grid), NaN in y, a
-            negative ridge, a bad kernel, time, steps or solver; ``solver="dense"``
-            over the memory cap.
+            negative ridge, a bad kernel, ``times``, ``learning_rate`` or solver;
+            ``solver="dense"`` over the memory cap.
+
+    Deprecated: ``time=`` (now ``times=``), ``steps=k`` (now ``times=k,
+    discrete=True``) and ``lr=`` (now ``learning_rate=``) still work, with a
+    ``DeprecationWarning``, until the next minor release.
 
     Example:
         >>> import numpy as np, ntkspec
@@ -1257,7 +1278,8 @@ def inverse_regression(
     check_kernel(kernel)
     check_real(ridge, "ridge", low=0.0)
     ridge = float(ridge)
-    _check_time(time, steps, lr)
+    time, steps = _check_time(times, discrete, learning_rate)
+    lr = float(learning_rate)
     check_real(rtol, "rtol", low=0.0, low_inclusive=False)
     if not isinstance(return_info, bool):
         raise TypeError(f"return_info must be True or False; got {return_info!r}")
@@ -1329,6 +1351,7 @@ def _flow_filter(tau: float):
     return functools.partial(gd_filter, time=tau, rate=1.0)
 
 
+@renamed_arguments(lr="learning_rate", max_dim="max_krylov_dim")
 def inverse_regression_path(
     arch,
     mapping,
@@ -1339,9 +1362,9 @@ def inverse_regression_path(
     *,
     ridge: float = 0.0,
     kernel: str = "ntk",
-    lr: float = 1.0,
+    learning_rate: float = 1.0,
     rtol: float = 1e-6,
-    max_dim: int = 1000,
+    max_krylov_dim: int = 1000,
     return_info: bool = False,
     solver: str = "auto",
     max_bytes: float | None = None,
@@ -1350,7 +1373,7 @@ def inverse_regression_path(
 
     :math:`f_t = K A^\top \varphi_t(G) y` with :math:`\varphi_t(\lambda) = (1 -
     e^{-\eta t\lambda})/\lambda` and :math:`G = A K A^\top + \delta I`, as
-    :func:`inverse_regression` with ``time=t``, for every t in ``times``: one
+    :func:`inverse_regression` with ``times=t``, for every t in ``times``: one
     adaptive Lanczos run (:func:`ntkspec.linalg.lanczos_matfuns`) serves all of them,
     stopped when every estimate meets ``rtol``; on the dense path (``solver``, as
     :func:`inverse_regression`) one eigendecomposition of :math:`G` serves them, exact.
@@ -1363,10 +1386,11 @@ def inverse_regression_path(
         y: measurements, (M,) or (M, c).
         ridge: the absolute :math:`\delta \ge 0`.
         kernel: "ntk" or "nngp".
-        lr: the rate :math:`\eta > 0` (the flow runs for ``lr * t``).
+        learning_rate: the rate :math:`\eta > 0` (the flow runs for
+            ``learning_rate * t``).
         times: the flow times t >= 0, a sequence of T numbers.
         rtol: tolerance on the Lanczos error estimates.
-        max_dim: largest Krylov dimension.
+        max_krylov_dim: largest Krylov dimension.
         return_info: also return a list of T :class:`InverseInfo`.
         solver: "auto", "dense" or "iterative", as :func:`inverse_regression`.
         max_bytes: the dense memory cap, as :func:`inverse_regression`.
@@ -1375,20 +1399,25 @@ def inverse_regression_path(
         Shape (T, N) for y of shape (M,), or (T, N, c); with ``return_info`` the pair.
 
     Warns:
-        ConvergenceWarning: an estimate missed ``rtol`` at ``max_dim``.
+        ConvergenceWarning: an estimate missed ``rtol`` at ``max_krylov_dim``.
 
     Raises:
         TypeError, ValueError: as :func:`inverse_regression`; an empty or negative
             ``times``.
+
+    Deprecated: ``lr=`` (now ``learning_rate=``) and ``max_dim=`` (now
+    ``max_krylov_dim=``) still work, with a ``DeprecationWarning``, until the next
+    minor release.
     """
     check_arch(arch)
     check_grid(grid)
     kind = _check_mapping_for(mapping, grid)
     check_kernel(kernel)
     check_real(ridge, "ridge", low=0.0)
-    check_real(lr, "lr", low=0.0, low_inclusive=False)
+    check_real(learning_rate, "learning_rate", low=0.0, low_inclusive=False)
+    lr = float(learning_rate)
     check_real(rtol, "rtol", low=0.0, low_inclusive=False)
-    max_dim = check_positive_int(max_dim, "max_dim", minimum=2)
+    max_dim = check_positive_int(max_krylov_dim, "max_krylov_dim", minimum=2)
     if isinstance(times, int | float):
         raise TypeError("times must be a sequence of numbers; got a single number")
     times = [check_real(t, "times", low=0.0) for t in times]
@@ -1415,7 +1444,7 @@ def inverse_regression_path(
     if not all(bool(s.stats["converged"]) for s in sols):
         warnings.warn(
             f"inverse_regression_path: a Lanczos estimate is {worst:.2e} > rtol="
-            f"{rtol:.1e} at max_dim={max_dim}; raise max_dim.",
+            f"{rtol:.1e} at max_krylov_dim={max_dim}; raise max_krylov_dim.",
             ConvergenceWarning,
             stacklevel=2,
         )

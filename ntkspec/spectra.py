@@ -49,6 +49,7 @@ from typing import Literal
 import jax.numpy as jnp
 import numpy as np
 
+from ._deprecation import renamed_arguments
 from ._linalg import scipy  # scipy.linalg imported on first use
 from ._numerics import check_dense_request, x64_scope
 from ._validation import (
@@ -175,7 +176,7 @@ class SpectrumInfo:
 
     Attributes:
         method: "dense" (``eigh``), "fft" (exact circulant) or "lanczos".
-        converged: False only when Lanczos missed ``tol``.
+        converged: False only when Lanczos missed ``rtol``.
         lanczos: the :class:`LanczosResult` on the Lanczos path, else None.
     """
 
@@ -395,14 +396,15 @@ def _periodic_top(op: GridKernelOperator, k: int | None, vectors: bool):
 # --------------------------------------------------------------------------------------
 
 
+@renamed_arguments(tol="rtol", max_dim="max_krylov_dim")
 def lanczos_eigenpairs(
     operator: GridKernelOperator,
     k: int,
     *,
     vectors: bool = False,
     block_size: int | None = None,
-    tol: float = 1e-10,
-    max_dim: int | None = None,
+    rtol: float = 1e-10,
+    max_krylov_dim: int | None = None,
     seed: int = 0,
     max_bytes: float | None = None,
     algorithm: str = "unrestarted",
@@ -411,13 +413,13 @@ def lanczos_eigenpairs(
     r"""Top-k eigenpairs of a kernel operator by block Lanczos (exact matvecs).
 
     By default :func:`ntkspec.solvers.block_lanczos` (the basis grows up to
-    ``max_dim`` rows); ``algorithm="restarted"`` runs
-    :func:`ntkspec.solvers.restarted_lanczos` (thick restarts, a basis of ``max_dim``
-    rows, default 2.4 k: bounded memory), which :func:`spectrum` uses (timings of
-    both in ``docs/results/benchmarks.md``).
+    ``max_krylov_dim`` rows); ``algorithm="restarted"`` runs
+    :func:`ntkspec.solvers.restarted_lanczos` (thick restarts, a basis of
+    ``max_krylov_dim`` rows, default 2.4 k: bounded memory), which :func:`spectrum`
+    uses (timings of both in ``docs/results/benchmarks.md``).
     Both use full reorthogonalisation and Rayleigh-Ritz on :math:`V^\top K V`, and stop
     when each of the top k Ritz pairs has residual
-    :math:`\|KVy - \theta Vy\| \le` ``tol`` :math:`\cdot|\theta|`; arguments are
+    :math:`\|KVy - \theta Vy\| \le` ``rtol`` :math:`\cdot|\theta|`; arguments are
     checked first. Where the Krylov basis would come within a block of N (small grids,
     or k near N) both take the dense ``eigh`` of K built from N matvecs instead
     (``LanczosResult.method == "dense"``), exact to rounding.
@@ -429,8 +431,9 @@ def lanczos_eigenpairs(
         vectors: whether to return the (N, k) Ritz vectors; checked against the
             memory cap first.
         block_size: see :func:`~ntkspec.solvers.block_lanczos` (default 8).
-        tol: Ritz residual tolerance relative to the eigenvalue, 0 < tol < 1.
-        max_dim: basis rows: before a restart (``restarted_lanczos``'s
+        rtol: Ritz residual tolerance relative to the eigenvalue, 0 < rtol < 1
+            (``tol`` of the solvers).
+        max_krylov_dim: basis rows: before a restart (``restarted_lanczos``'s
             ``krylov_dim``) or in all (``block_lanczos``'s ``max_dim``).
         seed: start block seed.
         max_bytes: memory cap of the Krylov basis and of the vectors.
@@ -439,8 +442,11 @@ def lanczos_eigenpairs(
 
     Returns:
         A :class:`LanczosResult` (timings in ``stats``). When the residuals miss
-        ``tol`` at ``max_dim`` a ``RuntimeWarning`` reports them and the best Ritz
-        pairs are returned.
+        ``rtol`` at ``max_krylov_dim`` a ``RuntimeWarning`` reports them and the best
+        Ritz pairs are returned.
+
+    Deprecated: ``tol=`` (now ``rtol=``) and ``max_dim=`` (now ``max_krylov_dim=``)
+    still work, with a ``DeprecationWarning``, until the next minor release.
     """
     if not hasattr(operator, "matvec") or not hasattr(operator, "shape"):
         raise TypeError(
@@ -461,8 +467,8 @@ def lanczos_eigenpairs(
             k,
             vectors=vectors,
             block_size=block_size,
-            tol=tol,
-            krylov_dim=max_dim,
+            tol=rtol,
+            krylov_dim=max_krylov_dim,
             max_restarts=max_restarts,
             seed=seed,
             max_bytes=max_bytes,
@@ -472,8 +478,8 @@ def lanczos_eigenpairs(
         k,
         vectors=vectors,
         block_size=block_size,
-        tol=tol,
-        max_dim=max_dim,
+        tol=rtol,
+        max_dim=max_krylov_dim,
         seed=seed,
         max_bytes=max_bytes,
     )
@@ -484,6 +490,7 @@ def lanczos_eigenpairs(
 # --------------------------------------------------------------------------------------
 
 
+@renamed_arguments(tol="rtol")
 def spectrum(
     arch: ReluMLP,
     mapping,
@@ -493,7 +500,7 @@ def spectrum(
     vectors: bool = False,
     *,
     method: str = "auto",
-    tol: float = 1e-10,
+    rtol: float = 1e-10,
     max_bytes: float | None = None,
     seed: int = 0,
     return_info: bool = False,
@@ -520,7 +527,7 @@ def spectrum(
         kernel: "ntk" or "nngp".
         vectors: also return eigenvectors, shape (N, k) (N columns when k is None).
         method: "auto", or force "dense" or "lanczos" (non-periodic grids).
-        tol: relative residual tolerance of the Lanczos path.
+        rtol: relative residual tolerance of the Lanczos path.
         max_bytes: dense memory cap (default 4 GiB or ``NTKSPEC_MAX_DENSE_BYTES``).
         seed: seed of the Lanczos start block.
         return_info: also return a :class:`SpectrumInfo` (last element).
@@ -538,6 +545,9 @@ def spectrum(
         TypeError, ValueError: bad arguments (each message names the argument); a dense
             request over the memory cap (the message points to Grid / k); a non-periodic
             Grid too large for dense with k=None (asks for k).
+
+    Deprecated: ``tol=`` (now ``rtol=``) still works, with a ``DeprecationWarning``,
+    until the next minor release.
 
     Example:
         >>> import ntkspec
@@ -564,7 +574,7 @@ def spectrum(
             op,
             k,
             vectors=vectors,
-            tol=tol,
+            rtol=rtol,
             seed=seed,
             max_bytes=max_bytes,
             algorithm="restarted",

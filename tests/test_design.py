@@ -25,7 +25,7 @@ def _image(shape=(12, 10, 3), seed=0):
 
 
 def _dense_error(
-    arch, mapping, image, time, learning_rate=1.0, ridge=0.0, kernel="ntk"
+    arch, mapping, image, times, learning_rate=1.0, ridge=0.0, kernel="ntk"
 ):
     """Held-out MSE by eigh of the dense train Gram (kernels on points, no FFT)."""
     if image.ndim == mapping.dim:
@@ -44,10 +44,10 @@ def _dense_error(
     Kt = np.asarray(fn(arch, f_te, f_tr))
     lam, V = np.linalg.eigh(K)
     lam = np.maximum(lam, 0.0)
-    if math.isinf(time):
+    if math.isinf(times):
         phi = np.where(lam > 0, 1.0 / np.where(lam > 0, lam, 1.0), 0.0)
     else:
-        phi = -np.expm1(-learning_rate / y.size * time * lam) / lam
+        phi = -np.expm1(-learning_rate / y.size * times * lam) / lam
     pred = Kt @ V @ (phi[:, None] * (V.T @ y))
     return float(np.mean((pred - y_te) ** 2))
 
@@ -56,7 +56,7 @@ def _dense_error(
 @pytest.mark.parametrize("mapping", [PERIODIC, GAUSS], ids=["periodic", "gaussian"])
 def test_predicted_error_matches_dense(mapping, time):
     img = _image()
-    got = design.predicted_error(ARCH, mapping, img, time=time, rtol=1e-13)
+    got = design.predicted_error(ARCH, mapping, img, times=time, rtol=1e-13)
     want = _dense_error(ARCH, mapping, img, time)
     assert isinstance(got, float)
     np.testing.assert_allclose(got, want, rtol=RTOL, atol=0)
@@ -65,7 +65,7 @@ def test_predicted_error_matches_dense(mapping, time):
 def test_predicted_error_matches_gd_dynamics_with_ridge_lr_nngp():
     img = _image((8, 8), seed=3)  # grey: (H, W)
     for mapping in (PERIODIC, GAUSS):
-        kw = dict(time=7.0, learning_rate=2.5, ridge=0.05, kernel="nngp")
+        kw = dict(times=7.0, learning_rate=2.5, ridge=0.05, kernel="nngp")
         got = design.predicted_error(ARCH, mapping, img, rtol=1e-11, **kw)
         _, ft = ntkspec.gd_dynamics(
             ARCH, mapping, ntkspec.Grid((4, 4)), img[::2, ::2].reshape(-1),
@@ -81,13 +81,13 @@ def test_predicted_error_matches_gd_dynamics_with_ridge_lr_nngp():
 def test_predicted_error_1d_signal(time):
     sig = _image((16, 2), seed=1)
     mp = mappings.power_law(6, 1.0)
-    got = design.predicted_error(ARCH, mp, sig, time=time)
+    got = design.predicted_error(ARCH, mp, sig, times=time)
     np.testing.assert_allclose(got, _dense_error(ARCH, mp, sig, time), rtol=RTOL)
 
 
 def test_time_zero_is_the_zero_predictor():
     img = _image((8, 8, 2))
-    e = design.predicted_error(ARCH, PERIODIC, img, time=0.0)
+    e = design.predicted_error(ARCH, PERIODIC, img, times=0.0)
     assert e == pytest.approx(np.mean(img[1::2, 1::2] ** 2), rel=1e-14)
 
 
@@ -98,7 +98,7 @@ def test_gradient_in_amplitudes_matches_central_differences(time):
 
     def err(a):
         return design.predicted_error(
-            ARCH, mappings.FourierMapping(B, a), img, time=time
+            ARCH, mappings.FourierMapping(B, a), img, times=time
         )
 
     with jax.enable_x64(True):
@@ -118,7 +118,7 @@ def test_gradient_without_x64_in_the_caller_is_float32():
 
     def err(a):
         return design.predicted_error(
-            ARCH, mappings.FourierMapping(B, a), img, time=10.0
+            ARCH, mappings.FourierMapping(B, a), img, times=10.0
         )
 
     g32 = jax.grad(err)(jnp.asarray(PERIODIC.a, dtype=jnp.float32))
@@ -135,12 +135,12 @@ def test_gradient_through_psnr_and_jit():
     with jax.enable_x64(True):
         f = jax.jit(
             lambda a: design.predicted_psnr(
-                ARCH, mappings.FourierMapping(B, a), img, time=10.0
+                ARCH, mappings.FourierMapping(B, a), img, times=10.0
             )
         )
         v = float(f(jnp.asarray(PERIODIC.a)))
     assert v == pytest.approx(
-        design.predicted_psnr(ARCH, PERIODIC, img, time=10.0), rel=1e-12
+        design.predicted_psnr(ARCH, PERIODIC, img, times=10.0), rel=1e-12
     )
 
 
@@ -150,7 +150,7 @@ def test_krylov_path_refuses_tracing():
     with pytest.raises(TypeError, match="not differentiable"):
         jax.grad(
             lambda a: design.predicted_error(
-                ARCH, mappings.FourierMapping(B, a), img, time=1.0
+                ARCH, mappings.FourierMapping(B, a), img, times=1.0
             )
         )(jnp.asarray(GAUSS.a))
     with pytest.raises(TypeError, match="mapping.B must be concrete"):
@@ -166,7 +166,7 @@ def test_krylov_path_refuses_tracing():
         (dict(image=np.full((4, 4), 1.5)), ValueError, r"\[0, 1\]"),
         (dict(image=np.full((4, 4), np.nan)), ValueError, "finite"),
         (dict(image="x.png"), TypeError, "array"),
-        (dict(time=-1.0), ValueError, "time"),
+        (dict(times=-1.0), ValueError, "times"),
         (dict(learning_rate=0.0), ValueError, "learning_rate"),
         (dict(ridge=-1.0), ValueError, "ridge"),
         (dict(kernel="rbf"), ValueError, "kernel"),
@@ -183,7 +183,7 @@ def test_bad_input(kwargs, exc, match):
 
 def test_suggest_scale_is_the_argmax_of_its_curve():
     img = _image((16, 16, 3), seed=5)
-    s = design.suggest_scale(ARCH, img, num_freqs=16, time=50.0)
+    s = design.suggest_scale(ARCH, img, num_freqs=16, times=50.0)
     assert s.scales.size >= 8 and s.predicted_psnr.shape == s.scales.shape
     assert np.all(np.diff(s.scales) > 0)
     assert s.scale == s.scales[np.argmax(s.predicted_psnr)] and s.time == 50.0
@@ -217,7 +217,7 @@ def test_suggest_scale_positional_and_default_budget():
         (dict(scales=[1.0]), "at least 2"),
         (dict(scales=[1.0, -2.0]), "positive"),
         (dict(num_freqs=1), "num_freqs"),
-        (dict(time=-3.0), "time"),
+        (dict(times=-3.0), "times"),
         (dict(image=np.zeros((2, 2))), "even and >= 4"),
     ],
 )

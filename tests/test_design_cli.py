@@ -26,7 +26,7 @@ def test_suggest_prints_and_writes_the_library_choice(tmp_path, capsys, image_pn
     argv += ["--depth", "3", "--time", "100"]
     assert cli.main(argv) == 0
     data = json.loads(out.read_text())
-    want = design.suggest_scale(ntkspec.ReluMLP(3), img, num_freqs=8, time=100.0)
+    want = design.suggest_scale(ntkspec.ReluMLP(3), img, num_freqs=8, times=100.0)
     assert data["scale"] == want.scale and data["cropped_to_even"] is True
     np.testing.assert_allclose(data["scales"], want.scales, rtol=0, atol=0)
     np.testing.assert_allclose(data["predicted_psnr"], want.predicted_psnr, rtol=1e-12)

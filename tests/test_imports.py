@@ -25,6 +25,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ntkspec"
 # _mesh.py: mesh utilities under sharding; networks/_spec.py: the networks package's.
 HELPERS = {
     "_validation",
+    "_deprecation",
     "_numerics",
     "_interrupt",
     "_linalg",

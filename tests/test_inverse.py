@@ -86,7 +86,7 @@ def test_gradient_flow_matches_dense(problem):
     for t in (0.3 / g_top, 30.0 / g_top):
         ref = dense_inverse_gd_reference(gram, a, y, t=t, lr=1.0)
         got, info = ntkspec.inverse_regression(
-            ARCH, mapping, grid, op, y, time=t, return_info=True, krylov_dim=60
+            ARCH, mapping, grid, op, y, times=t, return_info=True, krylov_dim=60
         )
         assert info.solver == "lanczos"
         _close(got, ref)
@@ -103,7 +103,15 @@ def test_discrete_gd_matches_dense_polynomial(problem):
     for _ in range(k):
         fk = fk - lr * gram @ a.T @ (a @ fk - y)
     got = ntkspec.inverse_regression(
-        ARCH, mapping, grid, op, y, steps=k, lr=lr, krylov_dim=60
+        ARCH,
+        mapping,
+        grid,
+        op,
+        y,
+        times=k,
+        discrete=True,
+        learning_rate=lr,
+        krylov_dim=60,
     )
     _close(got, fk)
 
@@ -128,19 +136,25 @@ def test_non_convergence_warns_and_returns_best_iterate(problem):
     assert np.all(np.isfinite(got))
     with pytest.warns(ConvergenceWarning, match="krylov_dim"):
         ntkspec.inverse_regression(
-            ARCH, mapping, grid, op, y, time=1e6, krylov_dim=2, rtol=1e-12
+            ARCH, mapping, grid, op, y, times=1e6, krylov_dim=2, rtol=1e-12
         )
 
 
 def test_more_bad_input(problem):
     grid, mapping, _, op, a, f = problem
     y = a @ f[:, 0]
-    with pytest.raises(ValueError, match="time"):
-        ntkspec.inverse_regression(ARCH, mapping, grid, op, y, time=1.0, steps=3)
-    with pytest.raises(ValueError, match="time"):
-        ntkspec.inverse_regression(ARCH, mapping, grid, op, y, time=-1.0)
-    with pytest.raises(ValueError, match="lr"):
-        ntkspec.inverse_regression(ARCH, mapping, grid, op, y, steps=2, lr=0.0)
+    with pytest.raises(TypeError, match="times"):
+        ntkspec.inverse_regression(ARCH, mapping, grid, op, y, times=1.5, discrete=True)
+    with pytest.raises(ValueError, match="times"):
+        ntkspec.inverse_regression(ARCH, mapping, grid, op, y, times=-1, discrete=True)
+    with pytest.raises(ValueError, match="times"):
+        ntkspec.inverse_regression(ARCH, mapping, grid, op, y, times=-1.0)
+    with pytest.raises(TypeError, match="discrete"):
+        ntkspec.inverse_regression(ARCH, mapping, grid, op, y, times=1.0, discrete=1)
+    with pytest.raises(ValueError, match="learning_rate"):
+        ntkspec.inverse_regression(
+            ARCH, mapping, grid, op, y, times=2, discrete=True, learning_rate=0.0
+        )
     with pytest.raises(ValueError, match="y"):
         ntkspec.inverse_regression(ARCH, mapping, grid, op, y[:, None][:, :0])
     with pytest.raises(TypeError, match="y"):
@@ -244,7 +258,15 @@ def test_inverse_regression_path_matches_the_dense_flow(problem, channels):
     y = a @ f
     times, lr = [0.0, 0.3, 5.0, 40.0], 0.5
     got, infos = inverse.inverse_regression_path(
-        ARCH, mapping, grid, op, y, times, lr=lr, rtol=1e-12, return_info=True
+        ARCH,
+        mapping,
+        grid,
+        op,
+        y,
+        times,
+        learning_rate=lr,
+        rtol=1e-12,
+        return_info=True,
     )
     assert got.shape == (len(times),) + f.shape and len(infos) == len(times)
     for t, g in zip(times, got, strict=True):
@@ -348,10 +370,26 @@ def test_discrete_gd_above_the_stability_limit_warns(problem):
     lam_max = np.linalg.eigvalsh(a @ gram @ a.T).max()
     with pytest.warns(RuntimeWarning, match="diverges.*stability limit 2 / lambda"):
         ntkspec.inverse_regression(
-            ARCH, mapping, grid, op, y, steps=50, lr=4.0 / lam_max, krylov_dim=60
+            ARCH,
+            mapping,
+            grid,
+            op,
+            y,
+            times=50,
+            discrete=True,
+            learning_rate=4.0 / lam_max,
+            krylov_dim=60,
         )
     # Below the limit: no warning (warnings are errors in this suite).
     got = ntkspec.inverse_regression(
-        ARCH, mapping, grid, op, y, steps=50, lr=1.9 / lam_max, krylov_dim=60
+        ARCH,
+        mapping,
+        grid,
+        op,
+        y,
+        times=50,
+        discrete=True,
+        learning_rate=1.9 / lam_max,
+        krylov_dim=60,
     )
     assert np.all(np.isfinite(got))

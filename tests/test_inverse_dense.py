@@ -84,13 +84,20 @@ def case(request):
     return forward, a, k, y, ridge
 
 
+def _new_names(when):
+    """The reference's time / steps as inverse_regression's times (+ discrete)."""
+    if "steps" in when:
+        return {"times": when["steps"], "discrete": True}
+    return {"times": when["time"]} if "time" in when else {}
+
+
 @pytest.mark.parametrize(
     "when", [{}, {"time": 3.0}, {"steps": 7}], ids=["inf", "flow", "gd"]
 )
 def test_dense_path_matches_numpy_formula(case, when):
     forward, a, k, y, ridge = case
     lr = 1.0 if "time" in when else 0.5 / np.linalg.eigvalsh(a @ k @ a.T)[-1]
-    kw = dict(when, lr=lr) if when else {}
+    kw = dict(_new_names(when), learning_rate=lr) if when else {}
     got, info = ntkspec.inverse_regression(
         ARCH, MAPPING, GRID, forward, y, ridge=ridge, solver="dense",
         return_info=True, **kw,
@@ -105,7 +112,7 @@ def test_iterative_path_agrees_with_dense(case, when):
     forward, _, _, y, ridge = case
     m = y.shape[0]
     rtol = 1e-6 if when else 1e-12
-    common = dict(ridge=ridge, rtol=rtol, krylov_dim=m, **when)
+    common = dict(ridge=ridge, rtol=rtol, krylov_dim=m, **_new_names(when))
     dense = ntkspec.inverse_regression(
         ARCH, MAPPING, GRID, forward, y, solver="dense", **common
     )
@@ -151,8 +158,8 @@ def test_path_dense_matches_numpy_formula(case):
     forward, a, k, y, ridge = case
     times = [0.5, 3.0]
     got, infos = ntkspec.inverse.inverse_regression_path(
-        ARCH, MAPPING, GRID, forward, y, times, ridge=ridge, lr=2.0, solver="dense",
-        return_info=True,
+        ARCH, MAPPING, GRID, forward, y, times, ridge=ridge, learning_rate=2.0,
+        solver="dense", return_info=True,
     )  # fmt: skip
     assert got.shape == (2, GRID.size) and infos[0].solver == "eigh"
     for t, f in zip(times, got, strict=True):

@@ -125,8 +125,8 @@ def test_finite_steps_match_dense_formula(problem):
     filt = (1.0 - (1.0 - lr * lam) ** k) / lam
     ref = K @ a.T @ (V @ (filt * (V.T @ y)))
     got = ntkspec.inverse_regression(
-        ARCH, mapping, grid, op, y, ridge=ridge, steps=k, lr=lr, rtol=1e-11,
-        krylov_dim=200,
+        ARCH, mapping, grid, op, y, ridge=ridge, times=k, discrete=True,
+        learning_rate=lr, rtol=1e-11, krylov_dim=200,
     )  # fmt: skip
     np.testing.assert_allclose(got, ref, rtol=RTOL, atol=RTOL * np.abs(ref).max())
 

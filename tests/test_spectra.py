@@ -95,7 +95,7 @@ def test_lanczos_result_diagnostics():
     assert res.matvecs == res.krylov_dim and res.residuals.shape == (5,)
     with pytest.warns(RuntimeWarning, match="did not converge"):
         bad = spectra.lanczos_eigenpairs(
-            op, 5, block_size=2, max_dim=8, tol=1e-14, algorithm="unrestarted"
+            op, 5, block_size=2, max_krylov_dim=8, rtol=1e-14, algorithm="unrestarted"
         )
     assert not bad.converged
     res = spectra.lanczos_eigenpairs(op, 5, block_size=4, algorithm="restarted")
@@ -106,8 +106,8 @@ def test_lanczos_result_diagnostics():
             op,
             5,
             block_size=2,
-            max_dim=10,
-            tol=1e-14,
+            max_krylov_dim=10,
+            rtol=1e-14,
             max_restarts=0,
             algorithm="restarted",
         )

@@ -29,7 +29,7 @@ standard parameterisation of width 256 and the sigmoid output all change the
 scale). What both runs share is the fit to the data. So the study places the
 networks on the NTK's time axis by their measurement misfit :math:`r =
 \lVert Af - y\rVert/\lVert y\rVert` at the end of training: the flow time
-:math:`\tau` (``inverse_regression(time=)`` with ``lr=1``) at which the NTK's
+:math:`\tau` (``inverse_regression(times=)``, ``learning_rate=1``) at which the NTK's
 misfit equals the network's, on the same phantom at the networks' resolution (the
 CPU networks of :data:`CPU_NETWORKS`, 32^2). It also sweeps :math:`\tau
 \lambda_{\max}(G) = 10^0 \dots 10^6` on the first phantom (one Lanczos run per
@@ -148,8 +148,8 @@ def _grid_case(arch, mapping, img, steps, krylov):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
         f_k, info_k = inverse_regression(
-            arch, mapping, grid, A, y, ridge=ridge, steps=steps, lr=lr,
-            krylov_dim=krylov, rtol=1e-6, return_info=True,
+            arch, mapping, grid, A, y, ridge=ridge, times=steps, discrete=True,
+            learning_rate=lr, krylov_dim=krylov, rtol=1e-6, return_info=True,
         )  # fmt: skip
     return (
         f_inf,
@@ -205,7 +205,7 @@ def _flow_curve(arch, mapping, img, taus):
         warnings.simplefilter("always", ConvergenceWarning)
         preds, infos = inverse_regression_path(
             arch, mapping, grid, A, y, [t / lam for t in taus], ridge=ridge,
-            rtol=1e-6, max_dim=600, return_info=True,
+            rtol=1e-6, max_krylov_dim=600, return_info=True,
         )  # fmt: skip
     a = A.to_scipy()
     flat = img.reshape(-1)

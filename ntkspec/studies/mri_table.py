@@ -139,8 +139,8 @@ def _grid_case(arch, mapping, img, A, steps, krylov):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
         f_k, info_k = inverse_regression(
-            arch, mapping, grid, A, y, ridge=ridge, steps=steps, lr=lr,
-            krylov_dim=krylov, rtol=1e-6, return_info=True,
+            arch, mapping, grid, A, y, ridge=ridge, times=steps, discrete=True,
+            learning_rate=lr, krylov_dim=krylov, rtol=1e-6, return_info=True,
         )  # fmt: skip
     return (
         f_inf,

@@ -173,7 +173,7 @@ def run(
         sug = suggest_scale(ARCH, img, scales=SIGMAS, seed=seed)
         inf_curve = [
             predicted_psnr(
-                ARCH, family_mapping("gaussian", s, seed=seed), img, time=np.inf,
+                ARCH, family_mapping("gaussian", s, seed=seed), img, times=np.inf,
                 rtol=1e-6,
             )
             for s in SIGMAS

@@ -87,7 +87,7 @@ def _stationary_entry(arch, mapping, grid: Grid, top_k, max_dim, fit_range):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # recorded below
             info = lanczos_eigenpairs(
-                grid_operator(arch, mapping, grid), top_k, max_dim=max_dim
+                grid_operator(arch, mapping, grid), top_k, max_krylov_dim=max_dim
             )
         lam = info.eigenvalues
         rel = info.residuals / np.abs(lam)
