@@ -60,10 +60,10 @@ from ..inverse import (
     mean_measured_diagonal,
 )
 from ..io import agg_subplots, save_figure
-from ..kernels import ReluMLP, ntk
-from ..linalg import check_gd_stability, gd_filter, largest_eigenvalue
+from ..kernels import ReluMLP
+from ..linalg import largest_eigenvalue
 from ..solvers import ConvergenceWarning
-from ._common import per_image_stat, write_study
+from ._common import dense_inverse_case, per_image_stat, write_study
 from ._table1 import inverse_verdicts, verdict_markdown, verdict_tables
 
 __all__ = ["CPU_NETWORKS", "PAPER_CT", "SIZES", "run"]
@@ -167,24 +167,11 @@ def _grid_case(arch, mapping, img, steps, krylov):
 
 
 def _dense_case(arch, img, steps):
-    """Raw coordinates: dense Gram (N <= 4096), t = infinity and k GD steps."""
-    n = img.shape[0]
-    grid = Grid((n, n))
-    A = measurements.ct_projections(grid.shape, _NUM_ANGLES).to_scipy().toarray()
-    y = A @ img.reshape(-1)
-    K = np.asarray(ntk(arch, np.asarray(grid.points()), progress=False), np.float64)
-    G = A @ K @ A.T
-    G = 0.5 * (G + G.T)
-    ridge = 1e-6 * float(np.mean(np.diag(G)))
-    lam, V = np.linalg.eigh(G + ridge * np.eye(len(G)))
-    lam = np.maximum(lam, ridge)
-    coef = V.T @ y
-    f_inf = K @ A.T @ (V @ (coef / lam))
-    lr = 1.0 / lam.max()
-    check_gd_stability(float(lam.max()), lr, 1, steps, discrete=True)
-    filt = gd_filter(lam, steps, lr, discrete=True)
-    f_k = K @ A.T @ (V @ (filt * coef))
-    return f_inf, f_k, {"ridge": ridge, "solver": "dense eigh", "lr": lr}
+    """Raw coordinates: inverse_regression's dense path, t = infinity and k GD steps."""
+    grid = Grid(img.shape)
+    A = measurements.ct_projections(grid.shape, _NUM_ANGLES)
+    y = A.to_scipy() @ img.reshape(-1)
+    return dense_inverse_case(arch, grid, A, y, steps)
 
 
 def _problem(arch, mapping, img):
@@ -224,25 +211,22 @@ def _flow_curve(arch, mapping, img, taus):
 
 
 def _dense_flow_curve(arch, img, taus):
-    """The same for raw coordinates, from the dense eigendecomposition."""
-    n = img.shape[0]
-    grid = Grid((n, n))
-    A = measurements.ct_projections(grid.shape, _NUM_ANGLES).to_scipy().toarray()
-    y = A @ img.reshape(-1)
-    K = np.asarray(ntk(arch, np.asarray(grid.points()), progress=False), np.float64)
-    G = A @ K @ A.T
-    G = 0.5 * (G + G.T)
-    ridge = 1e-6 * float(np.mean(np.diag(G)))
-    lam, V = np.linalg.eigh(G + ridge * np.eye(len(G)))
-    lam = np.maximum(lam, ridge)
-    coef = V.T @ y
+    """The same for raw coordinates, on inverse_regression_path's dense path."""
+    grid = Grid(img.shape)
+    A = measurements.ct_projections(grid.shape, _NUM_ANGLES)
+    y = A.to_scipy() @ img.reshape(-1)
+    raw = mappings.identity()
+    G = operators.composed(A, operators.kernel_operator(arch, raw, grid))
+    ridge = 1e-6 * mean_measured_diagonal(G, rows=None)
+    lam = largest_eigenvalue(operators.Shifted(G, ridge), A.shape[0], iters=100)
+    preds = inverse_regression_path(
+        arch, raw, grid, A, y, [t / lam for t in taus], ridge=ridge, solver="dense"
+    )
     psnrs, misfit = [], []
-    for t in taus:
-        filt = gd_filter(lam, t / lam.max(), 1.0)
-        f = K @ A.T @ (V @ (filt * coef))
+    for f in preds:
         psnrs.append(psnr(np.clip(f, 0, 1), img.reshape(-1)))
-        misfit.append(float(np.linalg.norm(A @ f - y) / np.linalg.norm(y)))
-    return psnrs, misfit, {"lambda_max": float(lam.max()), "solver": "dense eigh"}
+        misfit.append(float(np.linalg.norm(A.to_scipy() @ f - y) / np.linalg.norm(y)))
+    return psnrs, misfit, {"lambda_max": float(lam), "solver": "dense eigh"}
 
 
 #: The time grid on which the networks' fit is located (4 per decade).

@@ -48,10 +48,10 @@ from ..data import psnr
 from ..grid import Grid
 from ..inverse import inverse_regression, mean_measured_diagonal
 from ..io import agg_subplots, save_figure
-from ..kernels import ReluMLP, ntk
-from ..linalg import check_gd_stability, gd_filter, largest_eigenvalue
+from ..kernels import ReluMLP
+from ..linalg import largest_eigenvalue
 from ..solvers import ConvergenceWarning
-from ._common import per_image_stat, write_study
+from ._common import dense_inverse_case, per_image_stat, write_study
 from ._table1 import inverse_verdicts, verdict_markdown, verdict_tables
 
 __all__ = [
@@ -161,28 +161,14 @@ def _grid_case(arch, mapping, img, A, steps, krylov):
 
 
 def _dense_case(arch, img, A, steps):
-    """Raw coordinates: dense Gram and dense mask matrix, t = infinity and k steps."""
+    """Raw coordinates: inverse_regression's dense path, t = infinity and k steps."""
     import jax
     import jax.numpy as jnp
 
     grid = Grid(img.shape)
-    n = grid.size
     with jax.enable_x64(True):
-        a = np.asarray(jax.vmap(A.forward, in_axes=1, out_axes=1)(jnp.eye(n)))
-    y = a @ img.reshape(-1)
-    K = np.asarray(ntk(arch, np.asarray(grid.points()), progress=False), np.float64)
-    G = a @ K @ a.T
-    G = 0.5 * (G + G.T)
-    ridge = 1e-6 * float(np.mean(np.diag(G)))
-    lam, V = np.linalg.eigh(G + ridge * np.eye(len(G)))
-    lam = np.maximum(lam, ridge)
-    coef = V.T @ y
-    f_inf = K @ a.T @ (V @ (coef / lam))
-    lr = 1.0 / lam.max()
-    check_gd_stability(float(lam.max()), lr, 1, steps, discrete=True)
-    filt = gd_filter(lam, steps, lr, discrete=True)
-    f_k = K @ a.T @ (V @ (filt * coef))
-    return f_inf, f_k, {"ridge": ridge, "solver": "dense eigh", "lr": lr}
+        y = np.asarray(A.forward(jnp.asarray(img.reshape(-1), jnp.float64)))
+    return dense_inverse_case(arch, grid, A, y, steps)
 
 
 def _paper(name):
