@@ -35,6 +35,7 @@ from .. import data
 from ..grid import Grid
 from ..io import save_figure, write_json
 from ..kernels import ReluMLP, ntk
+from ..operators import structure
 from ..provenance import provenance
 from ..regression import kernel_regression
 from ._common import MAPPING_NAMES, PAPER_TABLE1, format_stat, per_image_stat
@@ -173,7 +174,7 @@ def table1(
                     size["res"],
                     size["crop"],
                 )
-            if mapping.is_stationary:
+            if structure(mapping, Grid((size["res"],) * 2)) != "points":
                 row = _full_size(arch, mapping, stack, size["res"])
             else:
                 row = dict(red)

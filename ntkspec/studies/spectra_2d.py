@@ -27,7 +27,7 @@ import numpy as np
 from ..grid import Grid
 from ..io import readable, save_figure, write_json
 from ..kernels import ReluMLP
-from ..operators import grid_operator
+from ..operators import grid_operator, structure
 from ..provenance import provenance
 from ..spectra import (
     decay_exponent,
@@ -78,7 +78,7 @@ def _stationary_entry(arch, mapping, grid: Grid, top_k, max_dim, fit_range):
     """
     entry: dict = {}
     size = grid.shape[0]
-    if mapping.is_periodic:
+    if structure(mapping, grid) == "circulant":
         spec = grid_spectrum(arch, mapping, grid)
         lam = np.sort(spec.values.reshape(-1))[::-1]
         kind = f"exact, all N (FFT), {size}x{size}"
@@ -136,7 +136,7 @@ def spectra_2d(
     results, images, rows = {}, {}, []
     for name, mapping in paper_mappings_2d(seed).items():
         t1 = time.perf_counter()
-        if not mapping.is_stationary:
+        if structure(mapping, grid) == "points":
             entry = _dense_entry(arch, mapping, small)
         else:
             entry, spec, fit = _stationary_entry(
