@@ -202,8 +202,8 @@ class FourierMapping:
             ValueError: naming ``name``, when the phases :math:`Bv` could reach
                 :math:`2^{53}` cycles or a coordinate exceeds the largest ``dtype``.
         """
-        if self.is_periodic or is_traced(v):
-            return
+        if self.is_periodic or is_traced(v) or is_traced(self.B):
+            return  # traced frequencies (e.g. under grad): nothing to check
         arr = np.asarray(v)
         big = float(np.max(np.abs(arr))) if arr.size else 0.0
         rows = np.sum(np.abs(np.asarray(self.B, dtype=np.float64)), axis=1)
