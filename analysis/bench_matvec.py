@@ -203,8 +203,7 @@ def main(argv=None) -> int:
     if args.rounds < 1:
         print("bench_matvec: --rounds must be >= 1", file=sys.stderr)
         return 2
-    from ntkspec._io import write_json
-
+    from ntkspec.io import write_json
     from ntkspec.provenance import provenance
 
     t0 = time.perf_counter()

@@ -101,10 +101,10 @@ def _networks(folder) -> list:
 
 def run(args, command: str) -> dict:
     import jax
-    from ntkspec._io import agg_subplots, save_figure, write_json
 
     import ntkspec
     from ntkspec import shapes
+    from ntkspec.io import agg_subplots, save_figure, write_json
     from ntkspec.population import population_flow, sgd_flow_time
     from ntkspec.provenance import provenance
     from ntkspec.studies.shape_table import PAPER_SHAPE

@@ -124,7 +124,7 @@ def main(argv=None) -> int:
         device="CPU",
     )
     out_dir = Path(args.out)
-    from ntkspec._io import atomic_write, write_json
+    from ntkspec.io import atomic_write, write_json
 
     write_json(out_dir / "loss_matched.json", result)
     lines = [

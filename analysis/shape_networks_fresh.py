@@ -205,9 +205,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     import jax
-    from ntkspec._io import write_json
 
     from ntkspec import shapes
+    from ntkspec.io import write_json
     from ntkspec.provenance import provenance
     from ntkspec.studies.shape_table import PAPER_SHAPE
 

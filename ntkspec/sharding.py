@@ -149,6 +149,16 @@ class ShardedBlockedGram:
         return self.op.shape
 
     @property
+    def structure(self) -> str:
+        """The blocked operator's structure tag (sharding keeps it)."""
+        return self.op.structure
+
+    @property
+    def is_symmetric(self) -> bool:
+        """The blocked operator's."""
+        return self.op.is_symmetric
+
+    @property
     def dtype(self):
         """The kernel dtype."""
         return self.op.dtype
@@ -244,6 +254,14 @@ class ShardedDense:
         """(M, N)."""
         return (self.num_rows, self.matrix.shape[1])
 
+    #: The structure tag: a dense matrix (its rows on the mesh).
+    structure = "dense"
+
+    @property
+    def is_symmetric(self) -> bool:
+        """True for a square matrix (a self-Gram; the symmetry is not re-checked)."""
+        return self.num_rows == self.matrix.shape[1]
+
     @property
     def dtype(self):
         """The dtype of the entries."""
@@ -323,6 +341,14 @@ class ShardedGridOperator:
     base: object
     full_symbol: jax.Array | None
     mesh: Mesh
+
+    @property
+    def structure(self) -> str:
+        """The base operator's structure tag (circulant or toeplitz)."""
+        return self.base.structure
+
+    #: A self-Gram on a grid.
+    is_symmetric = True
 
     @property
     def grid(self):
