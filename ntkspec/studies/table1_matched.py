@@ -74,6 +74,11 @@ from .. import verdicts
 from ..io import atomic_write, write_json
 from ..kernels import ReluMLP
 from ._common import MAPPING_NAMES, PAPER_TABLE1, SCALES
+from ._common import crop_grid as _coords
+from ._common import table1_images as _images
+from ._common import table1_network_run as _network_run
+from ._common import table1_ntk_run as _ntk_run
+from ._common import table1_psnr as _psnr
 from ._table1 import verdict_markdown, verdict_table
 
 __all__ = [
@@ -134,18 +139,6 @@ def set_mappings(image_set: str) -> dict:
     }
 
 
-def _images(image_set: str, crop: int, count: int) -> dict:
-    if image_set == "natural":
-        return dict(list(datasets.natural_set(RES, crop=crop).items())[:count])
-    return datasets.text_set(RES, count=count, crop=crop)
-
-
-def _coords(crop: int) -> np.ndarray:
-    off = (RES - crop) // 2
-    g = (off + np.arange(crop)) / RES
-    return np.stack(np.meshgrid(g, g, indexing="ij"), axis=-1).reshape(-1, 2)
-
-
 def adam_learning_rate(image_set: str, mapping_name: str) -> float:
     """The official notebook's: 1e-2 for none / basic on natural images, else 1e-3."""
     natural_low = image_set == "natural" and mapping_name in ("none", "basic")
@@ -176,80 +169,6 @@ def tasks(cfg: dict) -> list[dict]:
 
 def _key(task: dict, image: str) -> str:
     return f"{task['kind']}__{task['set']}__{image}__{task['mapping']}__s{task['seed']}"
-
-
-def _psnr(pred, y) -> float:
-    return datasets.psnr(np.asarray(pred, np.float64), np.asarray(y, np.float64))
-
-
-def _network_run(task, mapping, x, y, tr, held, cfg) -> dict:
-    import jax
-
-    from ..networks import mlp, train
-
-    control = task["kind"] == "control"
-    if control:
-        net = mlp(ARCH, mapping, cfg["width"], out_dim=3)
-        lr = 1e-3
-    else:
-        net = mlp(
-            ReluMLP(4),
-            mapping,
-            cfg["width"],
-            out_dim=3,
-            output="sigmoid",
-            initialization="stax",
-        )
-        lr = adam_learning_rate(task["set"], task["mapping"])
-    params = net.init(jax.random.PRNGKey(10 + task["seed"]))
-    result = train(
-        net,
-        params,
-        x[tr],
-        y[tr],
-        steps=cfg["steps"],
-        learning_rate=lr,
-        eval_every=cfg["steps"],
-        progress=False,
-        record_outputs=True,
-        eval_sets={"all": (x, y)},
-    )
-    pred = np.asarray(result.history.outputs["all"][-1], np.float64)
-    return dict(
-        learning_rate=lr,
-        steps=cfg["steps"],
-        network="linear readout, NTK parameterization (the theory's arch), Adam"
-        if control
-        else "4 x 256 sigmoid output, stax initialisation, Adam (paper)",
-        psnr_heldout=_psnr(pred[held], y[held]),
-        psnr_train=_psnr(pred[tr], y[tr]),
-        train_mse=float(np.mean((pred[tr] - y[tr]) ** 2)),
-        prediction_constant=bool(np.all(np.ptp(pred[held], axis=0) <= 1e-6)),
-        prediction_finite=bool(np.all(np.isfinite(pred))),
-    )
-
-
-def _ntk_run(mapping, x, y, tr, held, cfg) -> dict:
-    from ..dynamics import gd_dynamics
-
-    per = cfg["times_per_decade"]
-    grid = np.logspace(-2, 10, 12 * per + 1)
-    times = np.concatenate([[0.0], grid, [cfg["budget"], np.inf]])
-    f_tr, f_te = gd_dynamics(ARCH, mapping, x[tr], y[tr], x[held], times, 1.0)
-    mse = [float(np.mean((f - y[tr]) ** 2)) for f in f_tr]
-    psnr = [_psnr(f, y[held]) for f in f_te]
-    return dict(
-        arch=dict(depth=ARCH.depth, W_std=ARCH.W_std, b_std=ARCH.b_std),
-        budget=cfg["budget"],
-        times=grid.tolist(),
-        train_mse=mse[1:-2],
-        psnr_curve=psnr[1:-2],
-        train_mse_0=mse[0],
-        psnr_heldout=psnr[-2],  # at the budget
-        psnr_budget=psnr[-2],
-        psnr_inf=psnr[-1],
-        train_mse_budget=mse[-2],
-    )
 
 
 def _gd_run(mapping, x, y, tr, held, cfg) -> dict:

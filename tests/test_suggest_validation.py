@@ -1,0 +1,257 @@
+"""The out-of-sample validation of the scale suggestion (studies.suggest_validation)."""
+
+import json
+import math
+import shutil
+
+import numpy as np
+import pytest
+
+from ntkspec import data, design, mappings
+from ntkspec.studies import _common
+from ntkspec.studies import suggest_validation as sv
+
+# W1 of normalised spectra: a handful of float64 sums, exact to round-off
+W1_RTOL, W1_ATOL = 1e-12, 1e-12
+# |DFT| of a unit cosine on N^2 points is N^2/2 at +-k, exact to FFT round-off
+DFT_RTOL, DFT_ATOL = 1e-12, 1e-9
+
+
+# --------------------------------------------------------------------------------------
+# FreSh: hand-computed cases.
+# --------------------------------------------------------------------------------------
+
+
+def _cos(k, n=16):
+    return np.cos(2 * np.pi * k * np.arange(n) / n)
+
+
+def test_fresh_distance_matches_hand_computed_1d_cases():
+    # target: one cosine of frequency 2; output: frequency 5. Spectra are point masses
+    # at bins 2 and 5, so W1 = |5 - 2| = 3.
+    np.testing.assert_allclose(
+        sv.fresh_distance(_cos(2), _cos(5)), 3.0, rtol=W1_RTOL, atol=W1_ATOL
+    )
+    # target: frequencies 1 and 4 (mass 1/2 each); output: frequency 2.
+    # W1 = 1/2 * |2 - 1| + 1/2 * |4 - 2| = 1.5 on all bins; with spectrum size 3
+    # (bins 1..3) the target keeps only bin 1: W1 = |2 - 1| = 1.
+    target, out = _cos(1) + _cos(4), _cos(2)
+    np.testing.assert_allclose(
+        sv.fresh_distance(target, out), 1.5, rtol=W1_RTOL, atol=W1_ATOL
+    )
+    np.testing.assert_allclose(
+        sv.fresh_distance(target, out, size=3), 1.0, rtol=W1_RTOL, atol=W1_ATOL
+    )
+    # channels are summed: a 2-channel signal whose channels are the two cosines
+    two = np.stack([_cos(1), _cos(4)], axis=1)
+    np.testing.assert_allclose(
+        sv.fresh_distance(two, np.stack([out, out], axis=1)), 1.5, rtol=W1_RTOL,
+        atol=W1_ATOL,
+    )  # fmt: skip
+    # the 1-D spectrum vector itself: bins 1..8 of |DFT|, 16/2 = 8 at the frequency
+    spec = sv.fresh_spectrum(_cos(2))
+    assert spec.shape == (8,)
+    np.testing.assert_allclose(spec, 8.0 * (np.arange(1, 9) == 2), atol=DFT_ATOL)
+
+
+def test_fresh_spectrum_2d_bins_by_index_sum_of_one_conjugate_representative():
+    n = 8
+    i, j = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    # (1, 2): bin 1 + 2 = 3, weight n^2/2 = 32 (its conjugate (7, 6) is not counted)
+    same = np.cos(2 * np.pi * (1 * i + 2 * j) / n)
+    spec = sv.fresh_spectrum(np.stack([same] * 3, axis=-1))
+    assert spec.shape == (2 * n - 2,)
+    expect = np.zeros(2 * n - 2)
+    expect[3 - 1] = 3 * n * n / 2
+    np.testing.assert_allclose(spec, expect, rtol=DFT_RTOL, atol=DFT_ATOL)
+    # (1, -2) = unshifted (1, 6): bin 7 = n - 1 (a mixed-sign frequency lands near n)
+    mixed = np.cos(2 * np.pi * (1 * i - 2 * j) / n)
+    expect = np.zeros(2 * n - 2)
+    expect[7 - 1] = n * n / 2
+    np.testing.assert_allclose(
+        sv.fresh_spectrum(mixed), expect, rtol=DFT_RTOL, atol=DFT_ATOL
+    )
+    # a constant has no spectrum: infinite distance, not a NaN
+    assert sv.fresh_distance(np.ones((n, n)), same) == math.inf
+    with pytest.raises(ValueError, match="same shape"):
+        sv.fresh_distance(same, same[:, :4])
+    with pytest.raises(ValueError, match="size"):
+        sv.fresh_distance(same, same, size=0)
+
+
+# --------------------------------------------------------------------------------------
+# Leave-one-image-out choices never see the held image.
+# --------------------------------------------------------------------------------------
+
+
+def _budget_curves():
+    """4 images whose NTK picks the best sigma at time index 1, and a giveaway one.
+
+    Sigmas 0..2, times index 0..3. Network PSNR: best at sigma 0 (10 dB), 9 and 9 dB
+    elsewhere, so a wrong pick loses 1 dB. The giveaway image "held" is picked
+    right only at index 3 and loses 100 dB elsewhere: with it, index 3 wins.
+    """
+    times = np.array([1.0, 10.0, 100.0, np.inf])
+    curves = {}
+    for k in range(4):
+        ntk = np.zeros((3, 4))
+        ntk[1, :] = 1.0
+        ntk[0, 1] = 2.0  # right at index 1 only
+        curves[f"img{k}"] = (ntk, np.array([10.0, 9.0, 9.0]))
+    ntk = np.zeros((3, 4))
+    ntk[1, :] = 1.0
+    ntk[0, 3] = 2.0
+    curves["held"] = (ntk, np.array([110.0, 10.0, 10.0]))
+    return curves, times
+
+
+def test_loo_budget_never_sees_the_held_image():
+    curves, times = _budget_curves()
+    # in sample, the giveaway decides: t = inf (index 3)
+    assert sv.choose_budget(curves, times)["index"] == 3
+    seen = {}
+
+    def spy(cs, ts):
+        seen.setdefault(len(seen), set(cs))
+        return sv.choose_budget(cs, ts)
+
+    out = sv.loo_budgets(curves, times, select=spy)
+    assert out["held"]["index"] == 1 and out["held"]["time"] == 10.0
+    # mean losses on the 4 others: 1 at every index but index 1
+    np.testing.assert_array_equal(out["held"]["mean_loss"], [1.0, 0.0, 1.0, 1.0])
+    order = list(curves)
+    for k, names in seen.items():
+        assert order[k] not in names and len(names) == len(curves) - 1
+
+
+def test_loo_fixed_sigma_never_sees_the_held_image():
+    curves = {f"img{k}": {5.0: 20.0, 10.0: 22.0, 20.0: 21.0} for k in range(3)}
+    curves["held"] = {5.0: 90.0, 10.0: 20.0, 20.0: 20.0}  # giveaway: sigma 5
+    assert sv.choose_fixed_sigma(curves) == 5.0  # in sample it would win
+    seen = []
+
+    def spy(cs):
+        seen.append(set(cs))
+        return sv.choose_fixed_sigma(cs)
+
+    out = sv.loo_fixed_sigma(curves, select=spy)
+    assert out["held"] == 10.0
+    for held, names in zip(curves, seen, strict=True):
+        assert held not in names
+    with pytest.raises(ValueError, match="same sigmas"):
+        sv.choose_fixed_sigma({"a": {1.0: 1.0}, "b": {2.0: 1.0}})
+
+
+# --------------------------------------------------------------------------------------
+# The sigma convention: the suggestion on a crop sees the networks' kernel.
+# --------------------------------------------------------------------------------------
+
+
+def test_suggestion_in_crop_coordinates_is_the_table1_ntk_at_pitch_1_over_512():
+    """sigma * crop/512 on coordinates k/crop is the kernel of sigma at pitch 1/512."""
+    crop, sigma, t = 16, 10.0, 1e3
+    img = _common.table1_images("natural", crop, 1)["astronaut"]
+    x, y = _common.crop_grid(crop), img.reshape(-1, 3)
+    tr, held = data.train_indices((crop, crop)), data.heldout_indices((crop, crop))
+    cfg = dict(times_per_decade=1, budget=t)
+    ref = _common.table1_ntk_run(
+        mappings.gaussian(0, 2, 256, sigma), x, y, tr, held, cfg
+    )
+    sug = design.suggest_scale(
+        _common.ARCH, img, scales=[sigma * crop / 512, 1.0], times=t, rtol=1e-10
+    )
+    got = sug.predicted_psnr[list(sug.scales).index(sigma * crop / 512)]
+    # dense eigh (reference) vs the Krylov path at rtol 1e-10: PSNR to 1e-6 dB
+    np.testing.assert_allclose(got, ref["psnr_budget"], rtol=0, atol=1e-6)
+
+
+# --------------------------------------------------------------------------------------
+# End to end at a tiny size: resumable, reuse by key, scores recomputed by hand.
+# --------------------------------------------------------------------------------------
+
+
+def _tiny(monkeypatch):
+    cfg = dict(
+        sv.SIZES["quick"], crop=8, steps=2, width=8, fresh_sizes=(2, 8),
+        fresh_inits=1, sigmas={"natural": (5.0, 10.0), "text": (14.0, 28.0)},
+    )  # fmt: skip
+    monkeypatch.setitem(sv.SIZES, "quick", cfg)
+    return cfg
+
+
+def test_quick_run_resumes_reuses_by_key_and_scores_as_stated(tmp_path, monkeypatch):
+    cfg = _tiny(monkeypatch)
+    first = sv.run(tmp_path / "a", size="quick", reuse_dir=None, log=lambda s: None)
+    n_tasks = len(sv.tasks(cfg))
+    assert (
+        first["runs_on_disk"] == n_tasks == len(list((tmp_path / "a/runs").iterdir()))
+    )
+    # a Table 1 folder holding the Table 1 sigma's runs: read by key, not run again
+    t1 = tmp_path / "t1"
+    (t1 / "runs").mkdir(parents=True)
+    for p in (tmp_path / "a/runs").glob("*__gaussian__s0.json"):
+        shutil.copy(p, t1 / "runs" / p.name)
+    (t1 / "config.json").write_text(json.dumps({k: cfg[k] for k in (
+        "crop", "steps", "width", "budget", "times_per_decade")}))  # fmt: skip
+    # the held image's choices must never see it: spy on both selections
+    calls = []
+    real_budget, real_fixed = sv.choose_budget, sv.choose_fixed_sigma
+    monkeypatch.setattr(
+        sv, "choose_budget", lambda c, t: calls.append(set(c)) or real_budget(c, t)
+    )
+    monkeypatch.setattr(
+        sv, "choose_fixed_sigma", lambda c: calls.append(set(c)) or real_fixed(c)
+    )
+    out = sv.run(tmp_path / "b", size="quick", reuse_dir=t1, log=lambda s: None)
+    reused = len(list((t1 / "runs").iterdir()))
+    assert reused == 8  # 4 images x (adam + ntk) at the Table 1 sigma
+    assert len(list((tmp_path / "b/runs").iterdir())) == n_tasks - reused
+    assert len(out["reused"]) == reused
+    # resumable: nothing left to run
+    calls.clear()
+    again = sv.run(tmp_path / "b", size="quick", reuse_dir=t1, log=lambda s: None)
+    assert len(list((tmp_path / "b/runs").iterdir())) == n_tasks - reused
+    assert again["scores"] == out["scores"]
+    names = list(out["choices"])
+    assert len(names) == 4 and not out["images_left_out"]
+    # every LOO call saw all images but one (the budget: all sets; fixed: its set):
+    # 4 budget calls of 3 images, each missing another; 4 fixed calls of 1; and the
+    # one in-sample budget (reported as such) on all 4
+    sizes = sorted(len(c) for c in calls)
+    assert sizes == [1, 1, 1, 1, 3, 3, 3, 3, 4]
+    assert {frozenset(set(names) - c) for c in calls if len(c) == 3} == {
+        frozenset([n]) for n in names
+    }
+    # losses recomputed from the run files: best network sigma minus the chosen one
+    for n in names:
+        s = "natural" if n in ("astronaut", "coffee") else "text"
+        net = {}
+        for g in cfg["sigmas"][s]:
+            tag = "gaussian" if g == _common.SCALES[s]["sigma"] else f"gaussian_s{g:g}"
+            key = f"adam__{s}__{n}__{tag}__s0.json"
+            src = tmp_path / "b/runs" / key
+            rec = json.loads((src if src.exists() else t1 / "runs" / key).read_text())
+            net[g] = rec["psnr_heldout"]
+        methods = out["choices"][n]
+        assert {"fixed_loo", "ntk_inf", "ntk_budget", "ntk_loo_budget", "suggestion",
+                "fresh_2", "fresh_8"} <= set(methods)  # fmt: skip
+        for m, g in methods.items():
+            assert g in cfg["sigmas"][s]
+            np.testing.assert_allclose(
+                out["scores"]["per_image"][n][m], max(net.values()) - net[g],
+                rtol=0, atol=1e-12,
+            )  # fmt: skip
+        # the fixed sigma is the other image of the set's best
+        other = [k for k in names if k != n and (k in ("astronaut", "coffee")) ==
+                 (s == "natural")]  # fmt: skip
+        assert len(other) == 1
+    summ = out["scores"]["summary"]["all"]
+    assert summ["fixed_loo"]["n"] == 4 and "minus_fixed_loo" in summ["suggestion"]
+    md = (tmp_path / "b/suggest_validation.md").read_text()
+    assert "Budget chosen out of sample" in md
+    assert (tmp_path / "b/suggest_validation.png").stat().st_size > 0
+
+
+def test_bad_size_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="size must be one of"):
+        sv.run(tmp_path, size="huge")
