@@ -49,6 +49,11 @@ def main(argv=None) -> int:
     )
     p.add_argument("--max-tasks", type=int, default=None, help="stop after N tasks")
     p.add_argument(
+        "--kinds",
+        default="adam,ntk,fresh,suggest",
+        help="comma-separated task kinds to run (default: all)",
+    )
+    p.add_argument(
         "--summarize-only", action="store_true", help="only rebuild the table"
     )
     p.add_argument(
@@ -78,6 +83,7 @@ def main(argv=None) -> int:
             reuse_dir=reuse,
             command=command,
             max_tasks=args.max_tasks,
+            kinds=tuple(k for k in args.kinds.split(",") if k),
             log=log,
         )
     print(

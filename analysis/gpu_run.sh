@@ -11,9 +11,12 @@
 #                                       # window; at most 9 min, compilation included)
 #   analysis/gpu_run.sh OUTDIR --shapes # only device.txt and shape_population/ (issue
 #                                       # 25; resumable: call again to finish the runs)
+#   analysis/gpu_run.sh OUTDIR --suggest # only device.txt and suggest_validation/
+#                                       # (issue 26; resumable: call again to finish)
 #
 # Priority order (a cut-off run keeps the earlier parts): table1_matched (issue 24),
-# then the older parts below in their order.
+# shape_population (issue 25), suggest_validation (issue 26), then the older parts
+# below in their order.
 #
 # Runs from the source tree (PYTHONPATH=.) with the machine's Python (3.12, jax CUDA,
 # optax, numpy, scipy, scikit-image, matplotlib, tqdm, torch preinstalled); installs
@@ -38,6 +41,18 @@
 #                           cap, 28^3 at 4 GiB, own folder) with the networks on its time
 #                           axis. Unmeasured; by FLOP count ~1 min a network on one
 #                           H100, so the 20 runs need two or three calls of --shapes.
+#   suggest_validation/     issue 26, after shape_population: the Gaussian sigma sweep of
+#                           the scale-suggestion validation at 512^2, 16 images (the 5
+#                           bundled photos reaching 512 px + 11 text), 7 sigmas per set,
+#                           2 seeds, the paper's 4 x 256 Adam networks (all sigmas of an
+#                           image and seed in one train_ensemble call), one JSON per run
+#                           under runs/ (atomic; a later call resumes); the Table 1
+#                           sigma's runs are read from table1_matched/runs/ by key. Then
+#                           FreSh's untrained-network distances. ~200 networks x ~1.7 s
+#                           (the Table 1 entry's per-network rate; unmeasured here):
+#                           timeout 540 s. The NTK curves and the suggestion run on CPU
+#                           afterwards (python -m analysis.fig_suggest_validation --size
+#                           gpu --out DIR --reuse DIR/../table1_matched), then the table.
 #   bench/training.json     steps/s of the paper's image config: ntkspec vs plain JAX vs
 #                           PyTorch (same run, same GPU) + the six-network sweep time
 #   validation/             ntkspec validation at size "gpu": empirical-NTK convergence
@@ -57,7 +72,7 @@
 #   *.log                   the console output of each part
 # and packs OUTDIR into OUTDIR.tar.gz (one file to copy back).
 set -uo pipefail
-OUT=${1:?usage: analysis/gpu_run.sh OUTDIR [--tiny | --budget | --table1]}
+OUT=${1:?usage: analysis/gpu_run.sh OUTDIR [--tiny | --budget | --table1 | --shapes | --suggest]}
 MODE=${2:-}
 cd "$(dirname "$0")/.."
 mkdir -p "$OUT"
@@ -81,6 +96,11 @@ fi
 ONLY_SHAPES=0
 if [ "$MODE" = "--shapes" ]; then
   ONLY_SHAPES=1
+  MODE=""
+fi
+ONLY_SUGGEST=0
+if [ "$MODE" = "--suggest" ]; then
+  ONLY_SUGGEST=1
   MODE=""
 fi
 if [ "$MODE" = "--tiny" ]; then
@@ -129,6 +149,24 @@ run_shapes() {
     2>&1 | tee -a "$OUT/shape_population.log" || status=1
   echo "shape_population done after $(( $(date +%s) - start )) s (status $status)"
 }
+# Issue 26: the scale suggestion's sigma sweep at 512^2 (see the header).
+run_suggest() {
+  if [ "$MODE" = "--tiny" ]; then SV=(--size quick --reuse none)
+  else SV=(--size gpu --reuse "$OUT/table1_matched"); fi
+  timeout 540 "$PY" -m analysis.fig_suggest_validation --networks "${SV[@]}" \
+    --out "$OUT/suggest_validation" 2>&1 | tee -a "$OUT/suggest_validation.log" \
+    || status=1
+  timeout 240 "$PY" -m analysis.fig_suggest_validation --kinds fresh "${SV[@]}" \
+    --out "$OUT/suggest_validation" 2>&1 | tee -a "$OUT/suggest_validation.log" \
+    || status=1
+  echo "suggest_validation done after $(( $(date +%s) - start )) s (status $status)"
+}
+if [ "$ONLY_SUGGEST" = 1 ]; then
+  run_suggest
+  echo "all done after $(( $(date +%s) - start )) s (status $status)" | tee -a "$OUT/device.txt"
+  tar -czf "${OUT%/}.tar.gz" -C "$(dirname "$OUT")" "$(basename "$OUT")" || status=1
+  exit $status
+fi
 if [ "$ONLY_SHAPES" = 1 ]; then
   run_shapes
   echo "all done after $(( $(date +%s) - start )) s (status $status)" | tee -a "$OUT/device.txt"
@@ -148,6 +186,7 @@ if [ "$ONLY_TABLE1" = 1 ]; then
 fi
 if [ "$ONLY_BUDGET" = 0 ]; then
   run_shapes
+  run_suggest
 fi
 if [ "$ONLY_BUDGET" = 0 ]; then
   timeout "$T_BENCH" "$PY" -m analysis.bench_training "${BENCH[@]}" \

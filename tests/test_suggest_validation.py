@@ -165,6 +165,25 @@ def test_suggestion_in_crop_coordinates_is_the_table1_ntk_at_pitch_1_over_512():
     np.testing.assert_allclose(got, ref["psnr_budget"], rtol=0, atol=1e-6)
 
 
+def test_structured_ntk_path_matches_the_dense_table1_run():
+    """The 512^2 entry's Grid (Krylov) NTK path against Table 1's dense one, crop 16."""
+    crop = 16
+    img = _common.table1_images("text", crop, 1)["text_0"]
+    x, y = _common.crop_grid(crop), img.reshape(-1, 3)
+    tr, held = data.train_indices((crop, crop)), data.heldout_indices((crop, crop))
+    cfg = dict(times_per_decade=1, budget=1e4)
+    m = mappings.gaussian(0, 2, 256, 14.0)
+    ref = _common.table1_ntk_run(m, x, y, tr, held, cfg)
+    got = sv._ntk_grid_run(m, img, cfg)
+    # finite times: Lanczos to rtol 1e-6 of the output, far below 1e-4 dB here;
+    # t = inf: PCG to rtol 1e-6 (measured 5e-6 dB)
+    np.testing.assert_allclose(got["psnr_curve"], ref["psnr_curve"], rtol=0, atol=1e-4)
+    np.testing.assert_allclose(got["psnr_inf"], ref["psnr_inf"], rtol=0, atol=1e-3)
+    np.testing.assert_allclose(
+        got["psnr_budget"], ref["psnr_budget"], rtol=0, atol=1e-4
+    )
+
+
 # --------------------------------------------------------------------------------------
 # End to end at a tiny size: resumable, reuse by key, scores recomputed by hand.
 # --------------------------------------------------------------------------------------
@@ -255,3 +274,23 @@ def test_quick_run_resumes_reuses_by_key_and_scores_as_stated(tmp_path, monkeypa
 def test_bad_size_is_refused(tmp_path):
     with pytest.raises(ValueError, match="size must be one of"):
         sv.run(tmp_path, size="huge")
+
+
+def test_networks_entry_matches_the_per_run_networks_and_resumes(tmp_path, monkeypatch):
+    """The GPU entry (one ensemble call per image and seed) at a tiny size."""
+    cfg = _tiny(monkeypatch)
+    written = sv.run_networks(tmp_path / "e", size="quick", log=lambda s: None)
+    assert len(written) == 8  # 4 images x 2 sigmas x 1 seed
+    assert sv.run_networks(tmp_path / "e", size="quick", log=lambda s: None) == []
+    sv.run(
+        tmp_path / "s", size="quick", reuse_dir=None, kinds=("adam",),
+        log=lambda s: None,
+    )  # fmt: skip
+    for p in written:
+        ens = json.loads(p.read_text())
+        one = json.loads((tmp_path / "s/runs" / p.name).read_text())
+        assert ens["sigma"] == one["sigma"] and ens["steps"] == cfg["steps"]
+        # same Adam steps in float32, summed in another order: PSNR to 1e-3 dB
+        np.testing.assert_allclose(
+            ens["psnr_heldout"], one["psnr_heldout"], rtol=0, atol=1e-3
+        )
