@@ -802,7 +802,8 @@ def _choices(img: dict, cfg: dict) -> tuple[dict, dict]:
             c["suggestion"] = d["suggestion"]
         for size, v in (d["fresh"] or {}).items():
             c[f"fresh_{size}"] = v
-        choice[n] = c
+        order = list(METHODS) + [f"fresh_{k}" for k in cfg["fresh_sizes"]]
+        choice[n] = {m: c[m] for m in order if m in c}
     return choice, dict(
         grid=[float(t) for t in grid_t],
         chosen={n: b["time"] for n, b in budgets.items()},
@@ -891,6 +892,8 @@ def summarize(
                       if not str(r["source"]).startswith(str(out_dir))),
         images_left_out=left,
         choices=choice,
+        set_of={n: d["set"] for n, d in img.items()},
+        constant_best={n: d["constant_best"] for n, d in img.items()},
         networks={n: {f"{g:g}": v for g, v in d["net"].items()}
                   for n, d in img.items()},
         ntk_at={n: dict(inf=d["ntk_inf"], budget=d["ntk_budget"])
@@ -937,13 +940,29 @@ def _markdown(data: dict) -> str:
                 f"| {m} | {e['mean']:.2f} | {e['max']:.2f} | {e['n']} | "
                 f"{_fmt_gap(e.get('minus_fixed_loo'))} |"
             )
+    methods = list(dict.fromkeys(m for c in data["choices"].values() for m in c))
+    lines += ["", "## Sigma chosen per image (loss in dB)", "",
+              "| image | set | best network sigma | best − constant (dB) | "
+              + " | ".join(methods) + " |",
+              "|---" * (4 + len(methods)) + "|"]  # fmt: skip
+    for n, c in data["choices"].items():
+        net = data["networks"][n]
+        best = max(net, key=net.get)
+        loss = data["scores"]["per_image"][n]
+        cells = [f"{c[m]:g} ({loss[m]:.2f})" if m in c else "–" for m in methods]
+        lines.append(
+            f"| {n} | {data['set_of'][n]} | {best} | "
+            f"{net[best] - data['constant_best'][n]:.1f} | " + " | ".join(cells) + " |"
+        )
     b = data["budget"]
+    ins = b["in_sample"]
     lines += [
         "",
         "## Budget chosen out of sample",
         "",
         "Per held image, the budget chosen on the other images: "
-        + ", ".join(f"{k} {v:g}" for k, v in b["chosen"].items()),
+        + ", ".join(f"{k} {v:g}" for k, v in b["chosen"].items())
+        + (f" (in sample, on all images: {ins['time']:g})" if ins else ""),
         "",
         "Loss at t = inf minus loss at the chosen budget, on the held images: "
         + _fmt_gap(b["inf_minus_chosen"]),
@@ -957,7 +976,7 @@ def _markdown(data: dict) -> str:
 
 
 def plot(data: dict, path: str | Path) -> None:
-    """Per-image loss per method; NTK vs network curves (relative) for 4 images."""
+    """Per-image loss per method; NTK vs network curves (relative), 2 images a set."""
     from ..io import agg_subplots, save_figure
 
     fig, axes = agg_subplots(1, 2, figsize=(13, 4.6), squeeze=False)
@@ -976,7 +995,9 @@ def plot(data: dict, path: str | Path) -> None:
         ax.legend(fontsize=6, ncol=2)
     ax.set_title("loss per image and method", fontsize=10)
     ax = axes[0][1]
-    for k, n in enumerate(names[:4]):
+    few = [n for n in names if data["set_of"][n] == "natural"][:2]
+    few += [n for n in names if data["set_of"][n] == "text"][:2]
+    for k, n in enumerate(few):
         c = data["curves"][n]
         sig = np.asarray(c["sigmas"])
         net = np.asarray([data["networks"][n][f"{g:g}"] for g in sig])
