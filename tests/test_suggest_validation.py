@@ -2,7 +2,6 @@
 
 import json
 import math
-import shutil
 
 import numpy as np
 import pytest
@@ -200,16 +199,14 @@ def _tiny(monkeypatch):
 
 def test_quick_run_resumes_reuses_by_key_and_scores_as_stated(tmp_path, monkeypatch):
     cfg = _tiny(monkeypatch)
-    first = sv.run(tmp_path / "a", size="quick", reuse_dir=None, log=lambda s: None)
     n_tasks = len(sv.tasks(cfg))
-    assert (
-        first["runs_on_disk"] == n_tasks == len(list((tmp_path / "a/runs").iterdir()))
-    )
-    # a Table 1 folder holding the Table 1 sigma's runs: read by key, not run again
+    # a Table 1 folder holding the Table 1 sigma's Adam and NTK runs (made here by
+    # the study itself on a grid of that sigma only): read by key, not run again
     t1 = tmp_path / "t1"
-    (t1 / "runs").mkdir(parents=True)
-    for p in (tmp_path / "a/runs").glob("*__gaussian__s0.json"):
-        shutil.copy(p, t1 / "runs" / p.name)
+    only = {s: (_common.SCALES[s]["sigma"],) for s in ("natural", "text")}
+    monkeypatch.setitem(sv.SIZES, "quick", dict(cfg, sigmas=only))
+    sv.run(t1, size="quick", reuse_dir=None, kinds=("adam", "ntk"), log=lambda s: None)
+    monkeypatch.setitem(sv.SIZES, "quick", cfg)
     (t1 / "config.json").write_text(json.dumps({k: cfg[k] for k in (
         "crop", "steps", "width", "budget", "times_per_decade")}))  # fmt: skip
     # the held image's choices must never see it: spy on both selections
