@@ -369,6 +369,12 @@ def run(args, command: str) -> dict:
     return data
 
 
+def _sci(t: float) -> str:
+    """1e6, 3e5: a time on the log grid, short."""
+    m, e = f"{t:.0e}".split("e")
+    return f"{m}e{int(e)}"
+
+
 def _fmt(v) -> str:
     return "-" if v is None else f"{v:.3f}"
 
@@ -417,8 +423,8 @@ def summarize(folder, grid_table=None, networks=None) -> str:
         f"time, {data['sizes']['steps']} steps at 0.5 / lambda_max):",
         "",
         "| mapping | flow grid | budget t | flow at budget | flow at t = "
-        f"{data['results'][next(iter(data['results']))]['times'][-1]:.0e} | "
-        "grid regression t = inf | grid regression 10k GD | paper |",
+        f"{_sci(data['results'][next(iter(data['results']))]['times'][-1])} | "
+        "grid regression t = inf | grid regression 10k GD | paper (networks) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for name in ORDER:

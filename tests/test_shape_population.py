@@ -132,3 +132,22 @@ def test_match_time_log_log_hand_case():
     assert m["time"] == pytest.approx(10**1.5, rel=1e-12)
     assert fig_shape_population._match_time(times, curve, 2.0)["time"] is None
     assert fig_shape_population._match_time(times, curve, 1e-3)["time"] is None
+
+
+def test_results_page_carries_the_committed_table(tmp_path):
+    # the page's table is --summarize-only's, rebuilt here from the committed JSON
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    src = root / "figures/shapes/population_cpu64"
+    (tmp_path / "shape_population.json").write_bytes(
+        (src / "shape_population.json").read_bytes()
+    )
+    text = fig_shape_population.summarize(
+        tmp_path, root / "figures/shapes/shape_table.json"
+    )
+    page = (root / "docs/results/shapes_population.md").read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| ")][:5]
+    assert len(rows) == 5 and rows[1].startswith("| none |")
+    for row in rows:
+        assert row in page, row
