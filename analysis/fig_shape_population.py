@@ -30,7 +30,9 @@ near-surface points, the grid prediction interpolated trilinearly (as
 the largest cubic grid whose N x N Gram fits the dense memory cap (28^3 at the default
 4 GiB); ``ceiling`` is the true occupancy on the grid, interpolated the
 same way (the flow's limit at t = infinity). Writes ``shape_population.json`` (the
-command, sizes, load, per-shape curves, Krylov diagnostics), ``shape_population.png``
+command, sizes, load, per-shape curves, Krylov diagnostics; each mapping is also
+checkpointed to ``parts/<mapping>.json`` as it finishes, and a later call with the same
+sizes reads it back instead of recomputing), ``shape_population.png``
 (IoU against time per mapping, budget marked) and ``shape_population_slices.png``.
 
 Usage::
@@ -42,6 +44,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -142,8 +145,6 @@ def place_networks(result: dict, name: str, runs: list) -> list:
 
 
 def _networks(folder) -> list:
-    import json
-
     runs = sorted(Path(folder, "runs").glob("*.json"))
     return [json.loads(p.read_text()) for p in runs]
 
@@ -188,9 +189,28 @@ def run(args, command: str) -> dict:
     count, lo, hi = sz["times"]
     base_times = np.logspace(lo, hi, count)
     results, shown = {}, {}
+    out = Path(args.out)
     for name in names:
         mapping = maps[name]
         n = sz["none_res"] if name == "none" else sz["res"]
+        # one checkpoint a mapping (atomic): a cut-off run resumes at the next one
+        part = out / "parts" / f"{name}.json"
+        part_key = {
+            "sizes": [n, sz["shapes"], sz["points"], sz["mc"], sz["steps"]],
+            "times": list(sz["times"]),
+            "seed": args.seed,
+            "rtol": args.rtol,
+        }
+        if part.exists():
+            saved = json.loads(part.read_text())
+            if saved["key"] == part_key:
+                results[name] = saved["result"]
+                shown[name] = {
+                    k: np.asarray(v, bool) for k, v in saved["shown"].items()
+                }
+                results[name]["networks"] = place_networks(results[name], name, nets)
+                print(f"{name}: read back from {part}", flush=True)
+                continue
         grid = ntkspec.Grid((n,) * 3)
         lam = flow_lambda_max(arch, mapping, min(16, n))
         # the SGD control's step 0.5 / lambda_max; the batch does not move the time
@@ -272,6 +292,9 @@ def run(args, command: str) -> dict:
             "flow_seconds": round(seconds, 1),
             "paths": infos,
         }
+        write_json(part, {"key": part_key, "result": results[name],
+                          "shown": {k: v.astype(int).tolist()
+                                    for k, v in shown[name].items()}})  # fmt: skip
         results[name]["networks"] = place_networks(results[name], name, nets)
         print(f"{name} ({n}^3): {seconds:.1f} s; at budget t={budget:.3g}: "
               f"{results[name]['at_budget']}", flush=True)  # fmt: skip
@@ -323,7 +346,6 @@ def run(args, command: str) -> dict:
         "load": {"start": load_start, "end": [round(v, 2) for v in os.getloadavg()]},
         "provenance": provenance(command, args.seed),
     }
-    out = Path(args.out)
     write_json(out / "shape_population.json", data)
 
     fig, axes = agg_subplots(1, 2, figsize=(10, 4), squeeze=False)
@@ -398,8 +420,6 @@ def summarize(folder, grid_table=None, networks=None) -> str:
     by :func:`place_networks` from the stored per-shape curves. Writes
     ``folder/shape_population.md`` atomically and returns its text.
     """
-    import json
-
     from ntkspec.io import atomic_write
     from ntkspec.studies.shape_table import PAPER_SHAPE
 

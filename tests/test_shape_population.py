@@ -49,6 +49,14 @@ def test_networks_then_population_quick(tmp_path, capsys):
             gauss["times"][0] <= m["time"] <= gauss["times"][-1]
         )
         assert (m["flow_iou_uniform"] is not None) == inside
+    # each mapping is checkpointed; a second call reads the parts back
+    stamp = (out / "parts" / "gaussian.json").stat().st_mtime_ns
+    capsys.readouterr()
+    assert fig_shape_population.main([*argv, "--out", str(out)]) == 0
+    assert "gaussian: read back" in capsys.readouterr().out
+    assert (out / "parts" / "gaussian.json").stat().st_mtime_ns == stamp
+    again = json.loads((out / "shape_population.json").read_text())
+    assert again["results"]["gaussian"] == gauss
     # --summarize-only rebuilds the Markdown tables from the JSON alone
     md = out / "shape_population.md"
     first = md.read_text()
