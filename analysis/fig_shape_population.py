@@ -30,7 +30,9 @@ near-surface points, the grid prediction interpolated trilinearly (as
 the largest cubic grid whose N x N Gram fits the dense memory cap (28^3 at the default
 4 GiB); ``ceiling`` is the true occupancy on the grid, interpolated the
 same way (the flow's limit at t = infinity). Writes ``shape_population.json`` (the
-command, sizes, load, per-shape curves, Krylov diagnostics), ``shape_population.png``
+command, sizes, load, per-shape curves, Krylov diagnostics; each mapping is also
+checkpointed to ``parts/<mapping>.json`` as it finishes, and a later call with the same
+sizes reads it back instead of recomputing), ``shape_population.png``
 (IoU against time per mapping, budget marked) and ``shape_population_slices.png``.
 
 Usage::
@@ -42,6 +44,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -55,7 +58,7 @@ SIZES = {
     "quick": dict(res=8, none_res=6, shapes=1, points=2**12, mc=24, steps=2000,
                   times=(4, -1.0, 2.0)),
     "full": dict(res=128, none_res=None, shapes=4, points=2**18, mc=128, steps=10_000,
-                 times=(15, -1.0, 6.0)),
+                 times=(29, -1.0, 6.0)),
 }  # fmt: skip
 ORDER = ("none", "basic", "positional", "gaussian")
 
@@ -92,9 +95,56 @@ def _match_time(times, curve, target) -> dict:
     return {"time": float(np.exp(lt[0] + s * (lt[1] - lt[0]))), "status": "matched"}
 
 
-def _networks(folder) -> list:
-    import json
+def _path(info, channel: str) -> dict:
+    """The flow's path diagnostics for one channel (JSON)."""
+    return {
+        "channel": channel,
+        "method": info.method,
+        "krylov_dim": info.krylov_dim,
+        "error_estimate": info.error_estimate,
+        "converged": info.converged,
+    }
 
+
+def place_networks(result: dict, name: str, runs: list) -> list:
+    """The networks of one mapping on the flow's time axis, with the flow's IoU there.
+
+    Adam runs: the time where the shape's centred-flow residual ``mean((f_c - (y -
+    1/2))^2)`` equals the run's ``mean((sigmoid(z) - y)^2)`` (the loss-matched time
+    of ``ntkspec.loss_matching``, L(t) evaluated on the computed times and
+    interpolated log-log, because the Gram's eigenpairs behind
+    ``loss_matching.loss_matched_time`` are not formed on the Krylov path); SGD runs:
+    their recorded steps x lr. The flow's IoU at that time is interpolated linearly
+    in log t between the computed times (centred, threshold 0).
+    """
+    times = np.asarray(result["times"], float)
+    out = []
+    for run_ in runs:
+        if run_.get("mapping") != name:
+            continue
+        rec = next(
+            (r for r in result["per_shape"] if r["shape"] == run_["shape"]), None
+        )
+        if rec is None:
+            continue
+        if run_["kind"] == "sgd":
+            m = {"time": run_["flow_time"], "status": "steps x lr"}
+        else:
+            m = _match_time(times, rec["residual_mse_centred"], run_["residual_mse"])
+        for key in ("uniform", "near_surface"):
+            t = m["time"]
+            inside = t is not None and times[0] <= t <= times[-1]
+            m[f"flow_iou_{key}"] = (
+                float(np.interp(np.log(t), np.log(times), rec[f"iou_{key}_centred"]))
+                if inside
+                else None
+            )
+        keep = ("kind", "shape", "iou_uniform", "iou_near_surface")
+        out.append({k: run_[k] for k in keep} | m)
+    return out
+
+
+def _networks(folder) -> list:
     runs = sorted(Path(folder, "runs").glob("*.json"))
     return [json.loads(p.read_text()) for p in runs]
 
@@ -139,92 +189,97 @@ def run(args, command: str) -> dict:
     count, lo, hi = sz["times"]
     base_times = np.logspace(lo, hi, count)
     results, shown = {}, {}
+    out = Path(args.out)
     for name in names:
         mapping = maps[name]
         n = sz["none_res"] if name == "none" else sz["res"]
+        # one checkpoint a mapping (atomic): a cut-off run resumes at the next one
+        part = out / "parts" / f"{name}.json"
+        part_key = {
+            "sizes": [n, sz["shapes"], sz["points"], sz["mc"], sz["steps"]],
+            "times": list(sz["times"]),
+            "seed": args.seed,
+            "rtol": args.rtol,
+        }
+        if part.exists():
+            saved = json.loads(part.read_text())
+            if saved["key"] == part_key:
+                results[name] = saved["result"]
+                shown[name] = {
+                    k: np.asarray(v, bool) for k, v in saved["shown"].items()
+                }
+                results[name]["networks"] = place_networks(results[name], name, nets)
+                print(f"{name}: read back from {part}", flush=True)
+                continue
         grid = ntkspec.Grid((n,) * 3)
         lam = flow_lambda_max(arch, mapping, min(16, n))
         # the SGD control's step 0.5 / lambda_max; the batch does not move the time
         budget = sgd_flow_time(sz["steps"], 0.5 / lam, 1).time
         times = np.unique(np.append(base_times, budget))
         t0 = time.perf_counter()
-        Y = np.stack(
-            [shapes.occupancy(s, grid.points()) - 0.5 for s in solids]
-            + [np.full(grid.size, 0.5)],
-            axis=1,
-        )
+        pts = grid.points()
+        kw = dict(rtol=args.rtol, max_krylov_dim=args.max_krylov_dim,
+                  return_info=True, max_bytes=args.max_bytes)  # fmt: skip
+        # Krylov/FFT: one channel per call (the Lanczos basis is 8 m N bytes a
+        # channel, within --max-bytes): the constant 1/2 once, then each shape's
+        # centred flow, scored at once, so only two (T, N) flows are held at a time.
+        # Dense ("none"): all channels in one call, one eigh.
         dense = ntkspec.operators.structure(mapping, grid, grid) == "points"
-        # one call for all channels on the dense path (one eigh); per shape (with
-        # the constant's channel) on the Krylov path, bounding the Lanczos basis
-        per_shape_cols = [[i, len(solids)] for i in range(len(solids))]
-        groups = [list(range(Y.shape[1]))] if dense else per_shape_cols
-        F = np.empty((times.size, grid.size, Y.shape[1]))
-        infos = []
-        for cols in groups:
-            f, info = population_flow(
-                arch, mapping, grid, Y[:, cols], times, rtol=args.rtol,
-                max_krylov_dim=args.max_krylov_dim, return_info=True,
-                max_bytes=args.max_bytes,
-            )  # fmt: skip
-            F[..., cols] = f
-            infos.append(
-                {
-                    "method": info.method,
-                    "krylov_dim": info.krylov_dim,
-                    "error_estimate": info.error_estimate,
-                    "converged": info.converged,
-                }
+        ycs = [shapes.occupancy(s, pts) - 0.5 for s in solids]
+        if dense:
+            Y = np.stack([*ycs, np.full(grid.size, 0.5)], axis=1)
+            F_all, info = population_flow(arch, mapping, grid, Y, times, **kw)
+            F_half = F_all[..., -1]
+            infos = [_path(info, "all shapes and the constant 1/2")]
+        else:
+            F_half, info = population_flow(
+                arch, mapping, grid, np.full(grid.size, 0.5), times, **kw
             )
-        seconds = time.perf_counter() - t0
+            infos = [_path(info, "constant 1/2")]
         per_shape = []
         for j, solid in enumerate(solids):
-            yc = Y[:, j]
+            yc = ycs[j]
+            if dense:
+                F_c = F_all[..., j]
+            else:
+                F_c, info = population_flow(arch, mapping, grid, yc, times, **kw)
+                infos.append(_path(info, solid.name))
             rec = {"shape": solid.name, "residual_mse_centred": []}
             for key in ("uniform", "near_surface"):
                 rec[f"iou_{key}_centred"], rec[f"iou_{key}_uncentred"] = [], []
             for i in range(times.size):
-                fc = F[i, :, j].reshape(grid.shape)
-                fu = fc + F[i, :, -1].reshape(grid.shape)
-                rec["residual_mse_centred"].append(
-                    float(np.mean((fc.ravel() - yc) ** 2))
-                )
-                for key, (pts, occ) in evals[j].items():
+                fc = F_c[i].reshape(grid.shape)
+                fu = fc + F_half[i].reshape(grid.shape)
+                rec["residual_mse_centred"].append(float(np.mean((F_c[i] - yc) ** 2)))
+                for key, (p_, occ) in evals[j].items():
                     rec[f"iou_{key}_centred"].append(
-                        shapes.iou(_interpolate(fc, pts), occ, threshold=0.0)
+                        shapes.iou(_interpolate(fc, p_), occ, threshold=0.0)
                     )
                     rec[f"iou_{key}_uncentred"].append(
-                        shapes.iou(_interpolate(fu, pts), occ, threshold=0.5)
+                        shapes.iou(_interpolate(fu, p_), occ, threshold=0.5)
                     )
             truth = (yc + 0.5).reshape(grid.shape)
             rec["ceiling"] = {
-                k: shapes.iou(_interpolate(truth, p), o)
-                for k, (p, o) in evals[j].items()
+                k: shapes.iou(_interpolate(truth, p_), o)
+                for k, (p_, o) in evals[j].items()
             }
             per_shape.append(rec)
+            if j == 0:
+                ib = int(np.flatnonzero(times == budget)[0])
+                mid = n // 2
+                shown[name] = {
+                    "truth": (yc.reshape(grid.shape) > 0)[mid],
+                    "centred": (F_c[ib].reshape(grid.shape) > 0)[mid],
+                    "uncentred": ((F_c[ib] + F_half[ib]).reshape(grid.shape) > 0.5)[
+                        mid
+                    ],
+                }
+            del F_c
+        del F_half
+        seconds = time.perf_counter() - t0
         ib = int(np.flatnonzero(times == budget)[0])
-        mid = n // 2
-        shown[name] = {
-            "truth": Y[:, 0].reshape(grid.shape)[mid] > 0,
-            "centred": F[ib, :, 0].reshape(grid.shape)[mid] > 0,
-            "uncentred": (F[ib, :, 0] + F[ib, :, -1]).reshape(grid.shape)[mid] > 0.5,
-        }
         keys = [k for k in per_shape[0] if k.startswith("iou_")]
         mean = {k: np.mean([r[k] for r in per_shape], axis=0).tolist() for k in keys}
-        matched = []
-        for run_ in nets:
-            if run_.get("mapping") != name:
-                continue
-            rec = next((r for r in per_shape if r["shape"] == run_["shape"]), None)
-            if run_["kind"] == "sgd":
-                m = {"time": run_["flow_time"], "status": "steps x lr"}
-            elif rec is None:
-                continue
-            else:
-                m = _match_time(
-                    times, rec["residual_mse_centred"], run_["residual_mse"]
-                )
-            matched.append({k: run_[k] for k in ("kind", "shape", "iou_uniform",
-                                                 "iou_near_surface")} | m)  # fmt: skip
         results[name] = {
             "grid": f"{n}^3",
             "lambda_max_T": lam,
@@ -233,10 +288,14 @@ def run(args, command: str) -> dict:
             "at_budget": {k: mean[k][ib] for k in keys},
             "mean": mean,
             "per_shape": per_shape,
-            "networks": matched,
+            "networks": [],
             "flow_seconds": round(seconds, 1),
             "paths": infos,
         }
+        write_json(part, {"key": part_key, "result": results[name],
+                          "shown": {k: v.astype(int).tolist()
+                                    for k, v in shown[name].items()}})  # fmt: skip
+        results[name]["networks"] = place_networks(results[name], name, nets)
         print(f"{name} ({n}^3): {seconds:.1f} s; at budget t={budget:.3g}: "
               f"{results[name]['at_budget']}", flush=True)  # fmt: skip
     full = not args.quick and sz["res"] >= 128 and sz["shapes"] == 4
@@ -287,7 +346,6 @@ def run(args, command: str) -> dict:
         "load": {"start": load_start, "end": [round(v, 2) for v in os.getloadavg()]},
         "provenance": provenance(command, args.seed),
     }
-    out = Path(args.out)
     write_json(out / "shape_population.json", data)
 
     fig, axes = agg_subplots(1, 2, figsize=(10, 4), squeeze=False)
@@ -333,6 +391,133 @@ def run(args, command: str) -> dict:
     return data
 
 
+def _sci(t: float) -> str:
+    """1e6, 3e5: a time on the log grid, short."""
+    m, e = f"{t:.0e}".split("e")
+    return f"{m}e{int(e)}"
+
+
+def _fmt(v) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def _pair(a, b) -> str:
+    return f"{_fmt(a)} / {_fmt(b)}"
+
+
+def _mean_or_none(values):
+    vals = [v for v in values if v is not None]
+    return float(np.mean(vals)) if vals else None
+
+
+def summarize(folder, grid_table=None, networks=None) -> str:
+    """The verdict tables (Markdown) from committed JSON only; no flow is computed.
+
+    Reads ``folder/shape_population.json`` and, when present,
+    ``folder/none/shape_population.json`` (``gpu_run.sh`` runs "none" on its own);
+    ``grid_table``: the grid regression's ``shape_table.json`` (``fig_shape_table``);
+    ``networks``: a ``shape_networks_fresh`` output folder, placed on the flow's axis
+    by :func:`place_networks` from the stored per-shape curves. Writes
+    ``folder/shape_population.md`` atomically and returns its text.
+    """
+    from ntkspec.io import atomic_write
+    from ntkspec.studies.shape_table import PAPER_SHAPE
+
+    folder = Path(folder)
+    data = json.loads((folder / "shape_population.json").read_text())
+    results, labels = dict(data["results"]), {data["label"]}
+    extra = folder / "none" / "shape_population.json"
+    if extra.exists():
+        more = json.loads(extra.read_text())
+        labels.add(more["label"])
+        for k, v in more["results"].items():
+            results.setdefault(k, v)
+    grid = {}
+    if grid_table is not None and Path(grid_table).exists():
+        table = json.loads(Path(grid_table).read_text())["tables"][0]
+        grid = {r[0]: r for r in table["rows"]}
+    runs = _networks(networks) if networks else []
+    lines = [
+        f"Population flow ({', '.join(sorted(labels))}; IoU uniform / near-surface, "
+        f"means over {len(data['shapes'])} shapes; budget = the SGD control's flow "
+        f"time, {data['sizes']['steps']} steps at 0.5 / lambda_max):",
+        "",
+        "| mapping | flow grid | budget t | flow at budget | flow at t = "
+        f"{_sci(data['results'][next(iter(data['results']))]['times'][-1])} | "
+        "grid regression t = inf | grid regression 10k GD | paper (networks) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name in ORDER:
+        if name not in results:
+            continue
+        r, g = results[name], grid.get(name)
+        last = {k: v[-1] for k, v in r["mean"].items()}
+        b = r["at_budget"]
+        lines.append(
+            f"| {name} | {r['grid']} | {r['budget_time']:.0f} | "
+            f"{_pair(b['iou_uniform_centred'], b['iou_near_surface_centred'])} | "
+            f"{_pair(last['iou_uniform_centred'], last['iou_near_surface_centred'])} | "
+            + (f"{_pair(g[2], g[3])} ({g[1]}) | {_pair(g[4], g[5])} | " if g
+               else "- | - | ")
+            + f"{PAPER_SHAPE[name][0]:.3f} |"
+        )  # fmt: skip
+    if results:
+        r0 = results.get("basic") or next(iter(results.values()))
+        cu = np.mean([s["ceiling"]["uniform"] for s in r0["per_shape"]])
+        cn = np.mean([s["ceiling"]["near_surface"] for s in r0["per_shape"]])
+        g = grid.get("ceiling (true occupancy on the grid, interpolated)")
+        lines += [
+            "",
+            f"t = inf limit of the flow (the true occupancy on the {r0['grid']} grid, "
+            f"interpolated trilinearly): {_pair(cu, cn)}"
+            + (f"; of the grid regression ({g[1]}): {_pair(g[2], g[3])}" if g else "")
+            + ". Not an upper bound: a partly fitted, smoother field can score above "
+            "it.",
+        ]
+    lines += ["", "Networks on fresh points, each beside the flow at its own time:", ""]
+    lines += [
+        "| mapping | kind | runs | network | flow time | flow there |",
+        "|---|---|---|---|---|---|",
+    ]
+    any_run = False
+    for name in ORDER:
+        if name not in results:
+            continue
+        placed = place_networks(results[name], name, runs) if runs else []
+        for kind in ("adam", "sgd"):
+            ms = [m for m in placed if m["kind"] == kind]
+            if not ms:
+                continue
+            any_run = True
+            times = [m["time"] for m in ms if m["time"] is not None]
+            lines.append(
+                f"| {name} | {kind} | {len(ms)} | "
+                + _pair(_mean_or_none([m["iou_uniform"] for m in ms]),
+                        _mean_or_none([m["iou_near_surface"] for m in ms]))
+                + f" | {_fmt_times(times, len(ms))} | "
+                + _pair(_mean_or_none([m["flow_iou_uniform"] for m in ms]),
+                        _mean_or_none([m["flow_iou_near_surface"] for m in ms]))
+                + " |"
+            )  # fmt: skip
+    if not any_run:
+        lines.append("| (no network runs given) | - | - | - | - | - |")
+    text = "\n".join(lines) + "\n"
+
+    def _write(tmp: str) -> None:
+        Path(tmp).write_text(text)
+
+    atomic_write(folder / "shape_population.md", _write)
+    return text
+
+
+def _fmt_times(times, count: int) -> str:
+    if not times:
+        return f"none placed (of {count})"
+    lo, hi = min(times), max(times)
+    span = f"{lo:.3g}" if lo == hi else f"{lo:.3g}-{hi:.3g}"
+    return span + ("" if len(times) == count else f" ({len(times)} of {count} placed)")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="tiny grids, seconds")
@@ -352,7 +537,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--networks", default=None, help="shape_networks_fresh output")
     p.add_argument("--rtol", type=float, default=1e-6, help="Lanczos tolerance")
     p.add_argument("--max-krylov-dim", type=int, default=1000)
-    p.add_argument("--max-bytes", type=float, default=None, help="dense memory cap")
+    p.add_argument(
+        "--max-bytes",
+        type=float,
+        default=None,
+        help="memory cap of the dense Gram and of each Lanczos basis (default 4 GiB)",
+    )
+    p.add_argument(
+        "--summarize-only",
+        action="store_true",
+        help="rebuild shape_population.md from the JSON in --out; compute nothing",
+    )
+    p.add_argument(
+        "--grid-table",
+        default="figures/shapes/shape_table.json",
+        help="the grid regression's shape_table.json (fig_shape_table)",
+    )
     args = p.parse_args(argv)
     argv = sys.argv[1:] if argv is None else list(argv)
     command = " ".join(["python -m analysis.fig_shape_population", *argv])
@@ -366,7 +566,15 @@ def main(argv: list[str] | None = None) -> int:
     args.out = args.out or (
         "figures/shapes/population/quick" if args.quick else "figures/shapes/population"
     )
+    if args.summarize_only:
+        if not (Path(args.out) / "shape_population.json").exists():
+            print(f"error: --summarize-only: no shape_population.json in {args.out}",
+                  file=sys.stderr)  # fmt: skip
+            return 2
+        print(summarize(args.out, args.grid_table, args.networks), end="")
+        return 0
     data = run(args, command)
+    summarize(args.out, args.grid_table, args.networks)
     print(f"{args.out}: shape_population.json / .png written ({data['seconds']} s)")
     return 0
 

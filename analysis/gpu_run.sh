@@ -39,8 +39,11 @@
 #                           (atomic; a later call resumes), then the population flow at
 #                           128^3 (none: dense at the largest grid within the dense
 #                           cap, 28^3 at 4 GiB, own folder) with the networks on its time
-#                           axis. Unmeasured; by FLOP count ~1 min a network on one
+#                           axis; each mapping checkpointed under parts/ (a later call
+#                           resumes). Unmeasured; by FLOP count ~1 min a network on one
 #                           H100, so the 20 runs need two or three calls of --shapes.
+#                           CPU (2 cores, loaded): one 128^3 flow, positional, one time,
+#                           147 s, 128 Lanczos steps, 3.4 GB RSS.
 #   suggest_validation/     issue 26, after shape_population: the Gaussian sigma sweep of
 #                           the scale-suggestion validation at 512^2, 16 images (the 5
 #                           bundled photos reaching 512 px + 11 text), 7 sigmas per set,

@@ -68,10 +68,12 @@ import dataclasses
 
 import numpy as np
 
+from ._numerics import dense_cap_bytes
 from ._validation import check_positive_int, check_real, check_targets
 from .dynamics import gd_dynamics
 from .grid import Grid
 from .kernels import ReluMLP
+from .operators import structure
 
 __all__ = ["FlowTime", "population_flow", "linearized_bce", "sgd_flow_time"]
 
@@ -133,6 +135,14 @@ def population_flow(
     approximation of :math:`T_K` is the quadrature (error of the order of the grid
     spacing times the kernel's slope).
 
+    **Memory.** On the Krylov path the Lanczos basis holds m vectors of N values per
+    channel, :math:`8\,m N c` bytes. ``max_bytes`` caps it too: the dimension is at
+    most ``min(max_krylov_dim, max_bytes // (8 N c))``, and a cap that leaves fewer
+    than 2 vectors is refused. A basis too small for ``rtol`` is reported
+    (:class:`~ntkspec.solvers.ConvergenceWarning` and ``info.converged``), never
+    silently used; large times need more steps,
+    :math:`O(\sqrt{\eta t \lambda_{\max}(K/N)})`.
+
     Args:
         arch: the architecture.
         mapping: input mapping (applied inside).
@@ -147,11 +157,14 @@ def population_flow(
             initialisations).
         discrete: gradient descent on :math:`T_K` (the mean iterate of SGD) instead of
             the flow; stable iff :math:`\eta\lambda_{\max}(K/N) < 2`.
-        max_bytes: memory cap for the dense path's matrices.
+        max_bytes: memory cap for the dense path's matrices and for the Krylov
+            path's Lanczos basis (default: 4 GiB or the environment's, as
+            :func:`ntkspec.gd_dynamics`).
         return_info: also return :func:`ntkspec.gd_dynamics`'s
             :class:`~ntkspec.dynamics.DynamicsInfo` (second element).
         rtol: Krylov path: relative tolerance of the Lanczos error estimate.
-        max_krylov_dim: Krylov path: the largest Lanczos dimension.
+        max_krylov_dim: Krylov path: the largest Lanczos dimension (lowered to fit
+            ``max_bytes``).
         mesh: None or a 1-D device mesh (see :func:`ntkspec.gd_dynamics`).
 
     Returns:
@@ -160,7 +173,8 @@ def population_flow(
 
     Raises:
         TypeError: ``grid`` is not a Grid.
-        ValueError: bad shapes, times or rate; a dense request over the memory cap.
+        ValueError: bad shapes, times or rate; a dense request, or a Krylov basis of
+            two vectors, over the memory cap.
 
     Example:
         >>> import numpy as np, ntkspec
@@ -180,6 +194,17 @@ def population_flow(
     Y = check_targets(y, grid.size, "y", "grid")
     eta = _check_rate(learning_rate)
     c = 1 if Y.ndim == 1 else Y.shape[1]
+    max_krylov_dim = check_positive_int(max_krylov_dim, "max_krylov_dim", minimum=2)
+    if structure(mapping, grid, grid) == "toeplitz":
+        fit = int(dense_cap_bytes(max_bytes) // (8.0 * grid.size * c))
+        if fit < 2:
+            raise ValueError(
+                f"max_bytes: a Lanczos basis of 2 vectors of {grid.size} x {c} float64 "
+                f"values needs {16.0 * grid.size * c:.3g} bytes, over the cap "
+                f"{dense_cap_bytes(max_bytes):.3g}; raise max_bytes or pass fewer "
+                "channels at once"
+            )
+        max_krylov_dim = min(max_krylov_dim, fit)
     out = gd_dynamics(
         arch, mapping, grid, Y, grid, times, eta * c, kernel=kernel,
         f_train_0=f_0, f_test_0=f_0, discrete=discrete, max_bytes=max_bytes,

@@ -110,3 +110,33 @@ def test_sgd_flow_time_hand_cases():
         sgd_flow_time(1.5, 1.0, 1)
     with pytest.raises(ValueError, match="batch_size"):
         sgd_flow_time(1, 1.0, 0)
+
+
+def test_population_flow_large_times_plain_recurrence():
+    # max_krylov_dim below N: gd_dynamics runs the plain Lanczos recurrence (no
+    # reorthogonalisation) and stops by its estimate; flow times to 1e6 (where the
+    # occupancy's slow modes are fitted) against the dense eigh flow.
+    mapping = mappings.gaussian(0, 3, 16, 2.0)
+    y = _targets()[:, 0]
+    times = [1e2, 1e4, 1e6]
+    f, info = population_flow(
+        ARCH, mapping, GRID, y, times, return_info=True, max_krylov_dim=150
+    )
+    assert info.method == "krylov" and info.converged and info.krylov_dim < 150
+    np.testing.assert_allclose(f, _dense_flow(mapping, y[:, None], times, 1.0)[..., 0],
+                               **TOL)  # fmt: skip
+
+
+def test_population_flow_krylov_basis_within_max_bytes():
+    mapping = mappings.gaussian(0, 3, 16, 2.0)
+    y = _targets()  # N = 216, c = 2: one basis vector pair is 8 * 216 * 2 bytes
+    with pytest.raises(ValueError, match="max_bytes"):
+        population_flow(ARCH, mapping, GRID, y, 1.0, max_bytes=8.0 * 216 * 2)
+    # a cap of 6 vectors lowers the dimension to 6 and reports the missed rtol
+    from ntkspec.solvers import ConvergenceWarning
+
+    with pytest.warns(ConvergenceWarning, match="max_krylov_dim=6"):
+        _, info = population_flow(
+            ARCH, mapping, GRID, y, 30.0, max_bytes=8.0 * 216 * 2 * 6, return_info=True
+        )
+    assert info.krylov_dim == 6 and not info.converged

@@ -7,7 +7,7 @@ import pytest
 from analysis import fig_shape_population, shape_networks_fresh
 
 
-def test_networks_then_population_quick(tmp_path):
+def test_networks_then_population_quick(tmp_path, capsys):
     nets = tmp_path / "nets"
     assert shape_networks_fresh.main(["--quick", "--out", str(nets)]) == 0
     runs = sorted(p.name for p in (nets / "runs").glob("*.json"))
@@ -44,6 +44,32 @@ def test_networks_then_population_quick(tmp_path):
         "beyond the last computed time",
     )
     assert [r[0] for r in data["table"]["rows"]] == ["none", "gaussian"]
+    for m in gauss["networks"]:
+        inside = m["time"] is not None and (
+            gauss["times"][0] <= m["time"] <= gauss["times"][-1]
+        )
+        assert (m["flow_iou_uniform"] is not None) == inside
+    # each mapping is checkpointed; a second call reads the parts back
+    stamp = (out / "parts" / "gaussian.json").stat().st_mtime_ns
+    capsys.readouterr()
+    assert fig_shape_population.main([*argv, "--out", str(out)]) == 0
+    assert "gaussian: read back" in capsys.readouterr().out
+    assert (out / "parts" / "gaussian.json").stat().st_mtime_ns == stamp
+    again = json.loads((out / "shape_population.json").read_text())
+    assert again["results"]["gaussian"] == gauss
+    # --summarize-only rebuilds the Markdown tables from the JSON alone
+    md = out / "shape_population.md"
+    first = md.read_text()
+    md.unlink()
+    argv = ["--summarize-only", "--out", str(out), "--networks", str(nets)]
+    assert fig_shape_population.main(argv) == 0
+    assert md.read_text() == first
+    assert "| gaussian | adam | 1 |" in first and "| gaussian | sgd | 1 |" in first
+    # a resumed folder refuses another budget (one line, exit 2)
+    tiny = "--steps 3 --batch 256 --width 17 --shapes 1 --mappings gaussian"
+    tiny = [*tiny.split(), "--eval-points", "2048", "--mc", "24"]
+    assert shape_networks_fresh.main(["--out", str(nets), *tiny]) == 2
+    assert "trained at" in capsys.readouterr().err
 
 
 def budget_in(result):
@@ -66,6 +92,41 @@ def test_population_bad_mapping_exits_2(tmp_path, capsys):
     assert not out.exists()
 
 
+def test_summarize_only_without_json_exits_2(tmp_path, capsys):
+    argv = ["--summarize-only", "--out", str(tmp_path)]
+    assert fig_shape_population.main(argv) == 2
+    assert "--summarize-only" in capsys.readouterr().err
+
+
+def test_place_networks_hand_case():
+    result = {
+        "times": [1.0, 10.0, 100.0],
+        "per_shape": [
+            {
+                "shape": "s",
+                "residual_mse_centred": [1.0, 0.1, 0.01],
+                "iou_uniform_centred": [0.0, 0.5, 0.9],
+                "iou_near_surface_centred": [0.0, 0.2, 0.4],
+            }
+        ],
+    }
+    runs = [
+        {"kind": "adam", "mapping": "basic", "shape": "s", "residual_mse": 10**-1.5,
+         "iou_uniform": 0.8, "iou_near_surface": 0.3},
+        {"kind": "sgd", "mapping": "basic", "shape": "s", "flow_time": 1e3,
+         "iou_uniform": 0.1, "iou_near_surface": 0.1},
+        {"kind": "adam", "mapping": "gaussian", "shape": "s", "residual_mse": 0.5,
+         "iou_uniform": 0.8, "iou_near_surface": 0.3},
+    ]  # fmt: skip
+    adam, sgd = fig_shape_population.place_networks(result, "basic", runs)
+    # residual 10^-1.5 is met at t = 10^1.5, halfway in log t: IoU (0.5 + 0.9) / 2
+    assert adam["time"] == pytest.approx(10**1.5, rel=1e-12)
+    assert adam["flow_iou_uniform"] == pytest.approx(0.7, rel=1e-12)
+    assert adam["flow_iou_near_surface"] == pytest.approx(0.3, rel=1e-12)
+    # the SGD run at its own steps x lr, beyond the computed times: no flow IoU
+    assert sgd["time"] == 1e3 and sgd["flow_iou_uniform"] is None
+
+
 def test_largest_dense_side_hand_case():
     # 16^3 = 4096 points: the Gram takes 8 * 4096^2 bytes
     assert fig_shape_population.largest_dense_side(8 * 4096**2) == 16
@@ -79,3 +140,22 @@ def test_match_time_log_log_hand_case():
     assert m["time"] == pytest.approx(10**1.5, rel=1e-12)
     assert fig_shape_population._match_time(times, curve, 2.0)["time"] is None
     assert fig_shape_population._match_time(times, curve, 1e-3)["time"] is None
+
+
+def test_results_page_carries_the_committed_table(tmp_path):
+    # the page's table is --summarize-only's, rebuilt here from the committed JSON
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    src = root / "figures/shapes/population_cpu64"
+    (tmp_path / "shape_population.json").write_bytes(
+        (src / "shape_population.json").read_bytes()
+    )
+    text = fig_shape_population.summarize(
+        tmp_path, root / "figures/shapes/shape_table.json"
+    )
+    page = (root / "docs/results/shapes_population.md").read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| ")][:5]
+    assert len(rows) == 5 and rows[1].startswith("| none |")
+    for row in rows:
+        assert row in page, row
