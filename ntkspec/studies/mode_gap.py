@@ -98,8 +98,8 @@ __all__ = [
 #: interval, 2D grid side, 1D points (every 8th trained), depth.
 SIZES = {
     "tiny": dict(
-        widths=(16, 32), linearized_widths=(64,), keys=2, steps=20, eval_every=5,
-        grid=4, points_1d=64, depth=3,
+        widths=(8, 16), linearized_widths=(32,), keys=2, steps=10, eval_every=5,
+        grid=4, points_1d=32, depth=2,
     ),
     "quick": dict(
         widths=(64, 128, 256), linearized_widths=(512,), keys=4, steps=200,
