@@ -262,7 +262,9 @@ def run_one(
     Returns:
         A JSON-able dict: ``steps`` (the recorded GD steps), ``initial`` (S,) the
         per-eigenspace norms of :math:`r_0`, ``relative`` curve -> (T, S) the residual
-        norms relative to ``initial``, ``gaps`` cause -> (T, S) (None where undefined),
+        norms relative to ``initial``, ``gaps`` cause -> (T, S) relative to
+        ``initial``, ``gaps_vs_theory`` cause -> (T, S) relative to the theory's
+        residual at each step (None where undefined),
         ``eigen_errors`` and timings. Untrained (linearised-only) runs have the
         theory and linearised curves and the kernel gap only.
 
@@ -299,21 +301,23 @@ def run_one(
     curves = [
         c for c in ("theory", "linearized", "network_f64", "network_f32") if c in res
     ]
-    relative, gaps = {}, {}
+    relative, gaps, gaps_th = {}, {}, {}
     with np.errstate(divide="ignore", invalid="ignore"):  # undefined entries -> NaN
         for c in curves:
             rel = eigenspace_norms(spaces, res[c][..., None]) / initial
             relative[c] = np.where(initial > 0, rel, np.nan)
         for cause, (a, b) in CAUSES.items():
             if a in res and b in res:
-                g = eigenspace_norms(spaces, (res[a] - res[b])[..., None]) / th_norm
-                gaps[cause] = np.where(defined, g, np.nan)
+                diff = eigenspace_norms(spaces, (res[a] - res[b])[..., None])
+                gaps[cause] = np.where(initial > 0, diff / initial, np.nan)
+                gaps_th[cause] = np.where(defined, diff / th_norm, np.nan)
     timing = {c: round(res[c + "_seconds"], 3) for c in curves if c + "_seconds" in res}
     return dict(
         width=int(width), key=int(k), key_seed=1000 * seed + k, trained=bool(trained),
         steps=steps.tolist(), initial=_r(initial.tolist()),
         relative={c: _r(v.tolist()) for c, v in relative.items()},
         gaps={c: _r(v.tolist()) for c, v in gaps.items()},
+        gaps_vs_theory={c: _r(v.tolist()) for c, v in gaps_th.items()},
         eigen_errors={c: _r(v) for c, v in _eigen_errors(theory, lin).items()},
         seconds=dict(
             linearized=round(lin_seconds, 3),
@@ -406,8 +410,11 @@ def _mean_or_none(vals):
     return float(np.mean(vals)) if vals else None
 
 
-def _summarize_gaps(runs, widths, bands, report_steps) -> tuple[dict, dict]:
-    """Per cause and report step: band gaps per width (per key) with fits; per mode."""
+def _summarize_gaps(runs, widths, bands, report_steps, field) -> tuple[dict, dict]:
+    """Per cause and report step: band gaps per width (per key) with fits; per mode.
+
+    ``field``: ``"gaps"`` or ``"gaps_vs_theory"``, which normalisation.
+    """
     band_gaps, mode_gaps = {}, {}
     for cause in CAUSES:
         band_gaps[cause], mode_gaps[cause] = {}, {}
@@ -416,11 +423,11 @@ def _summarize_gaps(runs, widths, bands, report_steps) -> tuple[dict, dict]:
             for band, members in bands.items():
                 per_width = []
                 for w in widths:
-                    rs = [r for r in runs if r["width"] == w and cause in r["gaps"]]
+                    rs = [r for r in runs if r["width"] == w and cause in r[field]]
                     per_width.append(
                         [
                             _band_value(
-                                r["gaps"][cause][r["steps"].index(step)], members
+                                r[field][cause][r["steps"].index(step)], members
                             )
                             for r in rs
                         ]
@@ -433,9 +440,9 @@ def _summarize_gaps(runs, widths, bands, report_steps) -> tuple[dict, dict]:
             band_gaps[cause][str(step)] = per_band
             modes = {}
             for w in widths:
-                rs = [r for r in runs if r["width"] == w and cause in r["gaps"]]
+                rs = [r for r in runs if r["width"] == w and cause in r[field]]
                 if rs:
-                    rows = [r["gaps"][cause][r["steps"].index(step)] for r in rs]
+                    rows = [r[field][cause][r["steps"].index(step)] for r in rs]
                     modes[str(w)] = [
                         _mean_or_none(col) for col in zip(*rows, strict=True)
                     ]
@@ -474,7 +481,8 @@ def summarize(meta: dict, runs: list[dict]) -> dict:
     """The per-task summary from its runs (checkpoint JSON as loaded) and task meta.
 
     ``meta``: what :func:`run` records per task (widths, bands, eigenvalues...).
-    Returns ``meta`` with ``report_steps``, ``band_gaps``, ``mode_gaps``,
+    Returns ``meta`` with ``report_steps``, ``band_gaps``, ``mode_gaps`` (and both
+    ``_vs_theory``),
     ``eigen_errors``, ``runs_found`` and ``missing`` added.
     """
     widths = [*meta["trained_widths"], *meta["linearized_widths"]]
@@ -485,12 +493,18 @@ def summarize(meta: dict, runs: list[dict]) -> dict:
     ]
     steps = runs[0]["steps"] if runs else []
     report_steps = _report_steps(steps) if runs else []
-    band_gaps, mode_gaps = _summarize_gaps(runs, widths, meta["bands"], report_steps)
+    bands = meta["bands"]
+    band_gaps, mode_gaps = _summarize_gaps(runs, widths, bands, report_steps, "gaps")
+    band_th, mode_th = _summarize_gaps(
+        runs, widths, bands, report_steps, "gaps_vs_theory"
+    )
     return dict(
         meta,
         report_steps=report_steps,
         band_gaps=band_gaps,
         mode_gaps=mode_gaps,
+        band_gaps_vs_theory=band_th,
+        mode_gaps_vs_theory=mode_th,
         eigen_errors=_summarize_eigen(runs, widths, meta["bands"]),
         runs_found=len(runs),
         missing=missing,
@@ -551,7 +565,8 @@ def _plot_task(name: str, t: dict, path: Path, label: str) -> None:
             ax.grid(alpha=0.3, which="both")
             if i == 0 and j == 0:
                 ax.legend(fontsize=7)
-    step = str(t["report_steps"][-1]) if t["report_steps"] else None
+    rs = t["report_steps"]
+    step = str(rs[len(rs) // 2]) if rs else None  # the middle reported step
     all_w = np.asarray([*t["trained_widths"], *t["linearized_widths"]], float)
     for j, band in enumerate(_BANDS):
         ax = axes[-1, j]
@@ -575,7 +590,10 @@ def _plot_task(name: str, t: dict, path: Path, label: str) -> None:
         )
         if ref is not None:
             ax.loglog(all_w, ref, "k:", lw=1, label="width^-1/2")
-        ax.set_title(f"{name}: {band} band, gap at step {step} vs width", fontsize=8)
+        ax.set_title(
+            f"{name}: {band} band, |P_S(r_A - r_B)| / |P_S r_0| at step {step}",
+            fontsize=8,
+        )
         ax.set_xlabel("hidden width", fontsize=8)
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=6)
@@ -593,37 +611,43 @@ def _fit_text(fit: dict) -> str:
 
 def _tables(tasks_out: dict) -> list[dict]:
     tables = []
+    kinds = (
+        ("band_gaps", "relative to the initial residual in the mode"),
+        ("band_gaps_vs_theory", "relative to the theory's residual at that step"),
+    )
     for name, t in tasks_out.items():
         if not t["report_steps"]:
             continue
         step = str(t["report_steps"][-1])
         widths = [*t["trained_widths"], *t["linearized_widths"]]
-        rows = []
-        for band in _BANDS:
-            for cause in CAUSES:
-                b = t["band_gaps"][cause][step][band]
-                rows.append([band, cause, *b["mean"], _fit_text(b["fit"])])
-            e = t["eigen_errors"]["eigenvalue"]["per_band"][band]
-            rows.append([band, "eigenvalue error", *e["mean"], _fit_text(e["fit"])])
-        tables.append(
-            dict(
-                title=(
-                    f"{name}: per-band gap at step {step} (median over the band's "
-                    "eigenspaces, mean over keys) vs width"
-                ),
-                columns=[
-                    "band",
-                    "cause",
-                    *[f"width {w}" for w in widths],
-                    "exponent [95% bootstrap]",
-                ],  # fmt: skip
-                rows=rows,
-                note=(
-                    f"{t['description']}; widths {t['linearized_widths']} linearised "
-                    "only; theory exponent of the kernel's fluctuations -1/2"
-                ),
+        for field, normalisation in kinds:
+            rows = []
+            for band in _BANDS:
+                for cause in CAUSES:
+                    b = t[field][cause][step][band]
+                    rows.append([band, cause, *b["mean"], _fit_text(b["fit"])])
+                e = t["eigen_errors"]["eigenvalue"]["per_band"][band]
+                rows.append([band, "eigenvalue error", *e["mean"], _fit_text(e["fit"])])
+            tables.append(
+                dict(
+                    title=(
+                        f"{name}: per-band gap at step {step}, {normalisation} "
+                        "(median over the band's eigenspaces, mean over keys)"
+                    ),
+                    columns=[
+                        "band",
+                        "cause",
+                        *[f"width {w}" for w in widths],
+                        "exponent [95% bootstrap]",
+                    ],
+                    rows=rows,
+                    note=(
+                        f"{t['description']}; widths {t['linearized_widths']} "
+                        "linearised only; bands by eigenvalue: low = largest; the "
+                        "kernel's fluctuations give the exponent -1/2"
+                    ),
+                )
             )
-        )
     return tables
 
 
@@ -737,7 +761,9 @@ def run(
     arch = _architecture(cfg["depth"])
     load_start = _load_average()
     with contextlib.ExitStack() as stack:
-        if runs_dir is None and size in ("tiny", "quick") and not summarize_only:
+        temporary = runs_dir is None and size in ("tiny", "quick")
+        temporary = temporary and not summarize_only
+        if temporary:
             runs_dir = stack.enter_context(tempfile.TemporaryDirectory())
         runs_path = Path(runs_dir) if runs_dir is not None else out_dir / "runs"
         if summarize_only and not runs_path.is_dir():
@@ -763,7 +789,8 @@ def run(
                 out[name]["curve_steps"] = runs[0]["steps"] if runs else []
     if not any(t["runs_found"] for t in out.values()):
         raise ValueError(f"no runs found in runs_dir {str(runs_path)!r}")
-    return _write(out, out_dir, size, cfg, seed, command, t0, load_start, runs_dir)
+    kept = None if temporary else str(runs_path)
+    return _write(out, out_dir, size, cfg, seed, command, t0, load_start, kept)
 
 
 def _load_average() -> list[float] | None:
@@ -784,7 +811,8 @@ def _write(out, out_dir: Path, size, cfg, seed, command, t0, load_start, runs_di
             "theory, of the network linearised at its initial empirical NTK, and of "
             "the network trained by full-batch GD (float64 and float32, same initial "
             "parameters) at "
-            "eta = N / lambda_max; gaps g = |P_S (r_A - r_B)| / |P_S r_theory| split "
+            "eta = N / lambda_max; gaps g = |P_S (r_A - r_B)| / |P_S r_0| (and "
+            "/ |P_S r_theory(k)|, gaps_vs_theory) split "
             "into kernel (linearised - theory), drift (network f64 - linearised), "
             "round-off (f32 - f64) and total (network f64 - theory)."
         ),
@@ -814,7 +842,7 @@ def _write(out, out_dir: Path, size, cfg, seed, command, t0, load_start, runs_di
         tables=_tables(out),
         tasks=out,
         load_average=dict(start=load_start, end=_load_average()),
-        runs_dir=None if runs_dir is None else str(runs_dir),
+        runs_dir=runs_dir,
         seconds=round(time.perf_counter() - t0, 3),
         provenance=prov,
     )
