@@ -536,7 +536,7 @@ _STYLE = {
     "theory": dict(color="k", ls="--", lw=1.2, label="theory (analytic NTK)"),
     "linearized": dict(color="C1", ls="-", lw=1.2, label="linearised at init"),
     "network_f64": dict(color="C0", ls="-", lw=1.0, label="network float64"),
-    "network_f32": dict(color="C3", ls=":", lw=1.0, label="network float32"),
+    "network_f32": dict(color="C3", ls=":", lw=1.5, label="network float32"),
 }
 
 
@@ -595,6 +595,8 @@ def _plot_task(name: str, t: dict, path: Path, label: str) -> None:
             fontsize=8,
         )
         ax.set_xlabel("hidden width", fontsize=8)
+        ax.set_xticks(all_w, [str(int(w)) for w in all_w], fontsize=7)
+        ax.minorticks_off()
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=6)
     fig.suptitle(label, fontsize=9)
