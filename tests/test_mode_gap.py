@@ -19,6 +19,8 @@ import pytest
 import scipy.stats
 
 import ntkspec
+from analysis import fig_mode_gap
+from ntkspec.report import tables_of
 from ntkspec.studies import mode_gap
 
 
@@ -98,6 +100,8 @@ def test_run_tiny_resumes_and_summarizes_from_disk(tmp_path):
     assert t["missing"] == [] and t["runs_found"] == n_runs
     assert written["png"] == [str(tmp_path / "mode_gap_1d.png")]
     assert "CPU" in data["size_note"] and "PRNGKey" in data["keys"]
+    # The report reads two declared tables (two normalisations of the gap).
+    assert len(tables_of(data)) == 2
     # Different keys give different initial kernels (eigenvalue errors differ).
     runs = [json.loads(p.read_text())["run"] for p in sorted(runs_dir.glob("*.json"))]
     w0 = [r for r in runs if r["width"] == cfg["widths"][0]]
@@ -124,3 +128,11 @@ def test_run_tiny_resumes_and_summarizes_from_disk(tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
         mode_gap.run(tmp_path, size="tiny", runs_dir=tmp_path / "no",
                      summarize_only=True)  # fmt: skip
+
+
+def test_script_summarize_only_without_runs_is_a_one_line_error(tmp_path, capsys):
+    out = tmp_path / "out"
+    code = fig_mode_gap.main(["--summarize-only", "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "does not exist" in err
+    assert not out.exists()
