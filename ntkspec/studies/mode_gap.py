@@ -21,16 +21,20 @@ recorded step k, this study compares the residual of
 * **network, float32**: the same initial parameters rounded to float32, trained alike;
 
 and splits the network's gap from the theory into its causes, each the size of a
-difference of residuals in S, relative to the theory's residual there:
+difference of residuals in S, relative to the initial residual there (bounded, and to
+first order proportional to the kernel's perturbation) and, as ``gaps_vs_theory``,
+relative to the theory's residual at that step (a rate error grows with k there):
 
 .. math::
 
-    g_{A,B}(S, k) = \frac{\|P_S\,(r^A_k - r^B_k)\|}{\|P_S\,r^{\rm theory}_k\|},
+    g_{A,B}(S, k) = \frac{\|P_S\,(r^A_k - r^B_k)\|}{\|P_S\,r_0\|},\qquad
+    g^{\rm th}_{A,B}(S, k) = \frac{\|P_S\,(r^A_k - r^B_k)\|}
+        {\|P_S\,r^{\rm theory}_k\|}:
 
 *kernel* (linearised against theory: the finite-width kernel at initialisation),
 *drift* (float64 network against linearised: the kernel's movement during training),
 *round-off* (float32 network against float64 network) and *total* (float64 network
-against theory). Entries where the theory's relative residual
+against theory). Entries of :math:`g^{\rm th}` where the theory's relative residual
 :math:`|1-\eta\lambda_S/N|^k` is below :data:`FLOOR` are not defined (the theory has
 converged beyond what a float64 residual resolves). Bands: the eigenspaces in descending
 eigenvalue split into thirds, *low* (largest eigenvalues, the low frequencies), *mid*
@@ -477,11 +481,31 @@ def _summarize_eigen(runs, widths, bands) -> dict:
     return out
 
 
+def _mode_residuals(runs, widths, report_steps) -> dict:
+    """Per curve, step, width: relative residual per eigenspace, mean over keys."""
+    out: dict = {}
+    for curve in ("theory", "linearized", "network_f64", "network_f32"):
+        out[curve] = {}
+        for step in report_steps:
+            per_w = {}
+            for w in widths:
+                rows = [
+                    r["relative"][curve][r["steps"].index(step)]
+                    for r in runs
+                    if r["width"] == w and curve in r["relative"]
+                ]
+                if rows:
+                    per_w[str(w)] = [_mean_or_none(c) for c in zip(*rows, strict=True)]
+            out[curve][str(step)] = per_w
+    return out
+
+
 def summarize(meta: dict, runs: list[dict]) -> dict:
     """The per-task summary from its runs (checkpoint JSON as loaded) and task meta.
 
     ``meta``: what :func:`run` records per task (widths, bands, eigenvalues...).
-    Returns ``meta`` with ``report_steps``, ``band_gaps``, ``mode_gaps`` (and both
+    Returns ``meta`` with ``report_steps``, ``mode_residuals`` (the relative residual
+    per eigenspace of each curve at those steps), ``band_gaps``, ``mode_gaps`` (and both
     ``_vs_theory``),
     ``eigen_errors``, ``runs_found`` and ``missing`` added.
     """
@@ -501,6 +525,7 @@ def summarize(meta: dict, runs: list[dict]) -> dict:
     return dict(
         meta,
         report_steps=report_steps,
+        mode_residuals=_mode_residuals(runs, widths, report_steps),
         band_gaps=band_gaps,
         mode_gaps=mode_gaps,
         band_gaps_vs_theory=band_th,
