@@ -264,13 +264,16 @@ def run_one(
     """One (task, width, key): per-eigenspace residuals and gaps (data, no files).
 
     Returns:
-        A JSON-able dict: ``steps`` (the recorded GD steps), ``initial`` (S,) the
-        per-eigenspace norms of :math:`r_0`, ``relative`` curve -> (T, S) the residual
-        norms relative to ``initial``, ``gaps`` cause -> (T, S) relative to
-        ``initial``, ``gaps_vs_theory`` cause -> (T, S) relative to the theory's
-        residual at each step (None where undefined),
-        ``eigen_errors`` and timings. Untrained (linearised-only) runs have the
-        theory and linearised curves and the kernel gap only.
+        A JSON-able dict: ``initial`` (S,) the per-eigenspace norms of
+        :math:`r_0`; at the kept steps (``steps``, about 20, log-spaced, the reported
+        ones included): ``relative`` curve -> (T, S) the residual norms relative to
+        ``initial``, ``gaps`` cause -> (T, S) relative to ``initial``,
+        ``gaps_vs_theory`` cause -> (T, S) relative to the theory's residual at each
+        step (None where undefined); at every evaluated step (``curve_steps``)
+        ``curves``: band -> curve -> the relative residual of the band's
+        representative eigenspace; ``eigen_errors`` and timings. Untrained
+        (linearised-only) runs have the theory and linearised curves and the kernel
+        gap only.
 
     ``nets``: an optional dict in which the networks are kept per (width, dtype) and
     reused (a network's jit-compiled functions are cached per network value).
@@ -316,12 +319,19 @@ def run_one(
                 gaps[cause] = np.where(initial > 0, diff / initial, np.nan)
                 gaps_th[cause] = np.where(defined, diff / th_norm, np.nan)
     timing = {c: round(res[c + "_seconds"], 3) for c in curves if c + "_seconds" in res}
+    kept = _kept_steps(steps)
+    rows = np.searchsorted(steps, kept)
+    curves_full = {
+        band: {c: _r(relative[c][:, s].tolist()) for c in curves}
+        for band, s in theory["representative"].items()
+    }
     return dict(
         width=int(width), key=int(k), key_seed=1000 * seed + k, trained=bool(trained),
-        steps=steps.tolist(), initial=_r(initial.tolist()),
-        relative={c: _r(v.tolist()) for c, v in relative.items()},
-        gaps={c: _r(v.tolist()) for c, v in gaps.items()},
-        gaps_vs_theory={c: _r(v.tolist()) for c, v in gaps_th.items()},
+        steps=kept.tolist(), initial=_r(initial.tolist()),
+        relative={c: _r(v[rows].tolist()) for c, v in relative.items()},
+        gaps={c: _r(v[rows].tolist()) for c, v in gaps.items()},
+        gaps_vs_theory={c: _r(v[rows].tolist()) for c, v in gaps_th.items()},
+        curve_steps=steps.tolist(), curves=curves_full,
         eigen_errors={c: _r(v) for c, v in _eigen_errors(theory, lin).items()},
         seconds=dict(
             linearized=round(lin_seconds, 3),
@@ -391,6 +401,15 @@ def width_exponent(widths, values, *, n_boot: int = 2000, seed: int = 0) -> dict
     tol = 1e-9  # an exact power law gives a zero-width interval at round-off
     out["contains_minus_half"] = bool(lo - tol <= -0.5 <= hi + tol)
     return out
+
+
+def _kept_steps(steps: np.ndarray) -> np.ndarray:
+    """About 20 log-spaced evaluated steps; 0, the last and the reported ones in."""
+    targets = np.concatenate(
+        [np.geomspace(max(steps[1], 1), steps[-1], 18), steps[-1] / np.array([100, 10])]
+    )
+    near = [steps[np.argmin(np.abs(steps - t))] for t in targets]
+    return np.unique(np.concatenate([[steps[0], steps[-1]], near])).astype(int)
 
 
 def _report_steps(steps: list[int]) -> list[int]:
@@ -543,10 +562,7 @@ def _curves_for_plot(runs, meta, plot_widths) -> dict:
         r = next((r for r in runs if r["width"] == w and r["key"] == 0), None)
         if r is None:
             continue
-        out[str(w)] = {
-            band: {c: [row[s] for row in v] for c, v in r["relative"].items()}
-            for band, s in meta["representative"].items()
-        }
+        out[str(w)] = {band: r["curves"][band] for band in meta["representative"]}
     return out
 
 
@@ -813,7 +829,7 @@ def run(
                 out[name]["curves"] = _curves_for_plot(
                     runs, meta, _plot_widths(cfg["widths"])
                 )
-                out[name]["curve_steps"] = runs[0]["steps"] if runs else []
+                out[name]["curve_steps"] = runs[0]["curve_steps"] if runs else []
     if not any(t["runs_found"] for t in out.values()):
         raise ValueError(f"no runs found in runs_dir {str(runs_path)!r}")
     kept = None if temporary else str(runs_path)
