@@ -22,6 +22,7 @@ import ntkspec
 from analysis import fig_mode_gap
 from ntkspec.report import tables_of
 from ntkspec.studies import mode_gap
+from ntkspec.validation import run_validation
 
 
 def _linear_task():
@@ -136,3 +137,13 @@ def test_script_summarize_only_without_runs_is_a_one_line_error(tmp_path, capsys
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "does not exist" in err
     assert not out.exists()
+
+
+def test_validation_runs_it_on_request_with_a_summary(tmp_path):
+    written = run_validation(tmp_path, size="tiny", studies=("mode_gap",))
+    assert written["mode_gap"]["runs_dir"] is None  # reduced sizes keep no runs
+    assert not (tmp_path / "mode_gap_runs").exists()
+    summary = (tmp_path / "summary.md").read_text()
+    assert "## Per-mode gap" in summary and "| high | drift |" in summary
+    data = json.loads((tmp_path / "mode_gap.json").read_text())
+    assert set(data["tasks"]) == {"1d", "2d"} and len(data["tables"]) == 4

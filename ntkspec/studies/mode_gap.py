@@ -779,7 +779,8 @@ def run(
         command: the command line recorded in the provenance.
         size: ``"tiny"``, ``"quick"``, ``"full"`` (CPU-sized) or ``"gpu"``.
         runs_dir: folder of the per-(task, width, key) checkpoints (default
-            ``out_dir/runs``; ``"tiny"`` and ``"quick"`` keep none unless given).
+            ``out_dir/mode_gap_runs``; ``"tiny"`` and ``"quick"`` keep none unless
+            given; ``analysis/fig_mode_gap.py`` passes ``<out>/runs``).
         summarize_only: train nothing; rebuild the JSON and figures from the runs in
             ``runs_dir`` (missing runs are listed in the JSON).
         task_names: which tasks, among ``"1d"`` and ``"2d"``.
@@ -808,7 +809,9 @@ def run(
         temporary = temporary and not summarize_only
         if temporary:
             runs_dir = stack.enter_context(tempfile.TemporaryDirectory())
-        runs_path = Path(runs_dir) if runs_dir is not None else out_dir / "runs"
+        runs_path = (
+            Path(runs_dir) if runs_dir is not None else out_dir / "mode_gap_runs"
+        )
         if summarize_only and not runs_path.is_dir():
             raise ValueError(f"runs_dir {str(runs_path)!r} does not exist")
         runs_path.mkdir(parents=True, exist_ok=True)
