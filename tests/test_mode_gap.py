@@ -61,6 +61,22 @@ def test_depth_one_network_follows_the_theory_in_every_mode():
         assert np.isnan(g[1:, 0]).all() and np.nanmax(g) < 1e-11, cause
     assert not np.isnan(np.array(run["gaps_vs_theory"]["kernel"], float)[:, 1:]).any()
     np.testing.assert_allclose(run["eigen_errors"]["eigenvalue"], 0.0, atol=1e-12)
+    assert run["collapsed"] == []
+    assert run["top_eigenvalue_ratio"] == pytest.approx(1.0, rel=1e-12)
+    # Above GD's stability limit the run is marked collapsed, with the cause, and the
+    # summary leaves it out of every statistic.
+    unstable = dict(theory, lr=3.0 * theory["lr"])
+    bad = mode_gap.run_one(arch, task, unstable, 16, 1, cfg, trained=False)
+    assert bad["collapsed"] and "diverges" in bad["collapsed"][0]
+    meta = dict(
+        trained_widths=[16], linearized_widths=[], keys=2, bands=theory["bands"],
+        representative=theory["representative"],
+    )  # fmt: skip
+    summary = mode_gap.summarize(meta, [run, bad])
+    assert summary["collapsed"] == [dict(width=16, key=1, cause=bad["collapsed"])]
+    assert summary["runs_found"] == 2 and summary["missing"] == []
+    low = summary["band_gaps"]["kernel"][str(summary["report_steps"][-1])]["low"]
+    assert len(low["per_key"][0]) == 1
 
 
 def test_width_exponent_matches_linregress_and_recovers_a_power_law():
@@ -98,7 +114,7 @@ def test_run_tiny_resumes_and_summarizes_from_disk(tmp_path):
     assert len(logged) == n_runs == len(list(runs_dir.glob("1d_w*_k*.json")))
     data = json.loads((tmp_path / "mode_gap.json").read_text())
     t = data["tasks"]["1d"]
-    assert t["missing"] == [] and t["runs_found"] == n_runs
+    assert t["missing"] == [] and t["runs_found"] == n_runs and t["collapsed"] == []
     assert written["png"] == [str(tmp_path / "mode_gap_1d.png")]
     assert "CPU" in data["size_note"] and "PRNGKey" in data["keys"]
     # The report reads two declared tables (two normalisations of the gap).

@@ -74,6 +74,7 @@ import json
 import math
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import jax
@@ -288,19 +289,28 @@ def run_one(
             nets[int(width), dt] = mlp(arch, task["mapping"], int(width), dtype=dt)
     net64 = nets[int(width), np.float64]
     params = net64.init(_key(seed, k))
-    lin = linearized_dynamics(
-        net64, params, task["x"], task["y"], steps, theory["lr"], discrete=True,
-        implementation="structured",
-    )  # fmt: skip
-    r0 = lin.initial[:, 0]
-    res = {
-        "theory": _theory_residual(theory, r0, steps),
-        "linearized": lin.residual[..., 0],
-    }
-    lin_seconds = time.perf_counter() - t0
-    if trained:
-        net32 = nets[int(width), np.float32]
-        res.update(_trained_residuals(net64, net32, params, task, theory, cfg))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        lin = linearized_dynamics(
+            net64, params, task["x"], task["y"], steps, theory["lr"], discrete=True,
+            implementation="structured",
+        )  # fmt: skip
+        r0 = lin.initial[:, 0]
+        res = {
+            "theory": _theory_residual(theory, r0, steps),
+            "linearized": lin.residual[..., 0],
+        }
+        lin_seconds = time.perf_counter() - t0
+        if trained:
+            net32 = nets[int(width), np.float32]
+            res.update(_trained_residuals(net64, net32, params, task, theory, cfg))
+    top_ratio = float(lin.eigenvalues[-1] / theory["lam"][-1])
+    collapsed = [str(w.message) for w in caught]
+    collapsed += [
+        f"{c}: non-finite residual"
+        for c in ("linearized", "network_f64", "network_f32")
+        if c in res and not np.all(np.isfinite(res[c]))
+    ]
     spaces = theory["spaces"]
     initial = eigenspace_norms(spaces, r0)
     th_norm = eigenspace_norms(spaces, res["theory"][..., None])
@@ -332,6 +342,7 @@ def run_one(
         gaps={c: _r(v[rows].tolist()) for c, v in gaps.items()},
         gaps_vs_theory={c: _r(v[rows].tolist()) for c, v in gaps_th.items()},
         curve_steps=steps.tolist(), curves=curves_full,
+        top_eigenvalue_ratio=top_ratio, collapsed=collapsed,
         eigen_errors={c: _r(v) for c, v in _eigen_errors(theory, lin).items()},
         seconds=dict(
             linearized=round(lin_seconds, 3),
@@ -524,9 +535,11 @@ def summarize(meta: dict, runs: list[dict]) -> dict:
 
     ``meta``: what :func:`run` records per task (widths, bands, eigenvalues...).
     Returns ``meta`` with ``report_steps``, ``mode_residuals`` (the relative residual
-    per eigenspace of each curve at those steps), ``band_gaps``, ``mode_gaps`` (and both
-    ``_vs_theory``),
-    ``eigen_errors``, ``runs_found`` and ``missing`` added.
+    per eigenspace of each curve at those steps), ``band_gaps``, ``mode_gaps`` (and
+    both ``_vs_theory``), ``eigen_errors``, ``top_eigenvalue_ratio`` (empirical over
+    analytic largest eigenvalue, per width and key), ``runs_found``, ``missing`` and
+    ``collapsed`` (runs with a warning or a non-finite residual, with the cause; left
+    out of every statistic) added.
     """
     widths = [*meta["trained_widths"], *meta["linearized_widths"]]
     runs = sorted(runs, key=lambda r: (r["width"], r["key"]))
@@ -534,6 +547,12 @@ def summarize(meta: dict, runs: list[dict]) -> dict:
     missing = [
         [w, k] for w in widths for k in range(meta["keys"]) if (w, k) not in found
     ]
+    collapsed = [
+        dict(width=r["width"], key=r["key"], cause=r["collapsed"])
+        for r in runs
+        if r.get("collapsed")
+    ]
+    runs = [r for r in runs if not r.get("collapsed")]
     steps = runs[0]["steps"] if runs else []
     report_steps = _report_steps(steps) if runs else []
     bands = meta["bands"]
@@ -550,8 +569,13 @@ def summarize(meta: dict, runs: list[dict]) -> dict:
         band_gaps_vs_theory=band_th,
         mode_gaps_vs_theory=mode_th,
         eigen_errors=_summarize_eigen(runs, widths, meta["bands"]),
-        runs_found=len(runs),
+        top_eigenvalue_ratio={
+            str(w): [r["top_eigenvalue_ratio"] for r in runs if r["width"] == w]
+            for w in widths
+        },
+        runs_found=len(found),
         missing=missing,
+        collapsed=collapsed,
     )
 
 
