@@ -160,7 +160,14 @@ STUDIES: tuple[Study, ...] = (
         "ntkspec.validation",
         function="run_validation",
         section="Networks",
-        report_options=(("size", "quick"),),  # the CPU-reduced validation
+        # the CPU-reduced validation, with the per-mode gap study
+        report_options=(
+            ("size", "quick"),
+            (
+                "studies",
+                ("ntk_convergence", "dynamics_validation", "table1", "mode_gap"),
+            ),
+        ),
         quick_options=(("size", "tiny"), ("studies", ("ntk_convergence",))),
     ),
     Study(

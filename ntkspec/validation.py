@@ -9,7 +9,10 @@ the JAX version and the timings:
    :func:`ntkspec.gd_dynamics` predicted from their step-0 outputs, more closely as the
    width grows;
 3. :mod:`ntkspec.studies.table1_networks`: Tancik et al.'s Table 1 (2D images) with
-   trained networks, the sigma sweep and reconstructions.
+   trained networks, the sigma sweep and reconstructions;
+4. on request (``studies=(..., "mode_gap")``; the report's reduced run includes it):
+   :mod:`ntkspec.studies.mode_gap`, the gap between networks and theory per eigenmode,
+   split into finite-width kernel, kernel drift and float32 round-off.
 
 Sizes: ``"quick"`` (about a minute on a 2-core CPU), ``"full"`` (CPU-sized, about 15
 minutes), ``"gpu"`` (the paper's sizes; the default for a full run when JAX sees a GPU),
@@ -59,7 +62,8 @@ def run_validation(
         command: the command line recorded in every JSON's provenance.
         size: ``"tiny"``, ``"quick"``, ``"full"`` or ``"gpu"``; overrides ``quick``
             (default: :func:`default_size`).
-        studies: which studies to run (names as in the default).
+        studies: which studies to run (names as in the default, and
+            ``"mode_gap"``).
 
     Returns:
         name -> what each study wrote (paths, headline numbers, seconds), plus
@@ -68,7 +72,7 @@ def run_validation(
     Raises:
         ValueError: unknown ``size`` or study name.
     """
-    from .studies import dynamics_validation, ntk_convergence, table1_networks
+    from .studies import dynamics_validation, mode_gap, ntk_convergence, table1_networks
 
     size = size or default_size(quick)
     if size not in SIZES:
@@ -77,6 +81,7 @@ def run_validation(
         "ntk_convergence": ntk_convergence.run,
         "dynamics_validation": dynamics_validation.run,
         "table1": table1_networks.run,
+        "mode_gap": mode_gap.run,
     }
     unknown = [s for s in studies if s not in runners]
     if unknown:
@@ -178,6 +183,8 @@ def _summary_markdown(
                     + f" | {sl} |"
                 )
             lines.append("")
+    if "mode_gap" in written:
+        lines += _mode_gap_markdown(out_dir, written["mode_gap"]["seconds"])
     if "table1" in written:
         d = json.loads((out_dir / "table1_networks.json").read_text())
         lines += [
@@ -198,3 +205,25 @@ def _summary_markdown(
         "",
     ]
     return "\n".join(lines)
+
+
+def _mode_gap_markdown(out_dir: Path, seconds: float) -> list[str]:
+    import json
+
+    d = json.loads((out_dir / "mode_gap.json").read_text())
+    lines = [f"## Per-mode gap: kernel, drift, round-off ({seconds:.1f} s)", ""]
+    for table in d["tables"]:
+        lines += [
+            f"**{table['title']}**",
+            "",
+            "| " + " | ".join(table["columns"]) + " |",
+            "|---" * len(table["columns"]) + "|",
+        ]
+        for row in table["rows"]:
+            cells = [
+                "–" if v is None else f"{v:.3g}" if isinstance(v, float) else str(v)
+                for v in row
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
