@@ -880,34 +880,14 @@ class SectorOperator:
         return tuple(a for g in self.groups for a in g)
 
     def project(self, x):
-        r""":math:`B^\top x` for x of shape (N,) or (N, c): shape (size,) or (size, c)."""
-        shape = self.operator.grid.shape
-        batch = tuple(x.shape[1:])
-        nb = len(batch)
+        r""":math:`B^\top x` for x (N,) or (N, c): shape (size,) or (size, c)."""
         with x64_scope(self.dtype):
-            x = jnp.asarray(x, self.dtype).reshape(shape + batch)
-            perm = self._perm() + tuple(range(len(shape), len(shape) + nb))
-            x = jnp.transpose(x, perm).reshape(self.lengths + batch)
-            for axis, sign in enumerate(self.signs):
-                x = _half_project(x, axis, sign)
-            return x.reshape((self.size,) + batch)
+            return _sector_project(self, jnp.asarray(x, self.dtype))
 
     def lift(self, y):
         r""":math:`B y` for y of shape (size,) or (size, c): shape (N,) or (N, c)."""
-        shape = self.operator.grid.shape
-        batch = tuple(y.shape[1:])
-        nb = len(batch)
-        perm = self._perm()
         with x64_scope(self.dtype):
-            y = jnp.asarray(y, self.dtype).reshape(self.sector_shape + batch)
-            for axis, (m, sign) in enumerate(
-                zip(self.lengths, self.signs, strict=True)
-            ):
-                y = _half_lift(y, axis, sign, m)
-            y = y.reshape(tuple(shape[a] for a in perm) + batch)
-            inv = tuple(int(i) for i in np.argsort(perm))
-            y = jnp.transpose(y, inv + tuple(range(len(shape), len(shape) + nb)))
-            return y.reshape((math.prod(shape),) + batch)
+            return _sector_lift(self, jnp.asarray(y, self.dtype))
 
     def matvec(self, v):
         r""":math:`B^\top K B v` for v of shape (size,) or (size, c)."""
@@ -915,7 +895,35 @@ class SectorOperator:
             raise ValueError(
                 f"v must have shape ({self.size},) or ({self.size}, c); got {v.shape}"
             )
-        return self.project(self.operator.matvec(self.lift(v)))
+        with x64_scope(self.dtype):
+            v = jnp.asarray(v, self.dtype)
+            return _sector_project(self, self.operator.matvec(_sector_lift(self, v)))
+
+
+@jax.jit
+def _sector_project(sector: SectorOperator, x):
+    shape = sector.operator.grid.shape
+    batch = tuple(x.shape[1:])
+    tail = tuple(range(len(shape), len(shape) + len(batch)))
+    x = x.reshape(shape + batch)
+    x = jnp.transpose(x, sector._perm() + tail).reshape(sector.lengths + batch)
+    for axis, sign in enumerate(sector.signs):
+        x = _half_project(x, axis, sign)
+    return x.reshape((sector.size,) + batch)
+
+
+@jax.jit
+def _sector_lift(sector: SectorOperator, y):
+    shape = sector.operator.grid.shape
+    batch = tuple(y.shape[1:])
+    tail = tuple(range(len(shape), len(shape) + len(batch)))
+    perm = sector._perm()
+    y = y.reshape(sector.sector_shape + batch)
+    for axis, (m, sign) in enumerate(zip(sector.lengths, sector.signs, strict=True)):
+        y = _half_lift(y, axis, sign, m)
+    y = y.reshape(tuple(shape[a] for a in perm) + batch)
+    inv = tuple(int(i) for i in np.argsort(perm))
+    return jnp.transpose(y, inv + tail).reshape((math.prod(shape),) + batch)
 
 
 def symmetry_sectors(operator: GridKernelOperator) -> tuple[SectorOperator, ...]:

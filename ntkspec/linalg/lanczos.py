@@ -719,8 +719,9 @@ def _first_block_k(k: int, size: int, n: int) -> int:
 def _merged(blocks, results, runs, n, k, vectors, seconds) -> LanczosResult:
     """The top k of the union of the blocks' last runs, vectors lifted to R^N."""
     values = np.concatenate([r.eigenvalues for r in results])
-    owner = np.concatenate([np.full(r.eigenvalues.shape[0], i) for i, r in enumerate(results)])
-    local = np.concatenate([np.arange(r.eigenvalues.shape[0]) for r in results])
+    counts = [r.eigenvalues.shape[0] for r in results]
+    owner = np.repeat(np.arange(len(results)), counts)
+    local = np.concatenate([np.arange(c) for c in counts])
     order = np.argsort(-values, kind="stable")[:k]
     vecs = None
     if vectors:
@@ -728,7 +729,8 @@ def _merged(blocks, results, runs, n, k, vectors, seconds) -> LanczosResult:
         for i, (blk, r) in enumerate(zip(blocks, results, strict=True)):
             pos = np.flatnonzero(owner[order] == i)
             if pos.size:
-                vecs[:, pos] = np.asarray(blk.lift(r.eigenvectors[:, local[order][pos]]))
+                cols = r.eigenvectors[:, local[order][pos]]
+                vecs[:, pos] = np.asarray(blk.lift(cols))
     stats = {"seconds": seconds}
     for key in ("matvec_s", "orth_s", "ritz_s", "restart_s", "second_passes"):
         stats[key] = sum(r.stats.get(key, 0) for r in runs)
