@@ -399,7 +399,8 @@ def test_block_diagonal_lanczos_certifies_the_kth_value(rng):
     from ntkspec.linalg import block_diagonal_lanczos
 
     # Block 0 (130 rows) holds the 40 largest eigenvalues: its first k (its share of
-    # k = 30 by size, 22) cannot cover the top 30, the check must grow it and rerun.
+    # k = 30 by size, 17, plus 2 and 1: 20) cannot cover the top 30, the check must
+    # grow it and rerun.
     n, n0, k = 240, 130, 30
     q, _ = np.linalg.qr(rng.standard_normal((n, n)))
     lam0 = np.concatenate([10.0 + rng.random(40), 0.01 * rng.random(n0 - 40)])
@@ -417,7 +418,7 @@ def test_block_diagonal_lanczos_certifies_the_kth_value(rng):
     assert res.converged
     info = res.stats["blocks"]
     assert [b["size"] for b in info] == [n0, n - n0]
-    assert info[0]["k"] > 22  # grown, then certified
+    assert info[0]["k"] > 20  # grown, then certified
     # Block 1 holds two of the top 30 values (tied with block 0's), block 0 the rest.
     assert info[0]["in_top_k"] + info[1]["in_top_k"] == k
     assert info[0]["in_top_k"] >= k - 2

@@ -712,8 +712,9 @@ def restarted_lanczos(
 
 
 def _first_block_k(k: int, size: int, n: int) -> int:
-    """A block's first k: its share of the k wanted by size, a tenth more, plus 4."""
-    return min(size, math.ceil(1.1 * k * size / n) + 4)
+    """A block's first k: its share of the k wanted by size, plus 2 and a twentieth."""
+    share = k * size / n
+    return min(size, math.ceil(share) + 2 + math.ceil(0.05 * share))
 
 
 def _merged(blocks, results, runs, n, k, vectors, seconds) -> LanczosResult:
@@ -774,9 +775,11 @@ def block_diagonal_lanczos(
     sectors of :func:`ntkspec.operators.symmetry_sectors`), each with ``shape``, a
     pure ``matvec`` and ``lift`` (:math:`y \mapsto B_s y`). The spectrum of K is the
     union of theirs. Block s runs :func:`restarted_lanczos` for its top
-    :math:`k_s` pairs, first its share of k by size (a tenth more, plus 4); the
-    union is merged and sorted, and the k-th value :math:`\lambda_k` of the merged
-    list is certified: a block whose smallest returned value is not strictly below
+    :math:`k_s` pairs, first its share of k by size (plus 2 and a twentieth), with
+    the basis the whole operator would get for k (``krylov_dim`` default
+    :math:`\max(2.4k, k + 10b)`, at most the block's size: each block's basis is
+    at most the whole one's); the union is merged and sorted, and the k-th value
+    :math:`\lambda_k` of the merged list is certified: a block whose smallest returned value is not strictly below
     :math:`\lambda_k` (and which has more than :math:`k_s` eigenvalues) may hold
     further ones above it, so its :math:`k_s` grows by half (at least 8) and it
     runs again, until every block passes. The unreturned eigenvalues of a passing
@@ -791,7 +794,7 @@ def block_diagonal_lanczos(
         seed: start block seed (the same for every block).
         max_bytes: memory cap of each block's basis.
         **options: further keywords of :func:`restarted_lanczos` (``block_size``,
-            ``krylov_dim``, ``max_restarts``).
+            ``krylov_dim`` of every block, ``max_restarts``).
 
     Returns:
         A :class:`LanczosResult`: the merged pairs (their residuals from the blocks),
@@ -812,6 +815,11 @@ def block_diagonal_lanczos(
         raise ValueError(f"k must be in [1, N = {n}] (number of points); got {k}")
     k = int(k)
     ks = [_first_block_k(k, size, n) for size in sizes]
+    if options.get("krylov_dim") is None:
+        # The basis the whole operator would get (clipped to each block's size):
+        # no more memory than one run on the whole, and few restarts per block.
+        b = options.get("block_size") or 8
+        options["krylov_dim"] = max((12 * k) // 5, k + 10 * b)
     results: list[LanczosResult] = [None] * len(blocks)  # type: ignore[list-item]
     runs: list[LanczosResult] = []
     todo = list(range(len(blocks)))
