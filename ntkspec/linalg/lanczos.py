@@ -779,10 +779,10 @@ def block_diagonal_lanczos(
     the basis the whole operator would get for k (``krylov_dim`` default
     :math:`\max(2.4k, k + 10b)`, at most the block's size: each block's basis is
     at most the whole one's); the union is merged and sorted, and the k-th value
-    :math:`\lambda_k` of the merged list is certified: a block whose smallest returned value is not strictly below
-    :math:`\lambda_k` (and which has more than :math:`k_s` eigenvalues) may hold
-    further ones above it, so its :math:`k_s` grows by half (at least 8) and it
-    runs again, until every block passes. The unreturned eigenvalues of a passing
+    :math:`\lambda_k` of the merged list is certified: a block whose smallest
+    returned value is not strictly below :math:`\lambda_k` (and which has more than
+    :math:`k_s` eigenvalues) may hold further ones above it, so its :math:`k_s` grows
+    by half (at least 8) and it runs again, until every block passes. The unreturned eigenvalues of a passing
     block lie below its smallest returned one (up to ``tol``), hence below
     :math:`\lambda_k`.
 
