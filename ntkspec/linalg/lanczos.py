@@ -782,9 +782,9 @@ def block_diagonal_lanczos(
     :math:`\lambda_k` of the merged list is certified: a block whose smallest
     returned value is not strictly below :math:`\lambda_k` (and which has more than
     :math:`k_s` eigenvalues) may hold further ones above it, so its :math:`k_s` grows
-    by half (at least 8) and it runs again, until every block passes. The unreturned eigenvalues of a passing
-    block lie below its smallest returned one (up to ``tol``), hence below
-    :math:`\lambda_k`.
+    by half (at least 8) and it runs again, until every block passes. The
+    unreturned eigenvalues of a passing block lie below its smallest returned one
+    (up to ``tol``), hence below :math:`\lambda_k`.
 
     Args:
         blocks: the blocks (at least one), sizes summing to N.
