@@ -19,7 +19,7 @@ Both without and with JAX's persistent compilation cache (a fresh cache folder u
 tells users to turn it on. The load average is recorded. Targets: regression < 2 s cold,
 < 0.7 s warm; 512^2 periodic spectrum < 1 s cold.
 
-Issue 28, item 4: each round (``--rounds``, default 5) also runs a fresh process that
+Issue 28, item 4: each round (``--rounds``, default 5, 1 with ``--quick``) also runs a fresh process that
 only imports NumPy and JAX, timed the same way from inside (``import_jax_s``); the
 rounds interleave the processes, and ``excess_over_import_jax_s`` is the median over
 rounds of the paired difference ``cold_incl_import_s - import_jax_s`` (every field is
@@ -238,10 +238,13 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--rounds",
         type=int,
-        default=5,
-        help="rounds of fresh processes (JAX only, each task; medians reported)",
+        default=None,
+        help="rounds of fresh processes (JAX only, each task; medians reported); "
+        "default 5, 1 with --quick",
     )
     args = parser.parse_args(argv)
+    if args.rounds is None:
+        args.rounds = 1 if args.quick else 5
     if args.rounds < 1:
         parser.error(f"--rounds must be >= 1; got {args.rounds}")
     from ntkspec.io import write_json
