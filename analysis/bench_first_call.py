@@ -21,9 +21,10 @@ tells users to turn it on. The load average is recorded. Targets: regression < 2
 
 Issue 28, item 4: each round (``--rounds``, default 5, 1 with ``--quick``) also runs
 a fresh process that only imports NumPy and JAX, timed the same way from inside
-(``import_jax_s``); the rounds interleave the processes, and ``excess_over_import_jax_s`` is the median over
-rounds of the paired difference ``cold_incl_import_s - import_jax_s`` (every field is
-reported as its median over rounds, with the per-round values beside it). Targets:
+(``import_jax_s``); the rounds interleave the processes, and
+``excess_over_import_jax_s`` is the median over rounds of the paired difference
+``cold_incl_import_s - import_jax_s`` (every field is reported as its median over
+rounds, with the per-round values beside it). Targets:
 512^2 periodic spectrum at most 1.0 s over ``import jax``, the paper regression at
 most 2.0 s over.
 
