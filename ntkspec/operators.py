@@ -92,6 +92,7 @@ from ._validation import (
     check_grid,
     check_kernel,
     check_real,
+    is_traced,
 )
 from .grid import Grid
 from .kernels import (
@@ -122,6 +123,9 @@ __all__ = [
     "grid_ratio",
     "GridKernelOperator",
     "GridTestTrainOperator",
+    "SectorOperator",
+    "symmetry_sectors",
+    "even_axes",
     "DenseOperator",
     "dense_gram",
     "gram_diagonal",
@@ -563,7 +567,7 @@ def strang_column(embed_column, shape: tuple[int, ...]):
 @functools.partial(
     jax.tree_util.register_dataclass,
     data_fields=["column", "symbol"],
-    meta_fields=["grid", "is_circulant"],
+    meta_fields=["grid", "is_circulant", "even_axes"],
 )
 @dataclasses.dataclass(frozen=True)
 class GridKernelOperator:
@@ -579,12 +583,19 @@ class GridKernelOperator:
         symbol: ``rfftn(column).real``, the real half-spectrum used by the matvec.
         grid: the grid.
         is_circulant: True for periodic mappings (multilevel circulant Gram).
+        even_axes: the axes i in which the kernel is even on its own,
+            :math:`k(\Delta) = k(\Delta')` with :math:`\Delta'` = :math:`\Delta` with
+            its i-th component negated (exact, read off the mapping's frequencies by
+            :func:`grid_operator`); the Gram then commutes with the reflection of axis
+            i. Every stationary kernel is even under the point reflection of all axes
+            at once; :func:`symmetry_sectors` uses both.
     """
 
     column: jax.Array
     symbol: jax.Array
     grid: Grid
     is_circulant: bool
+    even_axes: tuple[int, ...] = ()
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -715,7 +726,249 @@ def grid_operator(
     column, symbol = _offsets_kernel(
         arch, mapping, grid, kernel, not circulant, dtype, symbol=True
     )
-    return GridKernelOperator(column, symbol, grid, circulant)
+    return GridKernelOperator(column, symbol, grid, circulant, even_axes(mapping))
+
+
+# --------------------------------------------------------------------------------------
+# Symmetry sectors of a grid operator.
+# --------------------------------------------------------------------------------------
+
+
+def even_axes(mapping) -> tuple[int, ...]:
+    r"""The axes in which the kernel of a Fourier ``mapping`` is even on its own.
+
+    The stationary kernel depends on the offset only through
+    :math:`s(\Delta) = \sum_j a_j^2 \sin^2(\pi b_j^\top \Delta)`. Negating component
+    i of :math:`\Delta` is the same as negating column i of B, and :math:`\pm b_j`
+    give the same term, so the kernel is even in axis i whenever the multiset of
+    :math:`(a_j^2, \pm b_j)` is mapped onto itself by that negation. The test is
+    exact (negation is exact in floating point; terms with :math:`a_j = 0` or
+    :math:`b_j = 0` are constant and left out): axis-aligned mappings (``basic``,
+    ``positional``) pass in every axis, random Gaussian frequencies in none.
+
+    Args:
+        mapping: a FourierMapping (anything else, or traced frequencies, gives ()).
+
+    Returns:
+        The sorted axes, a tuple of ints.
+    """
+    B, a = getattr(mapping, "B", None), getattr(mapping, "a", None)
+    concrete = (np.ndarray, jax.Array)
+    if not isinstance(B, concrete) or not isinstance(a, concrete):
+        return ()
+    if is_traced(B) or is_traced(a):
+        return ()
+    B = np.asarray(B, dtype=np.float64)
+    a2 = np.asarray(a, dtype=np.float64) ** 2
+    if B.ndim != 2 or a2.shape != (B.shape[0],):
+        return ()
+    keep = (a2 != 0.0) & np.any(B != 0.0, axis=1)
+    B, a2 = B[keep], a2[keep]
+
+    def canonical(freqs):
+        # b and -b give the same term: the first non-zero entry made positive.
+        first = np.argmax(freqs != 0.0, axis=1)
+        sign = np.sign(freqs[np.arange(freqs.shape[0]), first])
+        rows = np.column_stack([a2, freqs * sign[:, None]]) + 0.0  # no -0.0
+        return rows[np.lexsort(rows.T[::-1])]
+
+    ref = canonical(B)
+    axes = []
+    for axis in range(B.shape[1]):
+        flipped = B.copy()
+        flipped[:, axis] = -flipped[:, axis]
+        if np.array_equal(canonical(flipped), ref):
+            axes.append(axis)
+    return tuple(axes)
+
+
+_HALF = 1.0 / math.sqrt(2.0)
+
+
+def _half_project(x, axis: int, sign: int):
+    """Coordinates of x in the even (sign +1) or odd (-1) part along ``axis``."""
+    m = x.shape[axis]
+    h = m // 2
+    lo = jax.lax.slice_in_dim(x, 0, h, axis=axis)
+    hi = jnp.flip(jax.lax.slice_in_dim(x, m - h, m, axis=axis), axis=axis)
+    part = (lo + hi if sign > 0 else lo - hi) * _HALF
+    if sign > 0 and m % 2:
+        part = jnp.concatenate(
+            [part, jax.lax.slice_in_dim(x, h, h + 1, axis=axis)], axis=axis
+        )
+    return part
+
+
+def _half_lift(y, axis: int, sign: int, m: int):
+    """The transpose of :func:`_half_project`: back to length m along ``axis``."""
+    h = m // 2
+    lo = jax.lax.slice_in_dim(y, 0, h, axis=axis) * _HALF
+    parts = [lo]
+    if m % 2 and sign > 0:
+        parts.append(jax.lax.slice_in_dim(y, h, h + 1, axis=axis))
+    elif m % 2:
+        shape = y.shape[:axis] + (1,) + y.shape[axis + 1 :]
+        parts.append(jnp.zeros(shape, y.dtype))
+    parts.append(jnp.flip(lo if sign > 0 else -lo, axis=axis))
+    return jnp.concatenate(parts, axis=axis)
+
+
+@functools.partial(
+    jax.tree_util.register_dataclass,
+    data_fields=["operator"],
+    meta_fields=["groups", "signs"],
+)
+@dataclasses.dataclass(frozen=True)
+class SectorOperator:
+    r"""A grid Gram restricted to one symmetry sector, in an orthonormal basis of it.
+
+    The grid axes are split into groups :math:`G_1, \dots, G_r`; the reflection
+    :math:`P_l` reverses every axis of :math:`G_l` at once (index :math:`o_i \to
+    n_i - 1 - o_i`), and each commutes with the Gram. The sector of signs
+    :math:`\epsilon \in \{\pm 1\}^r` is the joint eigenspace
+    :math:`P_l v = \epsilon_l v`. Its orthonormal basis :math:`B` pairs each index with
+    its mirror image, :math:`(e_o + \epsilon_l e_{P_l o})/\sqrt 2`, group by group (a
+    group flattened in C order, M entries: :math:`\lceil M/2 \rceil` even coordinates,
+    the fixed point of an odd M among them, and :math:`\lfloor M/2 \rfloor` odd ones),
+    so the sectors have unequal sizes on odd grids. ``matvec`` applies
+    :math:`B^\top K B` (one matvec of the grid operator); :meth:`lift` is :math:`B`,
+    :meth:`project` is :math:`B^\top`. Built by :func:`symmetry_sectors`.
+
+    Attributes:
+        operator: the :class:`GridKernelOperator`.
+        groups: the axis groups, each a tuple of axes.
+        signs: the parity (+1 or -1) in each group.
+    """
+
+    operator: GridKernelOperator
+    groups: tuple[tuple[int, ...], ...]
+    signs: tuple[int, ...]
+
+    structure = "sector"
+    is_symmetric = True
+
+    @property
+    def lengths(self) -> tuple[int, ...]:
+        """The number of grid points of each group (product of its axis lengths)."""
+        shape = self.operator.grid.shape
+        return tuple(math.prod(shape[a] for a in g) for g in self.groups)
+
+    @property
+    def sector_shape(self) -> tuple[int, ...]:
+        """The coordinates per group: ceil(M/2) (even) or floor(M/2) (odd)."""
+        return tuple(
+            m - m // 2 if s > 0 else m // 2
+            for m, s in zip(self.lengths, self.signs, strict=True)
+        )
+
+    @property
+    def size(self) -> int:
+        """The sector's dimension."""
+        return math.prod(self.sector_shape)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(size, size)."""
+        return (self.size, self.size)
+
+    @property
+    def dtype(self):
+        """The grid operator's dtype."""
+        return self.operator.dtype
+
+    def _perm(self) -> tuple[int, ...]:
+        return tuple(a for g in self.groups for a in g)
+
+    def project(self, x):
+        r""":math:`B^\top x` for x (N,) or (N, c): shape (size,) or (size, c)."""
+        with x64_scope(self.dtype):
+            return _sector_project(self, jnp.asarray(x, self.dtype))
+
+    def lift(self, y):
+        r""":math:`B y` for y of shape (size,) or (size, c): shape (N,) or (N, c)."""
+        with x64_scope(self.dtype):
+            return _sector_lift(self, jnp.asarray(y, self.dtype))
+
+    def matvec(self, v):
+        r""":math:`B^\top K B v` for v of shape (size,) or (size, c)."""
+        if v.ndim not in (1, 2) or v.shape[0] != self.size:
+            raise ValueError(
+                f"v must have shape ({self.size},) or ({self.size}, c); got {v.shape}"
+            )
+        with x64_scope(self.dtype):
+            v = jnp.asarray(v, self.dtype)
+            return _sector_project(self, self.operator.matvec(_sector_lift(self, v)))
+
+
+@jax.jit
+def _sector_project(sector: SectorOperator, x):
+    shape = sector.operator.grid.shape
+    batch = tuple(x.shape[1:])
+    tail = tuple(range(len(shape), len(shape) + len(batch)))
+    x = x.reshape(shape + batch)
+    x = jnp.transpose(x, sector._perm() + tail).reshape(sector.lengths + batch)
+    for axis, sign in enumerate(sector.signs):
+        x = _half_project(x, axis, sign)
+    return x.reshape((sector.size,) + batch)
+
+
+@jax.jit
+def _sector_lift(sector: SectorOperator, y):
+    shape = sector.operator.grid.shape
+    batch = tuple(y.shape[1:])
+    tail = tuple(range(len(shape), len(shape) + len(batch)))
+    perm = sector._perm()
+    y = y.reshape(sector.sector_shape + batch)
+    for axis, (m, sign) in enumerate(zip(sector.lengths, sector.signs, strict=True)):
+        y = _half_lift(y, axis, sign, m)
+    y = y.reshape(tuple(shape[a] for a in perm) + batch)
+    inv = tuple(int(i) for i in np.argsort(perm))
+    return jnp.transpose(y, inv + tail).reshape((math.prod(shape),) + batch)
+
+
+def symmetry_sectors(operator: GridKernelOperator) -> tuple[SectorOperator, ...]:
+    r"""The grid Gram split into its exact symmetry sectors (block diagonal).
+
+    The kernel is even, :math:`k(\Delta) = k(-\Delta)`, so the Gram of a stationary
+    kernel on a grid commutes with the point reflection of the grid (every axis
+    reversed: in C order, index :math:`i \to N - 1 - i`). Where the kernel is also
+    even in single axes (``operator.even_axes``, exact from the mapping) the
+    reflection of each such axis commutes with it too. The groups are then: each
+    even axis alone, and the other axes together (reflected at once); with all but
+    one axis even, every axis is alone (the last reflection is the product of the
+    point reflection and the others). One :class:`SectorOperator` per combination
+    of parities, empty sectors left out: 2 sectors without axis symmetry, :math:`2^d`
+    with all axes even. Their orthonormal bases together form an orthonormal basis
+    of :math:`\mathbb{R}^N` in which the Gram is block diagonal, so the union of the
+    sectors' eigenvalues is the Gram's spectrum.
+
+    Args:
+        operator: a :class:`GridKernelOperator` (circulant or embedded Toeplitz).
+
+    Returns:
+        The sectors, a tuple of :class:`SectorOperator`; sizes sum to N.
+
+    Raises:
+        TypeError: ``operator`` is not a :class:`GridKernelOperator`.
+    """
+    if not isinstance(operator, GridKernelOperator):
+        raise TypeError(
+            "operator must be a GridKernelOperator (a kernel Gram on a Grid); got "
+            f"{type(operator).__name__}"
+        )
+    d = operator.grid.dim
+    even = tuple(sorted(set(operator.even_axes)))
+    rest = tuple(a for a in range(d) if a not in even)
+    if len(rest) <= 1:
+        groups = tuple((a,) for a in range(d))
+    else:
+        groups = tuple(sorted([(a,) for a in even] + [rest]))
+    out = []
+    for signs in np.ndindex(*(2,) * len(groups)):
+        sector = SectorOperator(operator, groups, tuple(1 - 2 * s for s in signs))
+        if sector.size > 0:
+            out.append(sector)
+    return tuple(out)
 
 
 # --------------------------------------------------------------------------------------
@@ -1330,7 +1583,8 @@ def composed(measurement_op, operator) -> ComposedOperator:
 #: points, rows recomputed per product), "circulant" (periodic mapping on a Grid;
 #: exact ``eigendecomposition`` by the DFT), "toeplitz" (Fourier mapping on a Grid;
 #: FFT matvec of the circulant embedding, no cheap eigendecomposition),
-#: "grid_test_train" (grid to finer grid), "composed" (:math:`A K A^\top`).
+#: "grid_test_train" (grid to finer grid), "composed" (:math:`A K A^\top`),
+#: "sector" (a grid Gram on one symmetry sector, :func:`symmetry_sectors`).
 STRUCTURES = (
     "dense",
     "blocked",
@@ -1338,6 +1592,7 @@ STRUCTURES = (
     "toeplitz",
     "grid_test_train",
     "composed",
+    "sector",
 )
 
 

@@ -18,7 +18,9 @@ Paths taken by :func:`spectrum`:
   :math:`\Lambda(m) = \sum_o k(o/n)\, e^{-2\pi i\, m^\top (o / n)}` (exact, O(N log N));
 * a Grid with a non-periodic Fourier mapping (Gaussian frequencies, positional encoding
   with non-integer frequencies): multilevel Toeplitz; the top k eigenpairs come from a
-  block Lanczos iteration on the exact circulant-embedding matvec;
+  block Lanczos iteration on the exact circulant-embedding matvec, run on each
+  symmetry sector of the Gram (even / odd under the point reflection of the grid,
+  and per-axis parities for axis-aligned mappings) and merged;
 * raw coordinates (no mapping), or a mapping with ``include_input``, on a Grid: not
   stationary, dense.
 
@@ -59,7 +61,12 @@ from ._validation import (
 )
 from .grid import Grid
 from .kernels import ReluMLP, check_arch
-from .linalg.lanczos import LanczosResult, block_lanczos, restarted_lanczos
+from .linalg.lanczos import (
+    LanczosResult,
+    block_diagonal_lanczos,
+    block_lanczos,
+    restarted_lanczos,
+)
 from .mappings import (
     FourierMapping,
     check_mapping,
@@ -72,6 +79,7 @@ from .operators import (
     kernel_on_offsets,
     strang_column,
     structure,
+    symmetry_sectors,
     t_chan_column,
 )
 from .sharding import check_mesh, shard_operator
@@ -177,12 +185,17 @@ class SpectrumInfo:
     Attributes:
         method: "dense" (``eigh``), "fft" (exact circulant) or "lanczos".
         converged: False only when Lanczos missed ``rtol``.
-        lanczos: the :class:`LanczosResult` on the Lanczos path, else None.
+        lanczos: the :class:`LanczosResult` on the Lanczos path, else None (with
+            sectors: the merged result, per-sector details in
+            ``lanczos.stats["blocks"]``).
+        sectors: the number of symmetry sectors the Lanczos path ran on (1: the
+            whole Gram).
     """
 
     method: str
     converged: bool = True
     lanczos: LanczosResult | None = None
+    sectors: int = 1
 
 
 # --------------------------------------------------------------------------------------
@@ -505,6 +518,7 @@ def spectrum(
     seed: int = 0,
     return_info: bool = False,
     mesh=None,
+    sectors: bool = True,
 ):
     r"""Eigenvalues (optionally eigenvectors) of the kernel Gram :math:`K` on points.
 
@@ -516,7 +530,9 @@ def spectrum(
     Fourier modes :math:`\sqrt{2/N}\cos(2\pi m^\top x)`, :math:`\sqrt{2/N}\sin(\cdot)`);
     thick-restart block Lanczos (:func:`lanczos_eigenpairs` with
     ``algorithm="restarted"``) on the exact Toeplitz matvec for a Grid with a
-    non-periodic mapping when k is given (dense when k is None and it fits).
+    non-periodic mapping when k is given (dense when k is None and it fits), run on
+    each symmetry sector of the Gram (``sectors=True``; the kernel is even, so the
+    Gram commutes with the point reflection of the grid) and merged.
 
     Args:
         arch: a :class:`~ntkspec.ReluMLP`.
@@ -534,6 +550,13 @@ def spectrum(
         mesh: None or a 1-D ``jax.sharding.Mesh``: the Lanczos path runs on the FFT
             matvec spread over its devices (:mod:`ntkspec.sharding`); the dense and
             exact FFT paths ignore it.
+        sectors: on the Lanczos path without ``mesh``, split the Gram into its exact
+            symmetry sectors (:func:`ntkspec.operators.symmetry_sectors`: even and
+            odd under the point reflection of the grid, and per-axis parities where
+            the mapping is even in single axes) and run Lanczos on each, with a
+            per-sector k certified afterwards
+            (:func:`ntkspec.linalg.lanczos.block_diagonal_lanczos`); False runs it on
+            the whole Gram.
 
     Returns:
         ``eigenvalues`` (float64 NumPy array, shape (k,) or (N,), descending), or
@@ -557,6 +580,7 @@ def spectrum(
         [2.63662, 2.0, 2.0, 1.36338]
     """
     mesh = check_mesh(mesh)
+    sectors = _check_bool(sectors, "sectors")
     path, k, vectors, hint = _spectrum_plan(
         arch, mapping, x, k, kernel, vectors, method, max_bytes
     )
@@ -569,18 +593,24 @@ def spectrum(
         op = grid_operator(arch, mapping, x, kernel=kernel)
         values, vecs = _periodic_top(op, k, vectors)
     else:
-        op = shard_operator(grid_operator(arch, mapping, x, kernel=kernel), mesh)
-        res = lanczos_eigenpairs(
-            op,
-            k,
-            vectors=vectors,
-            rtol=rtol,
-            seed=seed,
-            max_bytes=max_bytes,
-            algorithm="restarted",
-        )
+        op = grid_operator(arch, mapping, x, kernel=kernel)
+        parts = symmetry_sectors(op) if sectors and mesh is None else ()
+        if len(parts) > 1:
+            res = block_diagonal_lanczos(
+                parts, k, vectors=vectors, tol=rtol, seed=seed, max_bytes=max_bytes
+            )
+        else:
+            res = lanczos_eigenpairs(
+                shard_operator(op, mesh),
+                k,
+                vectors=vectors,
+                rtol=rtol,
+                seed=seed,
+                max_bytes=max_bytes,
+                algorithm="restarted",
+            )
         values, vecs = res.eigenvalues, res.eigenvectors
-        info = SpectrumInfo(path, res.converged, res)
+        info = SpectrumInfo(path, res.converged, res, max(len(parts), 1))
     out = (values, vecs) if vectors else (values,)
     out = out + (info,) if return_info else out
     return out if len(out) > 1 else out[0]

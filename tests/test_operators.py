@@ -461,3 +461,87 @@ def test_offset_sin2_against_the_direct_sum_and_differentiable():
         h, e0 = 1e-6, np.eye(a.size)[0]
         fd = (float(total(a + h * e0)) - float(total(a - h * e0))) / (2 * h)
     np.testing.assert_allclose(grad[0], fd, rtol=1e-7)
+
+
+# Issue 28, item 2: the symmetry sectors of a grid Gram. The reference is the dense
+# Gram of the grid points and the reflections written as index permutations here.
+_AXIS1_ONLY = mappings.FourierMapping(
+    np.array([[0.7, 1.3, 0.2], [0.7, -1.3, 0.2], [1.1, 0.4, -0.9], [1.1, -0.4, -0.9]]),
+    np.array([1.0, 1.0, 0.5, 0.5]),
+)
+SECTOR_CASES = [
+    ("gaussian 1D odd", (7,), mappings.gaussian(0, 1, 8, 3.0), (0,), 2),
+    ("gaussian 5x6", (5, 6), mappings.gaussian(0, 2, 16, 3.0), (), 2),
+    ("positional 5x7", (5, 7), mappings.positional(2, 4, 5.0), (0, 1), 4),
+    ("basic 3D", (3, 4, 3), mappings.basic(3), (0, 1, 2), 8),
+    ("axis 1 only 3x4x5", (3, 4, 5), _AXIS1_ONLY, (1,), 4),
+]
+
+
+def _reflection(shape, axes):
+    """The permutation matrix reversing the given axes of a C-ordered grid."""
+    idx = np.arange(int(np.prod(shape))).reshape(shape)
+    perm = np.flip(idx, axis=tuple(axes)).reshape(-1)
+    return np.eye(perm.size)[perm]
+
+
+@pytest.mark.parametrize(
+    "name, shape, mapping, axes, count",
+    SECTOR_CASES,
+    ids=[c[0] for c in SECTOR_CASES],
+)
+def test_symmetry_sectors_block_diagonalise_the_gram(
+    name, shape, mapping, axes, count, rng
+):
+    from ntkspec.operators import even_axes, symmetry_sectors
+
+    grid = Grid(shape)
+    K = _dense_gram(mapping, grid)
+    assert even_axes(mapping) == axes
+    # The reflections the split relies on commute with the dense Gram.
+    for refl in [tuple(range(len(shape)))] + [(a,) for a in axes]:
+        P = _reflection(shape, refl)
+        np.testing.assert_allclose(P @ K @ P, K, rtol=0, atol=1e-13 * K.max())
+    op = grid_operator(ARCH, mapping, grid)
+    assert op.even_axes == axes
+    sectors = symmetry_sectors(op)
+    assert len(sectors) == count
+    sizes = [s.size for s in sectors]
+    assert sum(sizes) == grid.size
+    bases = [np.asarray(s.lift(np.eye(s.size))) for s in sectors]
+    B = np.concatenate(bases, axis=1)
+    np.testing.assert_allclose(B.T @ B, np.eye(grid.size), rtol=0, atol=1e-15)
+    M = B.T @ K @ B
+    start = 0
+    for s, b in zip(sectors, bases, strict=True):
+        stop = start + s.size
+        M[start:stop, start:stop] = 0.0
+        # Each basis vector has the sector's parities under the reflections.
+        for group, sign in zip(s.groups, s.signs, strict=True):
+            P = _reflection(shape, group)
+            np.testing.assert_allclose(P @ b, sign * b, rtol=0, atol=1e-15)
+        np.testing.assert_allclose(
+            np.asarray(s.project(np.eye(grid.size))), b.T, rtol=0, atol=0
+        )
+        v = rng.standard_normal((s.size, 2))
+        ref = b.T @ K @ b @ v
+        got = np.asarray(s.matvec(v))
+        np.testing.assert_allclose(got, ref, rtol=0, atol=RTOL_MATVEC * K.max() * 10)
+        start = stop
+    # Off the diagonal blocks the Gram vanishes (up to the Gram's rounding).
+    assert np.abs(M).max() <= 1e-13 * K.max()
+
+
+def test_symmetry_sectors_sizes_and_errors():
+    from ntkspec.operators import SectorOperator, even_axes, symmetry_sectors
+
+    op = grid_operator(ARCH, mappings.positional(2, 3, 4.0), Grid((5, 7)))
+    sizes = sorted(s.size for s in symmetry_sectors(op))
+    assert sizes == [2 * 3, 2 * 4, 3 * 3, 3 * 4]  # ceil/floor halves of 5 and 7
+    assert all(isinstance(s, SectorOperator) for s in symmetry_sectors(op))
+    # Rotated frequencies: even under the point reflection only.
+    rot = mappings.FourierMapping(np.array([[1.0, 0.5], [0.5, -1.0]]), np.ones(2))
+    assert even_axes(rot) == ()
+    assert even_axes(mappings.identity(2)) == ()
+    with pytest.raises(TypeError, match="operator"):
+        symmetry_sectors(np.eye(3))

@@ -1,3 +1,5 @@
+import dataclasses
+import functools
 import warnings
 
 import jax
@@ -368,3 +370,65 @@ def test_lanczos_whose_basis_would_reach_n_is_dense_and_exact(rng, n):
             assert v.shape == (n, k)
             true_res = np.linalg.norm(a @ v - v * res.eigenvalues, axis=0)
             np.testing.assert_allclose(res.residuals, true_res, rtol=0, atol=1e-13)
+
+
+@functools.partial(
+    jax.tree_util.register_dataclass, data_fields=["matrix", "basis"], meta_fields=[]
+)
+@dataclasses.dataclass(frozen=True)
+class _Block:
+    """A diagonal block Q_s^T A Q_s with its lift y -> Q_s y (as a symmetry sector)."""
+
+    matrix: jax.Array
+    basis: jax.Array
+
+    @property
+    def shape(self):
+        return self.matrix.shape
+
+    def matvec(self, v):
+        return self.matrix @ v
+
+    def lift(self, y):
+        return np.asarray(self.basis) @ np.asarray(y)
+
+
+def test_block_diagonal_lanczos_certifies_the_kth_value(rng):
+    import jax.numpy as jnp
+
+    from ntkspec.linalg import block_diagonal_lanczos
+
+    # Block 0 (130 rows) holds the 40 largest eigenvalues: its first k (its share of
+    # k = 30 by size, 17, plus 2 and 1: 20) cannot cover the top 30, the check must
+    # grow it and rerun.
+    n, n0, k = 240, 130, 30
+    q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    lam0 = np.concatenate([10.0 + rng.random(40), 0.01 * rng.random(n0 - 40)])
+    lam1 = 5.0 * rng.random(n - n0)
+    lam1[:3] = lam0[[3, 7, 30]]  # exact ties across the blocks
+    a = (q * np.concatenate([lam0, lam1])) @ q.T
+    a = 0.5 * (a + a.T)
+    dense = np.linalg.eigvalsh(a)[::-1]
+    with jax.enable_x64(True):
+        blocks = [
+            _Block(jnp.asarray(qs.T @ a @ qs), jnp.asarray(qs))
+            for qs in (q[:, :n0], q[:, n0:])
+        ]
+        res = block_diagonal_lanczos(blocks, k, vectors=True)
+    assert res.converged
+    info = res.stats["blocks"]
+    assert [b["size"] for b in info] == [n0, n - n0]
+    assert info[0]["k"] > 20  # grown, then certified
+    # Block 1 holds two of the top 30 values (tied with block 0's), block 0 the rest.
+    assert info[0]["in_top_k"] + info[1]["in_top_k"] == k
+    assert info[0]["in_top_k"] >= k - 2
+    assert res.matvecs > sum(b["matvecs"] for b in info)  # the discarded first run
+    atol = 1e-10 * dense[0]
+    np.testing.assert_allclose(res.eigenvalues, dense[:k], rtol=0, atol=atol)
+    v = res.eigenvectors
+    np.testing.assert_allclose(v.T @ v, np.eye(k), rtol=0, atol=1e-10)
+    assert np.linalg.norm(a @ v - v * res.eigenvalues, axis=0).max() <= 1e-9 * dense[0]
+    with pytest.raises(ValueError, match="k must be in"):
+        block_diagonal_lanczos(blocks, n + 1)
+    with pytest.raises(ValueError, match="blocks"):
+        block_diagonal_lanczos([], 1)

@@ -382,3 +382,53 @@ def test_topk_lanczos_path_matches_dense_on_small_grids(dim):
             np.testing.assert_allclose(
                 lam, dense[:k], rtol=0, atol=1e-10 * dense[0], err_msg=f"{grid} k={k}"
             )
+
+
+# Issue 28, item 2: spectrum(k=) on a grid by symmetry sectors, against dense eigh.
+# Odd sizes give sectors of unequal size (the fixed points of the reflections are in
+# the even sectors); the basic mapping on a square grid has exact degeneracies across
+# sectors (cos 2 pi x and cos 2 pi y), the positional one splits into 4 sectors.
+SECTOR_SPECTRA = [
+    ("gaussian 15x17", (15, 17), mappings.gaussian(0, 2, 32, 3.0), "auto", 2, 40),
+    ("gaussian 1D 201", (201,), mappings.gaussian(1, 1, 16, 10.0), "auto", 2, 10),
+    ("positional 17x19", (17, 19), mappings.positional(2, 4, 5.0), "auto", 4, 12),
+    ("basic 19x19 ties", (19, 19), mappings.basic(2), "lanczos", 4, 10),
+]
+
+
+@pytest.mark.parametrize(
+    "name, shape, mapping, method, count, k",
+    SECTOR_SPECTRA,
+    ids=[c[0] for c in SECTOR_SPECTRA],
+)
+def test_sector_spectrum_matches_dense(name, shape, mapping, method, count, k):
+    grid = Grid(shape)
+    K = _gram(mapping, grid.points())
+    dense = np.linalg.eigvalsh(K)[::-1]
+    lam, vecs, info = ntkspec.spectrum(
+        ARCH, mapping, grid, k=k, vectors=True, method=method, return_info=True
+    )
+    assert info.method == "lanczos" and info.sectors == count and info.converged
+    blocks = info.lanczos.stats["blocks"]
+    assert sum(b["size"] for b in blocks) == grid.size
+    assert sum(b["in_top_k"] for b in blocks) == k
+    np.testing.assert_allclose(lam, dense[:k], rtol=0, atol=1e-10 * dense[0])
+    np.testing.assert_allclose(vecs.T @ vecs, np.eye(k), rtol=0, atol=1e-10)
+    assert np.linalg.norm(K @ vecs - vecs * lam, axis=0).max() <= 1e-9 * dense[0]
+    if "ties" in name:
+        # Exact degeneracies among the top k, split over different sectors.
+        assert np.min(np.abs(np.diff(dense[:k]))) <= 1e-12 * dense[0]
+        assert sum(b["in_top_k"] > 0 for b in blocks) >= 3
+
+
+def test_sector_spectrum_opt_out_and_errors():
+    grid = Grid((15, 17))
+    mapping = mappings.gaussian(0, 2, 32, 3.0)
+    dense = np.linalg.eigvalsh(_gram(mapping, grid.points()))[::-1]
+    whole, info = ntkspec.spectrum(
+        ARCH, mapping, grid, k=10, sectors=False, return_info=True
+    )
+    assert info.sectors == 1 and "blocks" not in info.lanczos.stats
+    np.testing.assert_allclose(whole, dense[:10], rtol=0, atol=1e-10 * dense[0])
+    with pytest.raises(TypeError, match="sectors"):
+        ntkspec.spectrum(ARCH, mapping, grid, k=10, sectors="yes")

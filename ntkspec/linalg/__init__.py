@@ -4,7 +4,8 @@
   residual, converged flag) and :class:`ConvergenceWarning`.
 * :mod:`ntkspec.linalg.cg`: preconditioned conjugate gradients, the :class:`CG` value.
 * :mod:`ntkspec.linalg.lanczos`: top eigenpairs by block Lanczos, plain and
-  thick-restarted.
+  thick-restarted, and block by block on a block-diagonal operator (symmetry
+  sectors).
 * :mod:`ntkspec.linalg.funm`: matrix functions: the gradient-flow / gradient-descent
   time filter and decay with their stability check, the largest-eigenvalue estimate,
   and the Krylov :math:`f(A) V` (:func:`lanczos_matfun`, :func:`lanczos_matfuns`).
@@ -37,6 +38,7 @@ from .funm import lanczos_matfun as lanczos_matfun
 from .funm import lanczos_matfuns as lanczos_matfuns
 from .funm import largest_eigenvalue as largest_eigenvalue
 from .lanczos import LanczosResult as LanczosResult
+from .lanczos import block_diagonal_lanczos as block_diagonal_lanczos
 from .lanczos import block_lanczos as block_lanczos
 from .lanczos import restarted_lanczos as restarted_lanczos
 from .precond import CirculantPreconditioner as CirculantPreconditioner
@@ -66,6 +68,7 @@ __all__ = [
     "t_chan_preconditioner",
     "LanczosResult",
     "block_lanczos",
+    "block_diagonal_lanczos",
     "restarted_lanczos",
     "DivergenceWarning",
     "gd_filter",

@@ -43,7 +43,12 @@ from .._validation import check_positive_int
 from ._operand import check_operator
 from .solution import ConvergenceWarning
 
-__all__ = ["LanczosResult", "block_lanczos", "restarted_lanczos"]
+__all__ = [
+    "LanczosResult",
+    "block_lanczos",
+    "restarted_lanczos",
+    "block_diagonal_lanczos",
+]
 
 
 class _Stats(dict):
@@ -704,3 +709,139 @@ def restarted_lanczos(
         restarts=restarts,
         stats={"seconds": time.perf_counter() - t0, **clock, "second_passes": second},
     )
+
+
+def _first_block_k(k: int, size: int, n: int) -> int:
+    """A block's first k: its share of the k wanted by size, plus 2 and a twentieth."""
+    share = k * size / n
+    return min(size, math.ceil(share) + 2 + math.ceil(0.05 * share))
+
+
+def _merged(blocks, results, runs, n, k, vectors, seconds) -> LanczosResult:
+    """The top k of the union of the blocks' last runs, vectors lifted to R^N."""
+    values = np.concatenate([r.eigenvalues for r in results])
+    counts = [r.eigenvalues.shape[0] for r in results]
+    owner = np.repeat(np.arange(len(results)), counts)
+    local = np.concatenate([np.arange(c) for c in counts])
+    order = np.argsort(-values, kind="stable")[:k]
+    vecs = None
+    if vectors:
+        vecs = np.empty((n, k))
+        for i, (blk, r) in enumerate(zip(blocks, results, strict=True)):
+            pos = np.flatnonzero(owner[order] == i)
+            if pos.size:
+                cols = r.eigenvectors[:, local[order][pos]]
+                vecs[:, pos] = np.asarray(blk.lift(cols))
+    stats = {"seconds": seconds}
+    for key in ("matvec_s", "orth_s", "ritz_s", "restart_s", "second_passes"):
+        stats[key] = sum(r.stats.get(key, 0) for r in runs)
+    stats["blocks"] = [
+        {
+            "size": int(blk.shape[0]),
+            "k": int(r.eigenvalues.shape[0]),
+            "in_top_k": int(np.sum(owner[order] == i)),
+            "matvecs": int(r.matvecs),
+            "method": r.method,
+        }
+        for i, (blk, r) in enumerate(zip(blocks, results, strict=True))
+    ]
+    return LanczosResult(
+        eigenvalues=values[order].copy(),
+        eigenvectors=vecs,
+        residuals=np.concatenate([r.residuals for r in results])[order],
+        converged=all(r.converged for r in results),
+        krylov_dim=max(r.krylov_dim for r in results),
+        matvecs=sum(r.matvecs for r in runs),
+        restarts=sum(r.restarts for r in runs),
+        stats=stats,
+        method="dense" if all(r.method == "dense" for r in results) else "lanczos",
+    )
+
+
+def block_diagonal_lanczos(
+    blocks,
+    k: int,
+    *,
+    vectors: bool = False,
+    tol: float = 1e-10,
+    seed: int = 0,
+    max_bytes: float | None = None,
+    **options,
+) -> LanczosResult:
+    r"""Top-k eigenpairs of a block-diagonal operator, block by block, certified.
+
+    ``blocks`` are the diagonal blocks :math:`B_s^\top K B_s` of a symmetric K in an
+    orthonormal basis :math:`[B_1, \dots, B_r]` of :math:`\mathbb{R}^N` (the symmetry
+    sectors of :func:`ntkspec.operators.symmetry_sectors`), each with ``shape``, a
+    pure ``matvec`` and ``lift`` (:math:`y \mapsto B_s y`). The spectrum of K is the
+    union of theirs. Block s runs :func:`restarted_lanczos` for its top
+    :math:`k_s` pairs, first its share of k by size (plus 2 and a twentieth), with
+    the basis the whole operator would get for k (``krylov_dim`` default
+    :math:`\max(2.4k, k + 10b)`, at most the block's size: each block's basis is
+    at most the whole one's); the union is merged and sorted, and the k-th value
+    :math:`\lambda_k` of the merged list is certified: a block whose smallest
+    returned value is not strictly below :math:`\lambda_k` (and which has more than
+    :math:`k_s` eigenvalues) may hold further ones above it, so its :math:`k_s` grows
+    by half (at least 8) and it runs again, until every block passes. The
+    unreturned eigenvalues of a passing block lie below its smallest returned one
+    (up to ``tol``), hence below :math:`\lambda_k`.
+
+    Args:
+        blocks: the blocks (at least one), sizes summing to N.
+        k: number of eigenpairs, 1 <= k <= N.
+        vectors: also return the eigenvectors (N, k), lifted to :math:`\mathbb{R}^N`.
+        tol: relative residual tolerance of each block's run.
+        seed: start block seed (the same for every block).
+        max_bytes: memory cap of each block's basis.
+        **options: further keywords of :func:`restarted_lanczos` (``block_size``,
+            ``krylov_dim`` of every block, ``max_restarts``).
+
+    Returns:
+        A :class:`LanczosResult`: the merged pairs (their residuals from the blocks),
+        ``matvecs`` and ``restarts`` over every run (discarded ones included; one
+        block matvec is one matvec of K), ``converged`` over the last runs,
+        ``krylov_dim`` the largest block basis, and ``stats["blocks"]``: per block its
+        size, last k, how many of the top k it holds, its matvecs and method.
+    """
+    t0 = time.perf_counter()
+    blocks = tuple(blocks)
+    if not blocks:
+        raise ValueError("blocks must hold at least one operator")
+    sizes = [check_operator(b, "blocks[i]") for b in blocks]
+    n = sum(sizes)
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+        raise TypeError(f"k must be an integer in [1, N = {n}]; got {k!r}")
+    if not 1 <= k <= n:
+        raise ValueError(f"k must be in [1, N = {n}] (number of points); got {k}")
+    k = int(k)
+    ks = [_first_block_k(k, size, n) for size in sizes]
+    if options.get("krylov_dim") is None:
+        # The basis the whole operator would get (clipped to each block's size):
+        # no more memory than one run on the whole, and few restarts per block.
+        b = options.get("block_size") or 8
+        options["krylov_dim"] = max((12 * k) // 5, k + 10 * b)
+    results: list[LanczosResult] = [None] * len(blocks)  # type: ignore[list-item]
+    runs: list[LanczosResult] = []
+    todo = list(range(len(blocks)))
+    while todo:
+        for i in todo:
+            results[i] = restarted_lanczos(
+                blocks[i],
+                ks[i],
+                vectors=vectors,
+                tol=tol,
+                seed=seed,
+                max_bytes=max_bytes,
+                **options,
+            )
+            runs.append(results[i])
+        values = np.concatenate([r.eigenvalues for r in results])
+        kth = np.sort(values)[::-1][k - 1]
+        todo = [
+            i
+            for i, r in enumerate(results)
+            if r.eigenvalues.shape[0] < sizes[i] and not r.eigenvalues[-1] < kth
+        ]
+        for i in todo:
+            ks[i] = min(sizes[i], ks[i] + max(8, math.ceil(ks[i] / 2)))
+    return _merged(blocks, results, runs, n, k, vectors, time.perf_counter() - t0)
