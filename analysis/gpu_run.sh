@@ -15,8 +15,9 @@
 #                                       # (issue 26; resumable: call again to finish)
 #
 # Priority order (a cut-off run keeps the earlier parts): table1_matched (issue 24),
-# shape_population (issue 25), suggest_validation (issue 26), then the older parts
-# below in their order.
+# shape_population (issue 25), suggest_validation (issue 26), mode_gap (issue 27:
+# the trained width 8192), the issue 28 benchmarks (bench/spectra_lanczos.json,
+# bench/regression.json, bench/ct.json), then the older parts below in their order.
 #
 # Runs from the source tree (PYTHONPATH=.) with the machine's Python (3.12, jax CUDA,
 # optax, numpy, scipy, scikit-image, matplotlib, tqdm, torch preinstalled); installs
@@ -164,6 +165,26 @@ run_suggest() {
     || status=1
   echo "suggest_validation done after $(( $(date +%s) - start )) s (status $status)"
 }
+# Issue 27: the per-mode gap study with the trained width 8192 (size "gpu").
+run_mode_gap() {
+  if [ "$MODE" = "--tiny" ]; then MG=(--size tiny); else MG=(--size gpu); fi
+  timeout 420 "$PY" -m analysis.fig_mode_gap "${MG[@]}" --out "$OUT/mode_gap" 2>&1 \
+    | tee -a "$OUT/mode_gap.log" || status=1
+  echo "mode_gap done after $(( $(date +%s) - start )) s (status $status)"
+}
+# Issue 28, after the science entries: absolute times on the device (top-100 at 512^2
+# and 1024^2 against ARPACK on the same matvec, the paper regression, CT 512^2).
+run_perf() {
+  if [ "$MODE" = "--tiny" ]; then PS=(--quick); PQ=(--quick); else PS=(--sizes 512,1024); PQ=(); fi
+  mkdir -p "$OUT/bench"
+  timeout 300 "$PY" -m analysis.bench_spectra --lanczos-vs-arpack "${PS[@]}" \
+    --out "$OUT/bench/spectra_lanczos.json" 2>&1 | tee -a "$OUT/perf.log" || status=1
+  timeout 120 "$PY" -m analysis.bench_regression "${PQ[@]}" \
+    --out "$OUT/bench/regression.json" 2>&1 | tee -a "$OUT/perf.log" || status=1
+  timeout 180 "$PY" -m analysis.bench_ct "${PQ[@]}" \
+    --out "$OUT/bench/ct.json" 2>&1 | tee -a "$OUT/perf.log" || status=1
+  echo "perf done after $(( $(date +%s) - start )) s (status $status)"
+}
 if [ "$ONLY_SUGGEST" = 1 ]; then
   run_suggest
   echo "all done after $(( $(date +%s) - start )) s (status $status)" | tee -a "$OUT/device.txt"
@@ -190,6 +211,8 @@ fi
 if [ "$ONLY_BUDGET" = 0 ]; then
   run_shapes
   run_suggest
+  run_mode_gap
+  run_perf
 fi
 if [ "$ONLY_BUDGET" = 0 ]; then
   timeout "$T_BENCH" "$PY" -m analysis.bench_training "${BENCH[@]}" \
