@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 
+import ntkspec
 from ntkspec import data, loss_matching
 from ntkspec.studies import table1_matched
 
@@ -54,6 +55,18 @@ def test_quick_run_is_resumable_and_matches_the_exact_loss_matched_ntk(
     assert abs(p_star - data.psnr(f_te, y[held])) <= INTERP_ATOL_DB
     md = (tmp_path / "table1_matched.md").read_text()
     assert "Excluded runs" in md and "Loss-matched NTK" in md
+    # the GD network's theory column: the NTK at the GD run's own flow time, against
+    # gd_dynamics evaluated directly at that time (the stored curve is interpolated)
+    gd = json.loads(
+        (tmp_path / "runs" / "gd__natural__astronaut__gaussian__s0.json").read_text()
+    )
+    mapping = table1_matched.set_mappings("natural")["gaussian"]
+    _, f_direct = ntkspec.gd_dynamics(
+        table1_matched.ARCH, mapping, x[tr], y[tr], x[held], [gd["flow_time"]], 1.0
+    )
+    direct = data.psnr(np.asarray(f_direct)[0], y[held])
+    (cell,) = cells["ntk_at_gd_time"]["runs"]
+    assert abs(cell["psnr_heldout"] - direct) <= INTERP_ATOL_DB
 
 
 def test_networks_entry_writes_one_file_per_run_and_resumes(tmp_path, monkeypatch):
