@@ -178,6 +178,22 @@ def table1_psnr(pred, y) -> float:
     return datasets.psnr(np.asarray(pred, np.float64), np.asarray(y, np.float64))
 
 
+def network_scores(pred, y, tr, held) -> dict:
+    """A trained network's scores and the flags that the collapse rule reads.
+
+    Held-out and train PSNR, train MSE, whether the prediction is constant over the
+    held-out pixels (peak-to-peak at most 1e-6 per channel) and whether it is finite.
+    """
+    pred = np.asarray(pred, np.float64)
+    return dict(
+        psnr_heldout=table1_psnr(pred[held], y[held]),
+        psnr_train=table1_psnr(pred[tr], y[tr]),
+        train_mse=float(np.mean((pred[tr] - y[tr]) ** 2)),
+        prediction_constant=bool(np.all(np.ptp(pred[held], axis=0) <= 1e-6)),
+        prediction_finite=bool(np.all(np.isfinite(pred))),
+    )
+
+
 def table1_network_run(task, mapping, x, y, tr, held, cfg) -> dict:
     """One Adam network of the matched Table 1 (``table1_matched``), as its fields.
 
@@ -226,11 +242,7 @@ def table1_network_run(task, mapping, x, y, tr, held, cfg) -> dict:
         network="linear readout, NTK parameterization (the theory's arch), Adam"
         if control
         else "4 x 256 sigmoid output, stax initialisation, Adam (paper)",
-        psnr_heldout=table1_psnr(pred[held], y[held]),
-        psnr_train=table1_psnr(pred[tr], y[tr]),
-        train_mse=float(np.mean((pred[tr] - y[tr]) ** 2)),
-        prediction_constant=bool(np.all(np.ptp(pred[held], axis=0) <= 1e-6)),
-        prediction_finite=bool(np.all(np.isfinite(pred))),
+        **network_scores(pred, y, tr, held),
     )
 
 

@@ -83,6 +83,7 @@ from ._common import (
     RES,
     SCALES,
     crop_grid,
+    network_scores,
     table1_images,
     table1_network_run,
     table1_ntk_run,
@@ -653,13 +654,7 @@ def run_networks(
                     learning_rate=1e-3, steps=cfg["steps"],
                     network="4 x 256 sigmoid output, stax initialisation, Adam "
                     "(paper); the sigmas of an image in one train_ensemble call",
-                    psnr_heldout=table1_psnr(pred[held], y[held]),
-                    psnr_train=table1_psnr(pred[tr], y[tr]),
-                    train_mse=float(np.mean((pred[tr] - y[tr]) ** 2)),
-                    prediction_constant=bool(
-                        np.all(np.ptp(pred[held], axis=0) <= 1e-6)
-                    ),
-                    prediction_finite=bool(np.all(np.isfinite(pred))),
+                    **network_scores(pred, y, tr, held),
                     seconds_call=round(seconds, 2), members=len(todo),
                     device=str(jax.devices()[0]),
                     load_average=dict(start=[round(v, 2) for v in load0],

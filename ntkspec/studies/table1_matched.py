@@ -76,7 +76,7 @@ from .. import mappings as maps
 from .. import verdicts
 from ..io import atomic_write, write_json
 from ..kernels import ReluMLP
-from ._common import MAPPING_NAMES, PAPER_TABLE1, SCALES
+from ._common import MAPPING_NAMES, PAPER_TABLE1, SCALES, network_scores
 from ._common import crop_grid as _coords
 from ._common import table1_images as _images
 from ._common import table1_network_run as _network_run
@@ -584,13 +584,7 @@ def run_networks(
                         learning_rate=adam_learning_rate(s, m), steps=cfg["steps"],
                         network="4 x 256 sigmoid output, stax initialisation, Adam "
                         "(paper); the four mappings in one train_ensemble call",
-                        psnr_heldout=_psnr(pred[held], y[held]),
-                        psnr_train=_psnr(pred[tr], y[tr]),
-                        train_mse=float(np.mean((pred[tr] - y[tr]) ** 2)),
-                        prediction_constant=bool(
-                            np.all(np.ptp(pred[held], axis=0) <= 1e-6)
-                        ),
-                        prediction_finite=bool(np.all(np.isfinite(pred))),
+                        **network_scores(pred, y, tr, held),
                         seconds_call=round(seconds, 2),
                         members=len(todo),
                         device=str(jax.devices()[0]),
