@@ -393,3 +393,20 @@ def dense_inverse_case(arch, grid, forward, y, steps: int):
         f_k,
         {"ridge": ridge, "solver": "dense (inverse_regression)", "lr": lr},
     )
+
+
+def power_law_field_2d(res: int, seed: int, *, band_limited: bool) -> np.ndarray:
+    """Random field on res x res, DFT amplitude (1 + |k|)^-1, scaled to [-.5, .5].
+
+    ``band_limited``: zero the DFT coefficients with |k| >= res / 2.
+    """
+    rng = np.random.default_rng(seed)
+    k = np.fft.fftfreq(res) * res
+    kk = np.sqrt(k[:, None] ** 2 + k[None, :] ** 2)
+    coef = (rng.standard_normal((res, res)) + 1j * rng.standard_normal((res, res))) / (
+        1.0 + kk
+    )
+    if band_limited:
+        coef[kk >= res / 2] = 0.0
+    y = np.real(np.fft.ifft2(coef))
+    return (y - y.min()) / (y.max() - y.min()) - 0.5

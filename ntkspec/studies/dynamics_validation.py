@@ -39,7 +39,7 @@ from ..io import save_figure, write_json
 from ..kernels import ReluMLP, ntk
 from ..networks import mlp, train
 from ..provenance import provenance
-from ._common import fit_loglog_slope
+from ._common import fit_loglog_slope, power_law_field_2d
 
 __all__ = ["SIZES", "tasks", "linear_gd_theory", "validate_task", "run"]
 
@@ -67,19 +67,6 @@ SIZES = {
 }
 
 
-def _power_law_field_2d(res: int, seed: int) -> np.ndarray:
-    """Random field, DFT amplitude (1 + |k|)^-1, band-limited, scaled to [-.5, .5]."""
-    rng = np.random.default_rng(seed)
-    k = np.fft.fftfreq(res) * res
-    kk = np.sqrt(k[:, None] ** 2 + k[None, :] ** 2)
-    coef = (rng.standard_normal((res, res)) + 1j * rng.standard_normal((res, res))) / (
-        1.0 + kk
-    )
-    coef[kk >= res / 2] = 0.0
-    y = np.real(np.fft.ifft2(coef))
-    return (y - y.min()) / (y.max() - y.min()) - 0.5
-
-
 def tasks(grid: int = 16, seed: int = 0) -> dict:
     """The 1D and 2D tasks: name -> dict(mapping, x_train, y_train, x_test, y_test)."""
     try:
@@ -96,7 +83,7 @@ def tasks(grid: int = 16, seed: int = 0) -> dict:
         y_test=y_te,
         description="paper 1D task: power-law signal, 256 points, train every 8th",
     )
-    field = _power_law_field_2d(grid, seed)
+    field = power_law_field_2d(grid, seed, band_limited=True)
     g = np.arange(grid) / grid
     pts = np.stack(np.meshgrid(g, g, indexing="ij"), axis=-1).reshape(-1, 2)
     mask = np.zeros((grid, grid), bool)

@@ -86,6 +86,7 @@ from ..io import save_figure, write_json
 from ..kernels import ReluMLP, ntk
 from ..networks import eigenspace_norms, eigenspaces, linearized_dynamics, mlp, train
 from ..provenance import provenance
+from ._common import power_law_field_2d
 
 __all__ = [
     "SIZES",
@@ -141,18 +142,6 @@ def _r(x):
     return float(f"{float(x):.{_SIG}g}")
 
 
-def _power_law_field_2d(res: int, seed: int) -> np.ndarray:
-    """Random field on res x res, DFT amplitude (1 + |k|)^-1, scaled to [-.5, .5]."""
-    rng = np.random.default_rng(seed)
-    k = np.fft.fftfreq(res) * res
-    kk = np.sqrt(k[:, None] ** 2 + k[None, :] ** 2)
-    coef = (rng.standard_normal((res, res)) + 1j * rng.standard_normal((res, res))) / (
-        1.0 + kk
-    )
-    y = np.real(np.fft.ifft2(coef))
-    return (y - y.min()) / (y.max() - y.min()) - 0.5
-
-
 def tasks(*, grid: int = 12, points_1d: int = 256, seed: int = 0) -> dict:
     """The two tasks: name -> dict(mapping, x (n, d), y (n,), description)."""
     x1, y1, _, _ = signal_1d_task(seed, num_points=points_1d, stride=8)
@@ -174,7 +163,7 @@ def tasks(*, grid: int = 12, points_1d: int = 256, seed: int = 0) -> dict:
                 np.round(np.asarray(base.B)), np.asarray(base.a)
             ),
             x=pts,
-            y=_power_law_field_2d(grid, seed).ravel(),
+            y=power_law_field_2d(grid, seed, band_limited=False).ravel(),
             description=(
                 f"2D power-law field on a {grid}x{grid} grid of [0, 1)^2, all points "
                 "trained; 32 Gaussian frequencies (scale 3) rounded to integers"
