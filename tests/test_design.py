@@ -226,3 +226,110 @@ def test_suggest_scale_bad_input(kwargs, match):
     args.update(kwargs)
     with pytest.raises((ValueError, TypeError), match=match):
         design.suggest_scale(ARCH, args.pop("image"), **args)
+
+
+# --------------------------------------------------------------------------------------
+# FreSh's spectrum and distance: hand-computed cases.
+# --------------------------------------------------------------------------------------
+
+# W1 of normalised spectra: a handful of float64 sums, exact to round-off
+W1_RTOL, W1_ATOL = 1e-12, 1e-12
+# |DFT| of a unit cosine on N points is N/2 at +-k (N^2/2 in 2-D), exact to round-off
+DFT_RTOL, DFT_ATOL = 1e-12, 1e-9
+
+
+def _cos(k, n=16):
+    return np.cos(2 * np.pi * k * np.arange(n) / n)
+
+
+def test_fresh_distance_matches_hand_computed_1d_cases():
+    # One cosine at frequency 2 against one at 5: point masses at bins 2 and 5,
+    # W1 = |5 - 2| = 3.
+    np.testing.assert_allclose(
+        design.fresh_distance(_cos(2), _cos(5)), 3.0, rtol=W1_RTOL, atol=W1_ATOL
+    )
+    # Target: frequencies 1 and 4 (mass 1/2 each); output: frequency 2.
+    # W1 = 1/2 |2 - 1| + 1/2 |4 - 2| = 1.5 on all bins; with spectrum size 3
+    # (bins 1..3) the target keeps only bin 1: W1 = |2 - 1| = 1.
+    target, out = _cos(1) + _cos(4), _cos(2)
+    np.testing.assert_allclose(
+        design.fresh_distance(target, out), 1.5, rtol=W1_RTOL, atol=W1_ATOL
+    )
+    np.testing.assert_allclose(
+        design.fresh_distance(target, out, size=3), 1.0, rtol=W1_RTOL, atol=W1_ATOL
+    )
+    # Unequal amplitudes, both spread: target 3 cos(1) + cos(3) has masses 3/4, 1/4 at
+    # bins 1, 3; output cos(2) + cos(3) has 1/2, 1/2 at bins 2, 3. CDF differences
+    # after bins 1, 2: 3/4 - 0 and 3/4 - 1/2, so W1 = 3/4 + 1/4 = 1. The amplitudes
+    # are |DFT| (not power): the cosine of amplitude 3 weighs 3, not 9.
+    np.testing.assert_allclose(
+        design.fresh_distance(3 * _cos(1) + _cos(3), _cos(2) + _cos(3)),
+        1.0, rtol=W1_RTOL, atol=W1_ATOL,
+    )  # fmt: skip
+    # The scale of either signal cancels (normalised spectra), the constant is dropped.
+    np.testing.assert_allclose(
+        design.fresh_distance(5 + 7 * _cos(2), _cos(5)), 3.0, rtol=W1_RTOL,
+        atol=W1_ATOL,
+    )  # fmt: skip
+    # Channels are summed: a 2-channel signal whose channels are the two cosines.
+    two = np.stack([_cos(1), _cos(4)], axis=1)
+    np.testing.assert_allclose(
+        design.fresh_distance(two, np.stack([out, out], axis=1), dim=1), 1.5,
+        rtol=W1_RTOL, atol=W1_ATOL,
+    )  # fmt: skip
+    # The 1-D spectrum vector itself: bins 1..8 of |DFT|, 16/2 = 8 at the frequency.
+    spec = design.fresh_spectrum(_cos(2))
+    assert spec.shape == (8,)
+    np.testing.assert_allclose(spec, 8.0 * (np.arange(1, 9) == 2), atol=DFT_ATOL)
+
+
+def test_fresh_spectrum_2d_bins_by_index_sum_of_one_conjugate_representative():
+    n = 8
+    i, j = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    # (1, 2): bin 1 + 2 = 3, weight n^2/2 = 32 per channel (its conjugate (7, 6) is
+    # not counted)
+    same = np.cos(2 * np.pi * (1 * i + 2 * j) / n)
+    spec = design.fresh_spectrum(np.stack([same] * 3, axis=-1))
+    assert spec.shape == (2 * n - 2,)
+    expect = np.zeros(2 * n - 2)
+    expect[3 - 1] = 3 * n * n / 2
+    np.testing.assert_allclose(spec, expect, rtol=DFT_RTOL, atol=DFT_ATOL)
+    # (1, -2) = unshifted (1, 6): bin 7 = n - 1 (a mixed-sign frequency lands near n,
+    # where a radial |k1| + |k2| binning would put it at 3)
+    mixed = np.cos(2 * np.pi * (1 * i - 2 * j) / n)
+    expect = np.zeros(2 * n - 2)
+    expect[7 - 1] = n * n / 2
+    np.testing.assert_allclose(
+        design.fresh_spectrum(mixed), expect, rtol=DFT_RTOL, atol=DFT_ATOL
+    )
+    # (0, 5) = (0, -3): the axis entry k2 > n/2 is dropped, its conjugate (0, 3) kept
+    axis = np.cos(2 * np.pi * 5 * j / n)
+    expect = np.zeros(2 * n - 2)
+    expect[3 - 1] = n * n / 2
+    np.testing.assert_allclose(
+        design.fresh_spectrum(axis), expect, rtol=DFT_RTOL, atol=DFT_ATOL
+    )
+    # so the distance between (1, 2) and (1, -2) is 7 - 3 = 4 bins
+    np.testing.assert_allclose(
+        design.fresh_distance(same, mixed), 4.0, rtol=W1_RTOL, atol=W1_ATOL
+    )
+    # a constant has no spectrum: infinite distance, not a NaN
+    assert design.fresh_distance(np.ones((n, n)), same) == math.inf
+
+
+def test_fresh_bad_input_is_refused_with_the_argument_named():
+    sq = np.zeros((8, 8))
+    with pytest.raises(ValueError, match="same shape"):
+        design.fresh_distance(sq, sq[:, :4])
+    with pytest.raises(ValueError, match="size"):
+        design.fresh_distance(sq, sq, size=0)
+    with pytest.raises(TypeError, match="size"):
+        design.fresh_distance(sq, sq, size=2.5)
+    with pytest.raises(ValueError, match="square"):
+        design.fresh_spectrum(np.zeros((8, 6)))
+    with pytest.raises(ValueError, match="dim"):
+        design.fresh_spectrum(sq, dim=3)
+    with pytest.raises(ValueError, match="finite"):
+        design.fresh_spectrum(np.full(8, np.nan))
+    with pytest.raises(TypeError, match="real"):
+        design.fresh_spectrum(np.zeros(8, complex))

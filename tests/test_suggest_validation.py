@@ -1,7 +1,6 @@
 """The out-of-sample validation of the scale suggestion (studies.suggest_validation)."""
 
 import json
-import math
 
 import numpy as np
 import pytest
@@ -9,74 +8,6 @@ import pytest
 from ntkspec import data, design, mappings
 from ntkspec.studies import _common
 from ntkspec.studies import suggest_validation as sv
-
-# W1 of normalised spectra: a handful of float64 sums, exact to round-off
-W1_RTOL, W1_ATOL = 1e-12, 1e-12
-# |DFT| of a unit cosine on N^2 points is N^2/2 at +-k, exact to FFT round-off
-DFT_RTOL, DFT_ATOL = 1e-12, 1e-9
-
-
-# --------------------------------------------------------------------------------------
-# FreSh: hand-computed cases.
-# --------------------------------------------------------------------------------------
-
-
-def _cos(k, n=16):
-    return np.cos(2 * np.pi * k * np.arange(n) / n)
-
-
-def test_fresh_distance_matches_hand_computed_1d_cases():
-    # target: one cosine of frequency 2; output: frequency 5. Spectra are point masses
-    # at bins 2 and 5, so W1 = |5 - 2| = 3.
-    np.testing.assert_allclose(
-        sv.fresh_distance(_cos(2), _cos(5)), 3.0, rtol=W1_RTOL, atol=W1_ATOL
-    )
-    # target: frequencies 1 and 4 (mass 1/2 each); output: frequency 2.
-    # W1 = 1/2 * |2 - 1| + 1/2 * |4 - 2| = 1.5 on all bins; with spectrum size 3
-    # (bins 1..3) the target keeps only bin 1: W1 = |2 - 1| = 1.
-    target, out = _cos(1) + _cos(4), _cos(2)
-    np.testing.assert_allclose(
-        sv.fresh_distance(target, out), 1.5, rtol=W1_RTOL, atol=W1_ATOL
-    )
-    np.testing.assert_allclose(
-        sv.fresh_distance(target, out, size=3), 1.0, rtol=W1_RTOL, atol=W1_ATOL
-    )
-    # channels are summed: a 2-channel signal whose channels are the two cosines
-    two = np.stack([_cos(1), _cos(4)], axis=1)
-    np.testing.assert_allclose(
-        sv.fresh_distance(two, np.stack([out, out], axis=1)), 1.5, rtol=W1_RTOL,
-        atol=W1_ATOL,
-    )  # fmt: skip
-    # the 1-D spectrum vector itself: bins 1..8 of |DFT|, 16/2 = 8 at the frequency
-    spec = sv.fresh_spectrum(_cos(2))
-    assert spec.shape == (8,)
-    np.testing.assert_allclose(spec, 8.0 * (np.arange(1, 9) == 2), atol=DFT_ATOL)
-
-
-def test_fresh_spectrum_2d_bins_by_index_sum_of_one_conjugate_representative():
-    n = 8
-    i, j = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
-    # (1, 2): bin 1 + 2 = 3, weight n^2/2 = 32 (its conjugate (7, 6) is not counted)
-    same = np.cos(2 * np.pi * (1 * i + 2 * j) / n)
-    spec = sv.fresh_spectrum(np.stack([same] * 3, axis=-1))
-    assert spec.shape == (2 * n - 2,)
-    expect = np.zeros(2 * n - 2)
-    expect[3 - 1] = 3 * n * n / 2
-    np.testing.assert_allclose(spec, expect, rtol=DFT_RTOL, atol=DFT_ATOL)
-    # (1, -2) = unshifted (1, 6): bin 7 = n - 1 (a mixed-sign frequency lands near n)
-    mixed = np.cos(2 * np.pi * (1 * i - 2 * j) / n)
-    expect = np.zeros(2 * n - 2)
-    expect[7 - 1] = n * n / 2
-    np.testing.assert_allclose(
-        sv.fresh_spectrum(mixed), expect, rtol=DFT_RTOL, atol=DFT_ATOL
-    )
-    # a constant has no spectrum: infinite distance, not a NaN
-    assert sv.fresh_distance(np.ones((n, n)), same) == math.inf
-    with pytest.raises(ValueError, match="same shape"):
-        sv.fresh_distance(same, same[:, :4])
-    with pytest.raises(ValueError, match="size"):
-        sv.fresh_distance(same, same, size=0)
-
 
 # --------------------------------------------------------------------------------------
 # Leave-one-image-out choices never see the held image.

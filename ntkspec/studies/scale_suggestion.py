@@ -11,15 +11,12 @@ For 5 natural and 5 text images (:func:`ntkspec.data.natural_set`,
 * **NTK at t = inf**: the best :math:`\sigma` of plain kernel regression, to show why a
   finite budget is needed (the curve is flat there);
 * **FreSh** (Kania et al., ICLR 2025), the baseline: the :math:`\sigma` whose
-  *untrained* network output has the spectrum nearest to the target's. The spectrum
-  vector of a (H, W, c) signal is :math:`|\mathrm{DFT}|` summed over channels and
-  binned by the frequency's L1 radius :math:`|k_1| + |k_2|` (the paper sums the DFT
-  along its diagonals, "the same frequency in different directions"), the constant
-  term dropped; the distance is the 1-D Wasserstein distance between the two vectors
-  as weights on the bin index (:func:`scipy.stats.wasserstein_distance`, which
-  normalises them). The network is the paper's 4 x 256 ReLU MLP with jax ``stax``
-  initialisation and a linear readout, averaged over :data:`FRESH_INITS`
-  initialisations. Re-implemented here from the paper's description; no code copied.
+  *untrained* network output has the spectrum nearest to the target's, by
+  :func:`ntkspec.design.fresh_distance` on all bins (the binning of the authors' code,
+  stated there; this study binned by the L1 radius :math:`|k_1| + |k_2|` until the
+  FreSh code was unified, see the CHANGELOG). The network is the paper's 4 x 256 ReLU
+  MLP with jax ``stax`` initialisation and a linear readout, averaged over
+  :data:`FRESH_INITS` initialisations.
 
 Each choice is scored by the PSNR it loses against the best :math:`\sigma` of trained
 networks on the same image (``figures/design/networks_cpu.json``, written by
@@ -45,7 +42,13 @@ import jax
 import numpy as np
 
 from .. import data as datasets
-from ..design import DEFAULT_TIME, family_mapping, predicted_psnr, suggest_scale
+from ..design import (
+    DEFAULT_TIME,
+    family_mapping,
+    fresh_distance,
+    predicted_psnr,
+    suggest_scale,
+)
 from ..io import save_figure
 from ..kernels import ReluMLP
 from ..networks import mlp
@@ -55,8 +58,6 @@ __all__ = [
     "SIGMAS",
     "FRESH_INITS",
     "images",
-    "fresh_spectrum",
-    "fresh_distance",
     "fresh_choice",
     "run",
 ]
@@ -77,31 +78,6 @@ def images(res: int, count: int = 5) -> dict[str, tuple[str, np.ndarray]]:
     for name, img in datasets.text_set(res, count=count).items():
         out[name] = ("text", img)
     return out
-
-
-def fresh_spectrum(y) -> np.ndarray:
-    r"""FreSh's spectrum vector of a signal (H, W) or (H, W, c), constant term dropped.
-
-    Bin :math:`r = |k_1| + |k_2|` (signed DFT frequencies) holds
-    :math:`\sum_{|k_1|+|k_2| = r}\sum_c |\hat y_c(k)|`, r = 1 .. H/2 + W/2.
-    """
-    y = np.asarray(y, dtype=np.float64)
-    if y.ndim == 2:
-        y = y[..., None]
-    mag = np.abs(np.fft.fft2(y, axes=(0, 1))).sum(axis=-1)
-    k1 = np.abs(np.fft.fftfreq(y.shape[0]) * y.shape[0]).round().astype(int)
-    k2 = np.abs(np.fft.fftfreq(y.shape[1]) * y.shape[1]).round().astype(int)
-    r = k1[:, None] + k2[None, :]
-    return np.bincount(r.ravel(), weights=mag.ravel())[1:]
-
-
-def fresh_distance(target, output) -> float:
-    """1-D Wasserstein distance between the spectrum vectors (bin index as support)."""
-    from scipy.stats import wasserstein_distance
-
-    u, v = fresh_spectrum(target), fresh_spectrum(output)
-    idx = np.arange(u.size, dtype=np.float64)
-    return float(wasserstein_distance(idx, idx, u_weights=u, v_weights=v))
 
 
 def fresh_choice(image, sigmas=SIGMAS, *, seed: int = 0, inits: int = FRESH_INITS):

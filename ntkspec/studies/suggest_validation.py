@@ -32,7 +32,7 @@ the NTK's held-out PSNR curve over a log grid of times.
 * ``fresh_<n>``: FreSh (Kania et al. 2025) with spectrum size n (32, 64, 128): the
   :math:`\sigma` whose *untrained* network (the same 4 x 256 sigmoid network, mean over
   :data:`FRESH_INITS` initialisations) has the spectrum nearest to the image's
-  (:func:`fresh_spectrum`, :func:`fresh_distance`).
+  (:func:`ntkspec.design.fresh_distance`, which states the binning and why).
 
 **Score.** The held-out PSNR a method loses against the image's best network
 :math:`\sigma`, :math:`L_i = \max_\sigma P_i(\sigma) - P_i(\hat\sigma_i)` (seeds
@@ -75,7 +75,7 @@ import numpy as np
 from .. import data as datasets
 from .. import mappings as maps
 from .. import verdicts
-from ..design import DEFAULT_TIME, suggest_scale
+from ..design import DEFAULT_TIME, fresh_distance, suggest_scale
 from ..io import atomic_write, write_json
 from ..kernels import ReluMLP
 from ._common import (
@@ -98,8 +98,6 @@ __all__ = [
     "INFORMATIVE_DB",
     "SIZES",
     "METHODS",
-    "fresh_spectrum",
-    "fresh_distance",
     "choose_fixed_sigma",
     "loo_fixed_sigma",
     "choose_budget",
@@ -149,97 +147,6 @@ SIZES = {
 
 #: Method keys in table order (FreSh's follow, one per spectrum size).
 METHODS = ("fixed_loo", "ntk_inf", "ntk_budget", "ntk_loo_budget", "suggestion")
-
-
-# --------------------------------------------------------------------------------------
-# FreSh's spectrum and distance.
-# --------------------------------------------------------------------------------------
-
-
-def fresh_spectrum(y) -> np.ndarray:
-    r"""FreSh's spectrum vector of a signal, constant term dropped.
-
-    :math:`|\mathrm{DFT}|` per channel, summed over channels, then summed over the
-    DFT's anti-diagonals: for a square (N, N[, c]) image, the unshifted indices
-    :math:`(k_1, k_2) \in \{0..N-1\}^2` of one representative of each conjugate pair
-    :math:`\{k, -k\}` (the one with :math:`k_1 + k_2 < N`, the axis halves
-    :math:`k \le N/2`, and on :math:`k_1 + k_2 = N` the one with
-    :math:`1 \le k_1 \le N/2`) go to bin :math:`r = k_1 + k_2`. Bins
-    :math:`r = 1 .. 2N - 2` are returned (those above N are 0), as in the authors'
-    published code; bin r therefore holds the first-quadrant frequencies of L1 radius
-    r for r < N/2, while a mixed-sign frequency :math:`(a, -b)` lands near bin N. A 1-D
-    signal (L,) or (L, c) gives the bins :math:`k = 1 .. \lfloor L/2\rfloor` of
-    :math:`|\mathrm{DFT}|` (the 2-D rule on a single row).
-
-    Args:
-        y: (L,), (L, c), or a square image (N, N) or (N, N, c); FreSh resizes other
-            images to a square first, which is refused here.
-
-    Returns:
-        The spectrum vector, float64: shape (floor(L/2),) or (2N - 2,).
-
-    Raises:
-        ValueError: an image that is not square, or fewer than 2 samples per axis.
-    """
-    y = np.asarray(y, dtype=np.float64)
-    if y.ndim == 1 or (y.ndim == 2 and y.shape[0] != y.shape[1]):
-        y1 = y.reshape(len(y), -1)
-        if len(y1) < 2:
-            raise ValueError(f"y must have at least 2 samples; got shape {y.shape}")
-        mag = np.abs(np.fft.fft(y1, axis=0)).sum(axis=1)
-        return mag[1 : len(y1) // 2 + 1]
-    if y.ndim == 2:
-        y = y[..., None]
-    if y.ndim != 3 or y.shape[0] != y.shape[1] or y.shape[0] < 2:
-        raise ValueError(
-            "y must be (L,), (L, c) or a square image (N, N[, c]) with N >= 2; got "
-            f"shape {y.shape}"
-        )
-    n = y.shape[0]
-    mag = np.abs(np.fft.fft2(y, axes=(0, 1))).sum(axis=-1)
-    i, j = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
-    keep = (i + j < n) & ~((j == 0) & (i > n // 2)) & ~((i == 0) & (j > n // 2))
-    keep |= (i + j == n) & (i >= 1) & (i <= n // 2)
-    r = (i + j)[keep]
-    return np.bincount(r, weights=mag[keep], minlength=2 * n - 1)[1:]
-
-
-def _w1(u: np.ndarray, v: np.ndarray, size: int | None) -> float:
-    from scipy.stats import wasserstein_distance
-
-    u, v = u[:size], v[:size]
-    if not (u.sum() > 0 and v.sum() > 0):
-        return math.inf
-    idx = np.arange(u.size, dtype=np.float64)
-    return float(wasserstein_distance(idx, idx, u_weights=u, v_weights=v))
-
-
-def fresh_distance(target, output, *, size: int | None = None) -> float:
-    r"""FreSh's distance: 1-D Wasserstein between the leading spectrum bins.
-
-    .. math:: W_1(u, v) = \sum_r \Big|\sum_{q \le r} (\tilde u_q - \tilde v_q)\Big|,
-        \qquad \tilde u = u / \textstyle\sum u,
-
-    with :math:`u, v` the first ``size`` bins of :func:`fresh_spectrum` of ``target``
-    and ``output`` and the bin index as support (unit spacing). Infinite when either
-    vector is all zero (a constant signal has no spectrum to match).
-
-    Args:
-        target: the signal, a shape :func:`fresh_spectrum` accepts.
-        output: the network's output, the same shape.
-        size: spectrum size, the leading bins kept (FreSh: 32, 64 or 128); None: all.
-
-    Raises:
-        ValueError: shapes differ, or ``size`` < 1.
-    """
-    if np.shape(target) != np.shape(output):
-        raise ValueError(
-            f"target and output must have the same shape; got {np.shape(target)} "
-            f"and {np.shape(output)}"
-        )
-    if size is not None and (isinstance(size, bool) or int(size) != size or size < 1):
-        raise ValueError(f"size must be a positive int or None; got {size!r}")
-    return _w1(fresh_spectrum(target), fresh_spectrum(output), size)
 
 
 # --------------------------------------------------------------------------------------
@@ -454,7 +361,6 @@ def _fresh_run(image: np.ndarray, image_set: str, cfg: dict) -> dict:
 
     crop = image.shape[0]
     x = crop_grid(crop)
-    target = fresh_spectrum(image)
     dist: dict = {str(n): {} for n in cfg["fresh_sizes"]}
     for sigma in cfg["sigmas"][image_set]:
         net = mlp(
@@ -464,9 +370,9 @@ def _fresh_run(image: np.ndarray, image_set: str, cfg: dict) -> dict:
         per_init = {n: [] for n in dist}
         for k in range(cfg["fresh_inits"]):
             out = np.asarray(net.apply(net.init(jax.random.PRNGKey(10 + k)), x))
-            spec = fresh_spectrum(out.astype(np.float64).reshape(crop, crop, 3))
+            out = out.astype(np.float64).reshape(crop, crop, 3)
             for n in dist:
-                per_init[n].append(_w1(target, spec, int(n)))
+                per_init[n].append(fresh_distance(image, out, size=int(n)))
         for n in dist:
             dist[n][f"{sigma:g}"] = float(np.mean(per_init[n]))
     choice = {n: float(min(d, key=d.get)) for n, d in dist.items()}
