@@ -107,6 +107,7 @@ __all__ = [
     "run",
     "run_networks",
     "summarize",
+    "verdict_markdown",
     "plot",
 ]
 
@@ -602,6 +603,24 @@ def _load(out_dir: Path, cfg: dict, reuse) -> dict:
     return recs
 
 
+def _run_counts(recs: dict, cfg: dict) -> dict:
+    """Runs the size asks for, on disk and missing, in all and by kind."""
+    images = _images(cfg)
+    want = [t for t in tasks(cfg) if t["index"] < len(images[t["set"]])]
+    kinds = list(dict.fromkeys(t["kind"] for t in want))
+    expected = {k: sum(t["kind"] == k for t in want) for k in kinds}
+    on_disk = {k: sum(key[0] == k for key in recs) for k in kinds}
+    missing = {k: expected[k] - on_disk[k] for k in kinds}
+    return dict(
+        expected=len(want),
+        on_disk=len(recs),
+        missing=len(want) - len(recs),
+        expected_by_kind=expected,
+        missing_by_kind={k: v for k, v in missing.items() if v},
+        complete=len(recs) == len(want),
+    )
+
+
 def _per_image(recs: dict, cfg: dict) -> tuple[dict, list]:
     """Complete images -> their curves; and the images left out, with the reason."""
     images = _images(cfg)
@@ -618,6 +637,11 @@ def _per_image(recs: dict, cfg: dict) -> tuple[dict, list]:
             missing += [
                 f"adam {g:g}" for g in sig for r in runs[g] if r is None
             ]  # fmt: skip
+            fresh = recs.get(("fresh", s, name, None, 0))
+            sug = recs.get(("suggest", s, name, None, 0))
+            # every method is scored on the same images: one without its FreSh or
+            # suggestion run is left out, not scored on the other methods only
+            missing += [k for k, r in (("fresh", fresh), ("suggest", sug)) if r is None]
             if missing:
                 left.append(
                     dict(image=name, set=s, reason="missing: " + ", ".join(missing))
@@ -648,8 +672,6 @@ def _per_image(recs: dict, cfg: dict) -> tuple[dict, list]:
                     dict(image=name, set=s, reason="collapsed: " + "; ".join(causes))
                 )
                 continue
-            fresh = recs.get(("fresh", s, name, None, 0))
-            sug = recs.get(("suggest", s, name, None, 0))
             times = ntk[0]["times"]
             out[name] = dict(
                 set=s, sigmas=list(sig), net=net, collapsed_seeds=causes,
@@ -658,10 +680,10 @@ def _per_image(recs: dict, cfg: dict) -> tuple[dict, list]:
                 ntk_curve=np.asarray([r["psnr_curve"] for r in ntk]),
                 ntk_inf=[r["psnr_inf"] for r in ntk],
                 ntk_budget=[r["psnr_budget"] for r in ntk],
-                fresh=fresh["choice"] if fresh else None,
-                fresh_distances=fresh["distances"] if fresh else None,
-                suggestion=sug["choice"] if sug else None,
-                suggestion_curve=sug["predicted_psnr"] if sug else None,
+                fresh=fresh["choice"],
+                fresh_distances=fresh["distances"],
+                suggestion=sug["choice"],
+                suggestion_curve=sug["predicted_psnr"],
                 sources=sorted({r["source"] for rr in runs.values() for r in rr}
                                | {r["source"] for r in ntk}),
             )  # fmt: skip
@@ -764,6 +786,7 @@ def summarize(
     (out_dir / "runs").mkdir(parents=True, exist_ok=True)
     reuse = _reuse_runs(reuse_dir, cfg)
     recs = _load(out_dir, cfg, reuse)
+    runs = _run_counts(recs, cfg)
     img, left = _per_image(recs, cfg)
     choice, budget = _choices(img, cfg)
     scores = _scores(img, choice, cfg)
@@ -789,6 +812,7 @@ def summarize(
         f"Table 1 budget t_B = {cfg['budget']:g}",
         informative_db=INFORMATIVE_DB,
         runs_on_disk=len(recs),
+        runs=runs,
         reused=sorted(r["source"] for r in recs.values()
                       if not str(r["source"]).startswith(str(out_dir))),
         images_left_out=left,
@@ -808,7 +832,12 @@ def summarize(
         load_average_now=[round(x, 2) for x in os.getloadavg()],
         provenance=provenance(command, 0),
     )  # fmt: skip
+    data["verdict_markdown"] = verdict_markdown(data)
     write_json(out_dir / "suggest_validation.json", data)
+    atomic_write(
+        out_dir / "suggest_validation_verdict.md",
+        lambda tmp: Path(tmp).write_text(data["verdict_markdown"]),
+    )
     md = _markdown(data)
     atomic_write(
         out_dir / "suggest_validation.md", lambda tmp: Path(tmp).write_text(md)
@@ -821,16 +850,183 @@ def _fmt_gap(g) -> str:
     return verdicts.format_gap(g) if g else "–"
 
 
+def _runs_line(runs: dict) -> str:
+    text = f"{runs['on_disk']} of {runs['expected']} runs on disk"
+    if runs["complete"]:
+        return text + " (complete)"
+    by = ", ".join(f"{k} {v}" for k, v in runs["missing_by_kind"].items())
+    return text + f" (**PARTIAL: {runs['missing']} missing**: {by})"
+
+
+def _label(data: dict) -> str:
+    """What ran, in words: hardware class of the size, crops, images, networks."""
+    c = data["config"]
+    nat, txt = len(data["sigmas"]["natural"]), len(data["sigmas"]["text"])
+    hw = "GPU" if data["size"] == "gpu" else "CPU-reduced"
+    return (
+        f"{hw}: {c['crop']}² crops, {c['natural']} natural + {c['text']} text images, "
+        f"{c['seeds']} seed{'s' if c['seeds'] > 1 else ''}, 4 x {c['width']} Adam "
+        f"networks ({c['steps']} steps), {nat} / {txt} sigmas per set"
+    )
+
+
+_NAMES = {
+    "suggestion": "`ntkspec suggest` (NTK at t_B = 1e4)",
+    "ntk_budget": "NTK at t_B = 1e4",
+    "ntk_loo_budget": "NTK at the budget chosen on the other images",
+    "ntk_inf": "NTK at t = ∞",
+}
+
+
+def _gap_cell(g: dict | None) -> str:
+    """``+m.mm, t [lo, hi], BCa [lo, hi], n = k`` (the verdict stated separately)."""
+    if not g or g["mean"] is None:
+        return "–"
+
+    def iv(i):
+        return f"[{i[0]:+.2f}, {i[1]:+.2f}]" if i else "–"
+
+    return (
+        f"{g['mean']:+.2f} dB, t {iv(g['t_interval'])}, BCa {iv(g['bca_interval'])}, "
+        f"n = {g['n']}"
+    )
+
+
+def _gap_words(g: dict | None) -> str:
+    if not g or g["mean"] is None:
+        return "no image"
+    if g["resolved"] is None:
+        return "no interval (n < 2)"
+    if not g["resolved"]:
+        return "not resolved"
+    return "resolved: " + ("beats the fixed σ" if g["mean"] < 0 else "loses to it")
+
+
+def verdict_markdown(data: dict) -> str:
+    """A short markdown verdict of a summary: numbers, intervals, sizes, hardware.
+
+    Built from :func:`summarize`'s dict only (no new numbers). A gap is the method's
+    loss minus the fixed sigma's (``fixed_loo``), the mean of per-image differences
+    with the t- and BCa 95 % intervals over images; it is called resolved only when
+    both intervals exclude 0 (:func:`ntkspec.verdicts.paired_gap`). While runs are
+    missing the block starts with a PARTIAL warning.
+    """
+    runs, label = data["runs"], _label(data)
+    summ, subsets = data["scores"]["summary"], data["scores"]["subsets"]
+    out = [f"**Scale suggestion validated out of sample (issue 26; {label}).**", ""]
+    if not runs["complete"]:
+        by = runs["missing_by_kind"]
+        out += [
+            f"> **PARTIAL, not a result:** {runs['missing']} of {runs['expected']} "
+            f"runs missing ({', '.join(f'{k} {v}' for k, v in by.items())}); "
+            f"{len(data['images_left_out'])} image(s) left out. Do not paste.",
+            "",
+        ]
+    allb = summ.get("all", {})
+    sug, fix = allb.get("suggestion"), allb.get("fixed_loo")
+    if not sug or not fix or not sug.get("minus_fixed_loo"):
+        out.append("No image has every run yet: nothing to report.")
+        return "\n".join(out) + "\n"
+    g = sug["minus_fixed_loo"]
+    head = (
+        f"On {g['n']} images, the σ of `ntkspec suggest` loses {sug['mean']:.2f} dB "
+        f"(max {sug['max']:.2f}) of held-out PSNR against the trained networks' best "
+        f"σ; a fixed σ per set chosen on the other images loses {fix['mean']:.2f} "
+        f"(max {fix['max']:.2f}). "
+    )
+    if g["resolved"] and g["mean"] < 0:
+        head += f"The suggestion beats the fixed σ by {-g['mean']:.2f} dB"
+    elif g["resolved"]:
+        head += f"The suggestion loses {g['mean']:.2f} dB to the fixed σ"
+    else:
+        head += (
+            "The suggestion does not beat the fixed σ by a margin these images resolve"
+        )
+    out += [head + f" (gap {_gap_cell(g)}; {_gap_words(g)}).", ""]
+    out += [
+        "| images | method | mean loss (dB) | max | − fixed σ (95 % t / BCa) | "
+        "verdict |",
+        "|---|---|---|---|---|---|",
+    ]
+    methods = [*_NAMES, *(k for k in allb if k.startswith("fresh_"))]
+    for sub in ("all", "informative"):
+        block = summ.get(sub, {})
+        n = len(subsets.get(sub, []))
+        name = "all" if sub == "all" else f"best net ≥ constant + {INFORMATIVE_DB:g} dB"
+        if "fixed_loo" in block:
+            e = block["fixed_loo"]
+            out.append(
+                f"| {name} ({n}) | fixed σ, other images | {e['mean']:.2f} | "
+                f"{e['max']:.2f} | – | – |"
+            )
+        for m in methods:
+            e = block.get(m)
+            if not e:
+                continue
+            g = e.get("minus_fixed_loo")
+            label_m = _NAMES[m] if m in _NAMES else f"FreSh, spectrum size {m[6:]}"
+            out.append(
+                f"| {name} ({n}) | {label_m} | {e['mean']:.2f} | {e['max']:.2f} | "
+                f"{_gap_cell(g)} | {_gap_words(g)} |"
+            )
+    b = data["budget"]
+    if b["chosen"]:
+        t = np.asarray(list(b["chosen"].values()))
+        gi = b["inf_minus_chosen"]
+        words = _gap_words(gi).replace("beats the fixed σ", "t = ∞ is better")
+        words = words.replace("loses to it", "the budget helps")
+        out += [
+            "",
+            f"Budget chosen leave-one-image-out (the held image unseen): t = "
+            f"{np.median(t):.3g} median over the {t.size} held images (range "
+            f"{t.min():.3g} to {t.max():.3g}; on all images in sample "
+            f"{b['in_sample']['time']:.3g}). How much the budget matters on the held "
+            f"images, loss at t = ∞ minus loss at the chosen budget: "
+            f"{_gap_cell(gi)} ({words}; positive: the chosen budget loses less).",
+        ]
+    out += [
+        "",
+        "Loss = held-out PSNR lost against the image's best network σ, seeds "
+        "averaged; collapsed network runs are never averaged: "
+        f"{sum(r['reason'].startswith('collapsed') for r in data['images_left_out'])}"
+        " image(s) left out for them (causes in the JSON), "
+        f"{len(data['collapsed_seeds'])} kept with a collapsed seed left out. "
+        "t_B = 1e4 was calibrated on astronaut "
+        "(512², GPU networks), which is one of these images. CLI help, one line: "
+        f'"{_cli_line(data)}"',
+    ]
+    return "\n".join(out) + "\n"
+
+
+def _cli_line(data: dict) -> str:
+    sug = data["scores"]["summary"]["all"]["suggestion"]
+    g = sug["minus_fixed_loo"]
+    hw = "GPU" if data["size"] == "gpu" else "CPU"
+    if g["resolved"] and g["mean"] < 0:
+        verb = f"beats a fixed σ chosen on other images by {-g['mean']:.2f} dB"
+    elif g["resolved"]:
+        verb = f"loses {g['mean']:.2f} dB to a fixed σ chosen on other images"
+    else:
+        verb = "does not beat a fixed σ chosen on other images (gap not resolved)"
+    lo, hi = g["t_interval"] or (math.nan, math.nan)
+    return (
+        f"validated on {g['n']} images ({hw}, {data['config']['crop']}² crops): "
+        f"{verb}; {g['mean']:+.2f} dB, 95 % t [{lo:+.2f}, {hi:+.2f}]"
+    )
+
+
 def _markdown(data: dict) -> str:
     dev = data["provenance"]["device"]
     lines = [
         f"# Scale suggestion validated out of sample ({data['size']}, {dev})",
         "",
-        f"{data['runs_on_disk']} runs on disk; {data['budget_convention']}. "
+        _runs_line(data["runs"]) + f"; {data['budget_convention']}. "
         "Loss = held-out PSNR lost against the image's best network sigma (dB); "
         "gap = method's loss − fixed_loo's, mean of per-image differences with the "
         "t- and BCa 95 % intervals (negative: the method beats the fixed sigma).",
     ]
+    lines += ["", "## Verdict block (generated; paste as is)", "",
+              data["verdict_markdown"].rstrip()]  # fmt: skip
     for sub, block in data["scores"]["summary"].items():
         n = len(data["scores"]["subsets"][sub])
         lines += ["", f"## {sub} ({n} images)", "",
@@ -842,7 +1038,7 @@ def _markdown(data: dict) -> str:
                 f"{_fmt_gap(e.get('minus_fixed_loo'))} |"
             )
     methods = list(dict.fromkeys(m for c in data["choices"].values() for m in c))
-    lines += ["", "## Sigma chosen per image (loss in dB)", "",
+    lines += [] if not methods else ["", "## Sigma chosen per image (loss in dB)", "",
               "| image | set | best network sigma | best − constant (dB) | "
               + " | ".join(methods) + " |",
               "|---" * (4 + len(methods)) + "|"]  # fmt: skip
