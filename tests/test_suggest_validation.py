@@ -170,15 +170,20 @@ def test_quick_run_resumes_reuses_by_key_and_scores_as_stated(tmp_path, monkeypa
         frozenset([n]) for n in names
     }
     # losses recomputed from the run files: best network sigma minus the chosen one
+    nets, const = {}, {}
     for n in names:
         s = "natural" if n in ("astronaut", "coffee") else "text"
-        net = {}
+        nets[n] = {}
         for g in cfg["sigmas"][s]:
             tag = "gaussian" if g == _common.SCALES[s]["sigma"] else f"gaussian_s{g:g}"
             key = f"adam__{s}__{n}__{tag}__s0.json"
             src = tmp_path / "b/runs" / key
             rec = json.loads((src if src.exists() else t1 / "runs" / key).read_text())
-            net[g] = rec["psnr_heldout"]
+            nets[n][g] = rec["psnr_heldout"]
+            const[n] = max(rec["constant_psnr"].values())
+    for n in names:
+        s = "natural" if n in ("astronaut", "coffee") else "text"
+        net = nets[n]
         methods = out["choices"][n]
         assert {"fixed_loo", "ntk_inf", "ntk_budget", "ntk_loo_budget", "suggestion",
                 "fresh_2", "fresh_8"} <= set(methods)  # fmt: skip
@@ -192,11 +197,62 @@ def test_quick_run_resumes_reuses_by_key_and_scores_as_stated(tmp_path, monkeypa
         other = [k for k in names if k != n and (k in ("astronaut", "coffee")) ==
                  (s == "natural")]  # fmt: skip
         assert len(other) == 1
+        assert methods["fixed_loo"] == max(nets[other[0]], key=nets[other[0]].get)
+    # informative: best network at least 3 dB above the best constant predictor
+    assert out["scores"]["subsets"]["informative"] == [
+        n for n in names if max(nets[n].values()) - const[n] >= 3.0
+    ]
     summ = out["scores"]["summary"]["all"]
     assert summ["fixed_loo"]["n"] == 4 and "minus_fixed_loo" in summ["suggestion"]
+    assert all(e["n"] == 4 for e in summ.values())  # every method, the same images
     md = (tmp_path / "b/suggest_validation.md").read_text()
     assert "Budget chosen out of sample" in md
     assert (tmp_path / "b/suggest_validation.png").stat().st_size > 0
+    _check_verdict_and_partial(out, tmp_path / "b", t1, n_tasks)
+
+
+def _check_verdict_and_partial(out, folder, t1, n_tasks):
+    """The verdict block's wording follows the gap; a partial folder says so."""
+    assert out["runs"] == dict(
+        expected=n_tasks, on_disk=n_tasks, missing=0,
+        expected_by_kind=out["runs"]["expected_by_kind"], missing_by_kind={},
+        complete=True,
+    )  # fmt: skip
+    text = (folder / "suggest_validation_verdict.md").read_text()
+    assert text == out["verdict_markdown"] and "PARTIAL" not in text
+    assert "CPU-reduced: 8² crops, 2 natural + 2 text images, 1 seed" in text
+    g = out["scores"]["summary"]["all"]["suggestion"]["minus_fixed_loo"]
+    assert f"gap {g['mean']:+.2f} dB" in text
+    # the headline claims a margin only for a resolved gap, with its sign
+    cases = [
+        (dict(mean=-1.0, t_interval=[-1.5, -0.5], bca_interval=[-1.4, -0.6],
+              resolved=True), "beats the fixed σ by 1.00 dB"),
+        (dict(mean=0.7, t_interval=[0.2, 1.2], bca_interval=[0.3, 1.1],
+              resolved=True), "loses 0.70 dB to the fixed σ"),
+        (dict(mean=-1.0, t_interval=[-2.5, 0.5], bca_interval=[-1.9, -0.1],
+              resolved=False), "does not beat the fixed σ by a margin"),
+    ]  # fmt: skip
+    for gap, words in cases:
+        data = json.loads(json.dumps(out))
+        data["scores"]["summary"]["all"]["suggestion"]["minus_fixed_loo"] = dict(
+            g, **gap
+        )
+        assert words in sv.verdict_markdown(data)
+    # remove one FreSh run and one network run: counted, both images left out, and
+    # every method still scored on the same (remaining) images
+    runs = folder / "runs"
+    next(runs.glob("fresh__text__*.json")).unlink()
+    next(runs.glob("adam__natural__*__gaussian_s*__s0.json")).unlink()
+    part = sv.summarize(folder, size="quick", reuse_dir=t1)
+    assert part["runs"]["missing"] == 2 and not part["runs"]["complete"]
+    assert part["runs"]["missing_by_kind"] == {"adam": 1, "fresh": 1}
+    assert len(part["images_left_out"]) == 2
+    reasons = " ".join(r["reason"] for r in part["images_left_out"])
+    assert "fresh" in reasons and "adam" in reasons
+    assert all(e["n"] == 2 for e in part["scores"]["summary"]["all"].values())
+    text = (folder / "suggest_validation_verdict.md").read_text()
+    assert text.splitlines()[2].startswith("> **PARTIAL, not a result:** 2 of ")
+    assert "PARTIAL: 2 missing" in (folder / "suggest_validation.md").read_text()
 
 
 def test_bad_size_is_refused(tmp_path):

@@ -925,7 +925,10 @@ def verdict_markdown(data: dict) -> str:
     allb = summ.get("all", {})
     sug, fix = allb.get("suggestion"), allb.get("fixed_loo")
     if not sug or not fix or not sug.get("minus_fixed_loo"):
-        out.append("No image has every run yet: nothing to report.")
+        out.append(
+            "Too few images with every run (at least 2 per set for the fixed σ chosen "
+            "on the other images): nothing to report."
+        )
         return "\n".join(out) + "\n"
     g = sug["minus_fixed_loo"]
     head = (
