@@ -828,7 +828,8 @@ def summarize(
         scores=scores,
         budget=dict(budget, inf_minus_chosen=gap),
         curves={n: dict(sigmas=d["sigmas"], times=d["ntk_times"],
-                        ntk=d["ntk_curve"].tolist()) for n, d in img.items()},
+                        ntk=d["ntk_curve"].tolist(),
+                        suggestion=d["suggestion_curve"]) for n, d in img.items()},
         load_average_now=[round(x, 2) for x in os.getloadavg()],
         provenance=provenance(command, 0),
     )  # fmt: skip
@@ -1111,14 +1112,27 @@ def plot(data: dict, path: str | Path) -> None:
             pred = np.asarray(data["ntk_at"][n]["inf"])
             lab = "NTK t=inf"
         ax.semilogx(sig, pred - pred.max(), "--", color=f"C{k}", label=lab)
+        sug = c.get("suggestion")
+        if sug:
+            p = np.asarray([sug[f"{g:g}"] for g in sig])
+            ax.semilogx(sig, p - p.max(), ":", color=f"C{k}", label="suggest (t_B)")
     ax.set_xlabel("sigma (cycles per 512 px)")
     ax.set_ylabel("PSNR − its max over sigma (dB)")
     if names:
         ax.legend(fontsize=6)
-    ax.set_title("networks (solid) vs NTK at the held-out budget (dashed)", fontsize=10)
+    ax.set_title(
+        "networks (solid), NTK at the held-out budget (dashed), suggest (dotted)",
+        fontsize=10,
+    )
+    runs = data.get("runs", {})
+    partial = (
+        f" · PARTIAL: {runs['missing']} of {runs['expected']} runs missing"
+        if runs and not runs["complete"]
+        else ""
+    )
     fig.suptitle(
         f"scale suggestion, out of sample · {data['size']} · "
-        f"{data['provenance']['device']}",
+        f"{data['provenance']['device']}{partial}",
         fontsize=10,
     )
     save_figure(fig, path, dpi=90)
