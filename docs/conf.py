@@ -74,6 +74,7 @@ _EXTERNAL = [
     "collections.abc.Iterable",
     "functools.singledispatch",
     "scipy.stats.bootstrap",
+    "scipy.stats.wasserstein_distance",
     "pathlib.Path",
     "os.PathLike",
 ]
