@@ -621,6 +621,32 @@ def _run_counts(recs: dict, cfg: dict) -> dict:
     )
 
 
+def _runs_load(recs: dict) -> dict:
+    """Seconds of the runs on disk and the 1-minute load averages they recorded."""
+    secs = [float(r["seconds"]) for r in recs.values() if "seconds" in r]
+    calls = {  # an ensemble call's seconds once, not once per member
+        (r.get("image"), r.get("seed"), r["seconds_call"])
+        for r in recs.values()
+        if "seconds" not in r and "seconds_call" in r
+    }
+    secs += [float(c[2]) for c in calls]
+    loads = [
+        v
+        for r in recs.values()
+        if isinstance(r.get("load_average"), dict)
+        for v in (r["load_average"]["start"][0], r["load_average"]["end"][0])
+    ]
+    return dict(
+        runs=len(recs),
+        seconds_total=round(sum(secs), 1),
+        load_1min=dict(min=min(loads), median=float(np.median(loads)), max=max(loads))
+        if loads
+        else None,
+        note="per run, seconds and 1-minute load average at its start and end; "
+        "runs of one train_ensemble call share its seconds (seconds_call)",
+    )
+
+
 def _per_image(recs: dict, cfg: dict) -> tuple[dict, list]:
     """Complete images -> their curves; and the images left out, with the reason."""
     images = _images(cfg)
@@ -830,6 +856,7 @@ def summarize(
         curves={n: dict(sigmas=d["sigmas"], times=d["ntk_times"],
                         ntk=d["ntk_curve"].tolist(),
                         suggestion=d["suggestion_curve"]) for n, d in img.items()},
+        runs_load=_runs_load(recs),
         load_average_now=[round(x, 2) for x in os.getloadavg()],
         provenance=provenance(command, 0),
     )  # fmt: skip
@@ -857,6 +884,16 @@ def _runs_line(runs: dict) -> str:
         return text + " (complete)"
     by = ", ".join(f"{k} {v}" for k, v in runs["missing_by_kind"].items())
     return text + f" (**PARTIAL: {runs['missing']} missing**: {by})"
+
+
+def _load_line(load: dict) -> str:
+    if not load["load_1min"]:
+        return ""
+    lo = load["load_1min"]
+    return (
+        f"Runs: {load['seconds_total'] / 3600:.2f} h in all, 1-minute load "
+        f"{lo['min']:.1f} to {lo['max']:.1f} (median {lo['median']:.1f}). "
+    )
 
 
 def _label(data: dict) -> str:
@@ -1024,8 +1061,10 @@ def _markdown(data: dict) -> str:
     lines = [
         f"# Scale suggestion validated out of sample ({data['size']}, {dev})",
         "",
-        _runs_line(data["runs"]) + f"; {data['budget_convention']}. "
-        "Loss = held-out PSNR lost against the image's best network sigma (dB); "
+        _runs_line(data["runs"])
+        + f"; {data['budget_convention']}. "
+        + _load_line(data["runs_load"])
+        + "Loss = held-out PSNR lost against the image's best network sigma (dB); "
         "gap = method's loss − fixed_loo's, mean of per-image differences with the "
         "t- and BCa 95 % intervals (negative: the method beats the fixed sigma).",
     ]
