@@ -49,6 +49,12 @@ predicted held-out PSNR, at a *finite* budget: at :math:`t = \infty` the kernel
 interpolates and the curve is flat over a wide range of :math:`\sigma`. See
 :data:`DEFAULT_TIME` for how the default budget was calibrated.
 
+**FreSh, the baseline.** :func:`fresh_spectrum` and :func:`fresh_distance` implement
+the criterion of Kania et al. (2025): the Wasserstein distance between the normalised
+DFT-magnitude spectrum vectors of a target and of an untrained network's output, at a
+spectrum size (32, 64 or 128); the scale whose networks minimise it is FreSh's choice.
+They need network outputs, not the NTK; the validation studies call them.
+
 References:
     Tancik et al., "Fourier Features Let Networks Learn High Frequency Functions in Low
     Dimensional Domains", NeurIPS 2020, arXiv:2006.10739 (Fig. 4-6, Table 1).
@@ -56,6 +62,8 @@ References:
     arXiv:1806.07572.
     Lee et al., "Wide Neural Networks of Any Depth Evolve as Linear Models Under
     Gradient Descent", NeurIPS 2019, arXiv:1902.06720.
+    Kania, Mihajlovic, Prokudin, Tabor & Spurek, "FreSh: Frequency Shifting for
+    Accelerated Neural Representation Learning", ICLR 2025, arXiv:2410.05050.
 """
 
 from __future__ import annotations
