@@ -16,6 +16,10 @@ DIR/runs/ and a later call resumes where it stopped::
     nohup nice -n 19 python -m analysis.fig_suggest_validation \\
         > figures/validation/suggest_cpu128/run.log 2>&1 &
 
+``--summarize-only`` works on a partial folder: it counts the runs missing (by kind)
+and marks the report PARTIAL. ``suggest_validation_verdict.md`` is the paste-ready
+verdict block (numbers, intervals, sizes, CPU/GPU label).
+
 ``--quick`` runs a tiny version into ``figures/validation/suggest_cpu128/quick/``
 (git-ignored; or ``--out``), reusing nothing.
 """

@@ -52,7 +52,11 @@ compares :math:`t = \infty` with the chosen budget on the held images.
 
 **Checkpoints.** Every finished run is one JSON file under ``<out>/runs/`` (atomic); a
 later call skips what exists, also in the reuse folder. :func:`summarize` builds the
-table from what exists.
+table from what exists: every method is scored on the same images (an image missing
+any of its runs, FreSh's and the suggestion's included, is left out and listed), and
+the runs expected, on disk and missing are counted; while any is missing the report,
+the figure and the verdict block (:func:`verdict_markdown`, also written to
+``suggest_validation_verdict.md``) say PARTIAL.
 
 References:
     Tancik et al., "Fourier Features Let Networks Learn High Frequency Functions in Low
