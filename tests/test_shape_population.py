@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from analysis import fig_shape_population, shape_networks_fresh
@@ -159,3 +160,75 @@ def test_results_page_carries_the_committed_table(tmp_path):
     assert len(rows) == 5 and rows[1].startswith("| none |")
     for row in rows:
         assert row in page, row
+
+
+@pytest.mark.parametrize("kind", ["adam", "sgd"])
+def test_train_fresh_chunks_equal_one_step_per_call(kind):
+    # the scanned chunks (5 steps as 2 + 2 + 1, and as one chunk of 5) against the
+    # former loop: one jitted step per call, key split outside. Same keys, points and
+    # updates, so the parameters agree to float32 rounding (1e-6: Adam moves each
+    # parameter by about its learning rate, 5e-4, a step; a wrong key or step
+    # count moves them by that much)
+    import functools
+
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    import ntkspec
+    from ntkspec import networks, shapes
+
+    mapping = shape_networks_fresh.fresh_mappings(0)["gaussian"]
+    arch = ntkspec.ReluMLP(3, width=8, **shape_networks_fresh.ARCH_KW)
+    net = networks.mlp(arch, mapping, 8, initialization="stax")
+    solid = shapes.shape_set(0)[0]
+    if kind == "adam":
+        opt = optax.adam(optax.exponential_decay(5e-4, 5000, 0.1))
+    else:
+        opt = optax.sgd(0.1)
+
+    def loss(p, x):
+        z = net.apply(p, x)[:, 0]
+        return jnp.mean(
+            optax.sigmoid_binary_cross_entropy(z, shapes.occupancy(solid, x))
+        )
+
+    batch, steps = 64, 5
+    params0 = net.init(jax.random.PRNGKey(10))
+    key0 = jax.random.PRNGKey(100)
+
+    @functools.partial(jax.jit)
+    def step(p, s, key):
+        x = jax.random.uniform(key, (batch, 3), jnp.float32)
+        upd, s = opt.update(jax.grad(loss)(p, x), s, p)
+        return optax.apply_updates(p, upd), s
+
+    ref, state, key = params0, opt.init(params0), key0
+    for _ in range(steps):
+        key, sub = jax.random.split(key)
+        ref, state = step(ref, state, sub)
+    moved = max(
+        float(jnp.max(jnp.abs(a - b)))
+        for a, b in zip(jax.tree.leaves(ref), jax.tree.leaves(params0), strict=True)
+    )
+    assert moved > 1e-4  # the steps did move the parameters
+    for chunk in (2, 5):
+        got, timing = shape_networks_fresh.train_fresh(
+            loss, opt, params0, key0, batch=batch, steps=steps, chunk=chunk
+        )
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(ref), strict=True):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=1e-6)
+        # timing: per step from the compiled full chunks only (none for one chunk)
+        assert (timing["seconds_per_step"] is None) == (chunk == steps)
+    # the caller's parameters and key are not donated away
+    assert np.isfinite(np.asarray(jax.tree.leaves(params0)[0])).all()
+    assert np.asarray(key0).shape == (2,)
+
+
+def test_networks_bad_chunk_exits_2(tmp_path, capsys):
+    out = tmp_path / "nets"
+    assert (
+        shape_networks_fresh.main(["--quick", "--chunk", "0", "--out", str(out)]) == 2
+    )
+    assert "--chunk" in capsys.readouterr().err
+    assert not out.exists()
