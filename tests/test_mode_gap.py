@@ -70,9 +70,16 @@ def test_depth_one_network_follows_the_theory_in_every_mode():
     assert bad["collapsed"] and "diverges" in bad["collapsed"][0]
     meta = dict(
         trained_widths=[16], linearized_widths=[], keys=2, bands=theory["bands"],
-        representative=theory["representative"],
+        representative=theory["representative"], learning_rate=theory["lr"],
+        n_train=8, eigenvalues=theory["spaces"].eigenvalues.tolist(),
     )  # fmt: skip
     summary = mode_gap.summarize(meta, [run, bad])
+    # A linear model decays at the theory's rate in every representative mode (to
+    # 1e-4: the stored curves keep 6 significant digits, and the rate is a slope of
+    # their logs over 5 steps).
+    for band in summary["decay_rates"].values():
+        for c in ("linearized", "network_f64"):
+            assert band["ratio"][c]["16"]["mean"] == pytest.approx(1.0, abs=1e-4)
     assert summary["collapsed"] == [dict(width=16, key=1, cause=bad["collapsed"])]
     assert summary["runs_found"] == 2 and summary["missing"] == []
     low = summary["band_gaps"]["kernel"][str(summary["report_steps"][-1])]["low"]
@@ -117,8 +124,9 @@ def test_run_tiny_resumes_and_summarizes_from_disk(tmp_path):
     assert t["missing"] == [] and t["runs_found"] == n_runs and t["collapsed"] == []
     assert written["png"] == [str(tmp_path / "mode_gap_1d.png")]
     assert "CPU" in data["size_note"] and "PRNGKey" in data["keys"]
-    # The report reads two declared tables (two normalisations of the gap).
-    assert len(tables_of(data)) == 2
+    # The report reads three declared tables (two normalisations of the gap, the
+    # late decay rates).
+    assert len(tables_of(data)) == 3
     # Different keys give different initial kernels (eigenvalue errors differ).
     runs = [json.loads(p.read_text())["run"] for p in sorted(runs_dir.glob("*.json"))]
     w0 = [r for r in runs if r["width"] == cfg["widths"][0]]
@@ -162,4 +170,21 @@ def test_validation_runs_it_on_request_with_a_summary(tmp_path):
     summary = (tmp_path / "summary.md").read_text()
     assert "## Per-mode gap" in summary and "| high | drift |" in summary
     data = json.loads((tmp_path / "mode_gap.json").read_text())
-    assert set(data["tasks"]) == {"1d", "2d"} and len(data["tables"]) == 4
+    assert set(data["tasks"]) == {"1d", "2d"} and len(data["tables"]) == 6
+
+
+def test_decay_rate_of_a_geometric_curve_and_its_refusals():
+    # r_k = 3 * 0.9^k: the rate is -log 0.9 exactly, whatever part of the run is fitted
+    steps = np.arange(0, 101, 5)
+    r = 3.0 * 0.9**steps
+    assert mode_gap.decay_rate(steps, r) == pytest.approx(-math.log(0.9), rel=1e-12)
+    # a curve that changes rate half way: only the second half (rate -log 0.5) counts
+    k = np.arange(0, 21)
+    bent = np.where(k <= 10, 0.9**k, 0.9**10 * 0.5 ** (k - 10))
+    assert mode_gap.decay_rate(k, bent) == pytest.approx(math.log(2.0), rel=1e-12)
+    # zeros and NaN are skipped; fewer than 2 usable points give None
+    assert mode_gap.decay_rate([0, 1, 2, 3], [1.0, 0.0, 0.0, np.nan]) is None
+    with pytest.raises(ValueError, match="start"):
+        mode_gap.decay_rate(steps, r, start=1.0)
+    with pytest.raises(ValueError, match="one length"):
+        mode_gap.decay_rate(steps, r[:-1])
