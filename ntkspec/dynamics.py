@@ -61,7 +61,7 @@ from ._validation import (
 from .grid import Grid
 from .kernels import ReluMLP, check_arch
 from .linalg.cg import cg
-from .linalg.dense import psd_solve
+from .linalg.dense import eigh_mrrr, psd_solve
 from .linalg.funm import (
     check_gd_stability,
     gd_decay,
@@ -138,7 +138,8 @@ def gradient_flow(
     r"""Linearised dynamics on precomputed kernels (neural-tangents' conventions).
 
     The formulas of the module docstring with :math:`\Theta` = ``k_train_train`` +
-    ``ridge`` I, evaluated by one ``eigh`` of the (n, n) train kernel; ``t = inf``
+    ``ridge`` I, evaluated by one eigendecomposition of the (n, n) train kernel
+    (LAPACK's MRRR driver, :func:`ntkspec.linalg.dense.eigh_mrrr`); ``t = inf``
     entries use a Cholesky solve instead (like ``predict.gradient_descent_mse``).
 
     Args:
@@ -189,7 +190,7 @@ def gradient_flow(
     if Kt is not None:
         Ft0 = _initial(f_test_0, (Kt.shape[0], c), squeeze, "f_test_0")
     A = K + float(ridge) * np.eye(n)
-    lam, V = np.linalg.eigh(A)
+    lam, V = eigh_mrrr(A)
     check_gd_stability(float(lam[-1]), lr, Y.size, t, discrete=discrete)
     out = _evolve(
         Eigendecomposition(lam, V),
@@ -201,8 +202,14 @@ def gradient_flow(
         lr / Y.size,
         discrete,
         solve=lambda R: psd_solve(A, R, "k_train_train + ridge I").value,
+        batch_bytes=_BATCH_BYTES,
     )
     return _squeeze(out, squeeze)
+
+
+#: Dense path: bytes of one block of times in :func:`_evolve` (many times per matrix
+#: product, few enough to add little memory).
+_BATCH_BYTES = float(1 << 25)
 
 
 def _squeeze(out, squeeze):
@@ -211,7 +218,9 @@ def _squeeze(out, squeeze):
     return tuple(None if f is None else f[..., 0] for f in out)
 
 
-def _evolve(eig, test_train, Y, F0, Ft0, t, rate, discrete, solve=None):
+def _evolve(
+    eig, test_train, Y, F0, Ft0, t, rate, discrete, solve=None, batch_bytes=0.0
+):
     r"""Linear GD / gradient flow in an exact eigenbasis (the one implementation).
 
     With :math:`K + \delta I = U\Lambda U^*` (``eig``, ridge included) and
@@ -221,29 +230,45 @@ def _evolve(eig, test_train, Y, F0, Ft0, t, rate, discrete, solve=None):
     the train outputs are Y, the test outputs use ``solve`` (a direct solve of
     :math:`(K + \delta I)\alpha = Y - F_0`) when given.
 
-    ``test_train`` maps (N, c) coefficients to test outputs, or is None.
+    ``test_train`` maps (N, c) coefficients to test outputs, or is None. Times go
+    through ``eig.from_modes`` and ``test_train`` several at a time, as the columns of
+    one (N, k c) block, with k the most that keeps a block of the larger of the
+    train and test sizes within ``batch_bytes`` (at least one time): on dense
+    matrices one matrix product instead of k matrix-vector products.
     """
     lam = np.asarray(eig.eigenvalues, dtype=np.float64)
     n, c = Y.shape
+    nt = 0 if Ft0 is None else Ft0.shape[0]
+    k = max(1, int(batch_bytes // (8 * c * max(n, nt))))
+
+    def apply(op, filt, i0, i1):  # op(U filt[i] R0) for i0 <= i < i1, (i1-i0, N', c)
+        coef = np.moveaxis(np.asarray(filt[i0:i1][..., None] * R0[None]), 0, -2)
+        out = np.asarray(op(coef.reshape(coef.shape[:-2] + (-1,))))
+        return np.moveaxis(out.reshape(out.shape[0], i1 - i0, c), 1, 0)
+
     with x64_scope(np.float64):
         R0 = eig.to_modes(Y - F0)
         decay = _decay(lam.ravel(), t, rate, discrete).reshape((t.size,) + lam.shape)
         f_train = np.empty((t.size, n, c))
-        for i in range(t.size):
-            f_train[i] = Y - np.asarray(eig.from_modes(decay[i][..., None] * R0))
+        for i in range(0, t.size, k):
+            j = min(i + k, t.size)
+            f_train[i:j] = Y - apply(eig.from_modes, decay, i, j)
         f_train[np.isinf(t)] = Y  # as neural-tangents at t = inf
         if test_train is None:
             return f_train, None
         learned = _learned_over_lambda(lam.ravel(), t, rate, discrete)
         learned = learned.reshape((t.size,) + lam.shape)
-        rows = []
-        for i in range(t.size):
-            if solve is not None and np.isinf(t[i]):
-                alpha = solve(Y - F0)
-            else:
-                alpha = eig.from_modes(learned[i][..., None] * R0)
-            rows.append(Ft0 + np.asarray(test_train(alpha)))
-        return f_train, np.stack(rows)
+        if solve is not None:
+            learned[np.isinf(t)] = 0.0  # replaced by the direct solve below
+        f_test = np.empty((t.size, nt, c))
+        for i in range(0, t.size, k):
+            j = min(i + k, t.size)
+            f_test[i:j] = Ft0 + apply(
+                lambda v: test_train(eig.from_modes(v)), learned, i, j
+            )
+        if solve is not None and np.any(np.isinf(t)):
+            f_test[np.isinf(t)] = Ft0 + np.asarray(test_train(solve(Y - F0)))
+        return f_train, f_test
 
 
 def _initial(f0, shape, squeeze, name):

@@ -5,6 +5,7 @@ import pytest
 import scipy.linalg
 
 import ntkspec
+from ntkspec import dynamics as dyn
 from ntkspec import mappings
 from ntkspec.dynamics import eigenmode_residuals, gd_dynamics, gradient_flow
 from ntkspec.grid import Grid
@@ -47,6 +48,35 @@ def test_continuous_matches_expm(problem, ridge):
         ref_te = ft0 + Kt @ np.linalg.solve(A, (np.eye(N_TR) - E) @ (y - f0))
         np.testing.assert_allclose(f_tr[i], ref_tr, rtol=0, atol=1e-10)
         np.testing.assert_allclose(f_te[i], ref_te, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("times_per_block", [1, 2, None])
+def test_gradient_flow_on_a_clustered_spectrum_matches_expm(
+    rng, monkeypatch, times_per_block
+):
+    # the eigendecomposition (MRRR) on a Gram with a tight cluster, a repeated
+    # eigenvalue and a condition number 1e8, against expm and a dense solve; times
+    # one, two (blocks 2, 2, 1 with t = inf in the last) or all per matrix product
+    n, nt = 90, 30
+    q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    lam = np.sort(
+        np.concatenate(
+            [np.logspace(-6, 2, n - 20), 1e-2 * (1 + 1e-13 * np.arange(10)), [3.0] * 10]
+        )
+    )
+    K = (q * lam) @ q.T
+    K = 0.5 * (K + K.T)
+    Kt = rng.standard_normal((nt, n)) @ K / n
+    y = rng.standard_normal((n, 2))
+    if times_per_block is not None:
+        monkeypatch.setattr(dyn, "_BATCH_BYTES", 8.0 * 2 * n * times_per_block)
+    times = np.array([0.0, 1.0, 1e3, 1e6, np.inf])
+    f_tr, f_te = gradient_flow(K, y, Kt, times, 2.0)
+    for i, t in enumerate(times):
+        E = 0 * K if np.isinf(t) else scipy.linalg.expm(-2.0 * t * K / y.size)
+        ref_te = Kt @ np.linalg.solve(K, (np.eye(n) - E) @ y)
+        np.testing.assert_allclose(f_tr[i], y - E @ y, rtol=0, atol=1e-10)
+        np.testing.assert_allclose(f_te[i], ref_te, rtol=0, atol=1e-8)
 
 
 def test_discrete_matches_gd_loop(problem):

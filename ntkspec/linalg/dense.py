@@ -4,6 +4,8 @@ r"""Dense float64 solves: the Cholesky solve with a condition check, blocked Cho
   LAPACK's condition estimate, and a clipped-eigendecomposition (minimum-norm)
   fallback; :class:`Cholesky` names it as a solver value, :class:`Eigh` the solve
   through an operator's exact eigendecomposition.
+* :func:`eigh_mrrr`: all eigenpairs of a dense symmetric matrix by LAPACK's MRRR
+  driver (``syevr``), whose tridiagonal eigenvector stage is :math:`O(n^2)`.
 * :func:`cholesky_lower`: a right-looking blocked Cholesky that hands LAPACK's
   ``potrf`` diagonal blocks of at most ``block`` rows and does the updates with
   triangular solves and matrix products (the same flops as one ``potrf``). Threaded
@@ -35,6 +37,7 @@ __all__ = [
     "PSDSolve",
     "psd_solve",
     "cholesky_lower",
+    "eigh_mrrr",
 ]
 
 #: Condition number above which :func:`psd_solve` warns.
@@ -145,6 +148,23 @@ def psd_solve(A: np.ndarray, Y: np.ndarray, what: str, *, stacklevel: int = 4):
     inv = np.where(keep, 1.0 / np.where(keep, evals, 1.0), 0.0)
     X = evecs @ (inv[:, None] * (evecs.T @ Y))
     return PSDSolve(X, "eigh", math.inf, ("eigh", evecs, inv))
+
+
+def eigh_mrrr(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r"""All eigenpairs of a symmetric float64 matrix, eigenvalues ascending.
+
+    LAPACK's MRRR driver ``syevr`` (Dhillon & Parlett 2004; ``scipy.linalg.eigh``'s
+    default): after the Householder reduction to tridiagonal form, the eigenvectors of
+    the tridiagonal matrix take :math:`O(n^2)` work. Divide and conquer (``syevd``,
+    ``numpy.linalg.eigh``) does :math:`O(n^3)` work in that stage when little
+    deflates. Both are backward stable, so
+    any function :math:`V f(\Lambda) V^\top` of the result agrees to rounding (the
+    eigenvectors of close eigenvalues, and their signs, may differ). Only the lower
+    triangle of ``A`` is read.
+    """
+    return scipy.linalg.eigh(
+        np.asarray(A, dtype=np.float64), lower=True, driver="evr", check_finite=False
+    )
 
 
 # The OpenBLAS bundled with NumPy 2.4 / SciPy 1.17 wheels segfaulted in its threaded
