@@ -376,8 +376,8 @@ def gd_dynamics(
       invariant (exact). Missing
       ``rtol`` warns (:class:`~ntkspec.solvers.ConvergenceWarning`) and returns the
       last iterate, with the estimate in ``info``.
-    * ``"dense"``: point arrays, or Grids with a non-stationary mapping: one ``eigh``
-      of the train Gram (within ``max_bytes``).
+    * ``"dense"``: point arrays, or Grids with a non-stationary mapping: one symmetric
+      eigendecomposition of the train Gram (MRRR; within ``max_bytes``).
 
     Raises:
         ValueError: bad shapes, non-finite y, negative ridge, times or learning rate,
