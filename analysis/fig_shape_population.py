@@ -348,29 +348,7 @@ def run(args, command: str) -> dict:
     }
     write_json(out / "shape_population.json", data)
 
-    fig, axes = agg_subplots(1, 2, figsize=(10, 4), squeeze=False)
-    colours = dict(zip(ORDER, ("C0", "C1", "C2", "C3"), strict=True))
-    for ax, key in zip(axes[0], ("uniform", "near_surface"), strict=True):
-        for name, r in results.items():
-            c = colours[name]
-            ax.plot(r["times"], r["mean"][f"iou_{key}_centred"], "-", color=c,
-                    label=f"{name} centred")  # fmt: skip
-            ax.plot(r["times"], r["mean"][f"iou_{key}_uncentred"], "--", color=c,
-                    label=f"{name} uncentred")  # fmt: skip
-            ax.axvline(r["budget_time"], color=c, lw=0.8, ls=":")
-            for m in r["networks"]:
-                if m["time"] is not None:
-                    marker = "o" if m["kind"] == "adam" else "s"
-                    ax.plot(m["time"], m[f"iou_{key}"], marker, color=c, ms=4)
-            ax.axhline(PAPER_SHAPE[name][0], color=c, lw=0.6, alpha=0.5)
-        ax.set_xscale("log")
-        ax.set_xlabel("population-flow time t (rate 1, operator K/N)")
-        ax.set_ylabel(f"IoU ({key.replace('_', '-')})")
-        ax.set_ylim(0, 1)
-    axes[0, 0].legend(fontsize=6, ncol=2)
-    fig.suptitle(f"population flow, {label}: dotted = SGD-control budget, "
-                 "thin = paper, markers = networks", fontsize=9)  # fmt: skip
-    save_figure(fig, out / "shape_population.png", dpi=110)
+    plot_curves(results, label, out / "shape_population.png")
 
     fig, axes = agg_subplots(3, len(shown), figsize=(2.4 * len(shown), 7.2),
                              squeeze=False)  # fmt: skip
@@ -391,6 +369,47 @@ def run(args, command: str) -> dict:
     return data
 
 
+def plot_curves(results: dict, label: str, path) -> None:
+    """IoU against flow time per mapping, the SGD budget and the networks marked.
+
+    Networks placed on the axis (``results[m]["networks"]``, :func:`place_networks`)
+    are dots (Adam) and squares (SGD) at their time; Adam runs that fit better than
+    the flow does by the last computed time are triangles past the axis' end.
+    """
+    from ntkspec.io import agg_subplots, save_figure
+    from ntkspec.studies.shape_table import PAPER_SHAPE
+
+    fig, axes = agg_subplots(1, 2, figsize=(10, 4), squeeze=False)
+    colours = dict(zip(ORDER, ("C0", "C1", "C2", "C3"), strict=True))
+    for ax, key in zip(axes[0], ("uniform", "near_surface"), strict=True):
+        for name, r in results.items():
+            c = colours[name]
+            ax.plot(r["times"], r["mean"][f"iou_{key}_centred"], "-", color=c,
+                    label=f"{name} centred")  # fmt: skip
+            ax.plot(r["times"], r["mean"][f"iou_{key}_uncentred"], "--", color=c,
+                    label=f"{name} uncentred")  # fmt: skip
+            ax.axvline(r["budget_time"], color=c, lw=0.8, ls=":")
+            beyond = 1.6 * r["times"][-1]
+            for m in r.get("networks", []):
+                if m["time"] is not None:
+                    marker = "o" if m["kind"] == "adam" else "s"
+                    ax.plot(m["time"], m[f"iou_{key}"], marker, color=c, ms=4)
+                elif m.get("status") == "beyond the last computed time":
+                    ax.plot(beyond, m[f"iou_{key}"], ">", color=c, ms=4)
+            ax.axhline(PAPER_SHAPE[name][0], color=c, lw=0.6, alpha=0.5)
+        ax.set_xscale("log")
+        ax.set_xlabel("population-flow time t (rate 1, operator K/N)")
+        ax.set_ylabel(f"IoU ({key.replace('_', '-')})")
+        ax.set_ylim(0, 1)
+    axes[0, 0].legend(fontsize=6, ncol=2)
+    fig.suptitle(
+        f"population flow, {label}: dotted = SGD-control budget, thin = paper;"
+        " networks: o Adam, s SGD, > Adam past the last time",
+        fontsize=8,
+    )
+    save_figure(fig, path, dpi=110)
+
+
 def _sci(t: float) -> str:
     """1e6, 3e5: a time on the log grid, short."""
     m, e = f"{t:.0e}".split("e")
@@ -408,6 +427,99 @@ def _pair(a, b) -> str:
 def _mean_or_none(values):
     vals = [v for v in values if v is not None]
     return float(np.mean(vals)) if vals else None
+
+
+#: The paper's order, best first (Table 1: Gaussian 0.973 > positional 0.960 > basic
+#: 0.892 > none 0.864); each pair is (better, worse) in the paper.
+PAPER_PAIRS = (("gaussian", "positional"), ("positional", "basic"),
+               ("gaussian", "basic"), ("basic", "none"))  # fmt: skip
+
+
+def shape_gaps(results: dict, runs: list) -> list:
+    """Paired gaps over shapes for the paper's pairs, per source and IoU kind.
+
+    Sources: the Adam networks (``runs``, one seed: each shape's IoU), the flow at the
+    SGD budget and at the last computed time (``results[m]["per_shape"]``). A gap
+    "a - b" is :func:`ntkspec.verdicts.paired_gap` over the shapes where both mappings
+    have a value (the shapes are the "images"), so it is resolved only when its 95 %
+    intervals exclude 0. Returns one dict per (source, pair, key): ``source``,
+    ``pair``, ``key`` (``iou_uniform`` / ``iou_near_surface``), ``agrees`` (the sign
+    of the mean is the paper's) and the gap's fields.
+    """
+    from ntkspec import verdicts
+
+    def flow_runs(name, index):
+        out = []
+        for rec in results.get(name, {}).get("per_shape", []):
+            out.append(
+                {
+                    "image": rec["shape"],
+                    "seed": 0,
+                    "iou_uniform": rec["iou_uniform_centred"][index],
+                    "iou_near_surface": rec["iou_near_surface_centred"][index],
+                }
+            )
+        return out  # fmt: skip
+
+    def budget_runs(name):
+        r = results.get(name)
+        if r is None:
+            return []
+        times = np.log(np.asarray(r["times"], float))
+        t = np.log(r["budget_time"])
+        return [{"image": rec["shape"], "seed": 0,
+                 **{k: float(np.interp(t, times, rec[f"{k}_centred"]))
+                    for k in ("iou_uniform", "iou_near_surface")}}
+                for rec in r["per_shape"]]  # fmt: skip
+
+    sources = {
+        "Adam networks": lambda n: [
+            {"image": r["shape"], "seed": r.get("seed", 0), **r}
+            for r in runs if r.get("kind") == "adam" and r.get("mapping") == n
+        ],
+        "flow at budget": budget_runs,
+    }  # fmt: skip
+    if results:
+        last = _sci(next(iter(results.values()))["times"][-1])
+        sources[f"flow at t = {last}"] = lambda n: flow_runs(n, -1)
+    out = []
+    for source, get in sources.items():
+        for a, b in PAPER_PAIRS:
+            ra, rb = get(a), get(b)
+            if not ra or not rb:
+                continue
+            for key in ("iou_uniform", "iou_near_surface"):
+                g = verdicts.paired_gap(ra, rb, key=key)
+                if g["mean"] is None:
+                    continue
+                out.append({"source": source, "pair": f"{a} - {b}", "key": key,
+                            "agrees": bool(g["mean"] > 0), **g})  # fmt: skip
+    return out
+
+
+def _gap_lines(gaps: list) -> list:
+    from ntkspec import verdicts
+
+    lines = [
+        "",
+        "Paired gaps over shapes (IoU, a - b; 95 % t and BCa bootstrap intervals over "
+        "the shapes; each pair is ordered as the paper orders it, so a positive, "
+        "resolved gap reproduces the paper):",
+        "",
+        "| source | a - b | uniform | near-surface |",
+        "|---|---|---|---|",
+    ]
+    rows: dict = {}
+    for g in gaps:
+        rows.setdefault((g["source"], g["pair"]), {})[g["key"]] = g
+    for (source, pair), cells in rows.items():
+        lines.append(
+            f"| {source} | {pair} | "
+            + " | ".join(verdicts.format_gap(cells[k], digits=3) if k in cells else "-"
+                         for k in ("iou_uniform", "iou_near_surface"))
+            + " |"
+        )  # fmt: skip
+    return lines
 
 
 def summarize(folder, grid_table=None, networks=None) -> str:
@@ -501,7 +613,22 @@ def summarize(folder, grid_table=None, networks=None) -> str:
             )  # fmt: skip
     if not any_run:
         lines.append("| (no network runs given) | - | - | - | - | - |")
+    gaps = shape_gaps(results, runs)
+    if gaps:
+        lines += _gap_lines(gaps)
+    if runs:
+        placed = {n: dict(r, networks=place_networks(r, n, runs))
+                  for n, r in results.items()}  # fmt: skip
+        plot_curves(placed, ", ".join(sorted(labels)), folder / "shape_population.png")
     text = "\n".join(lines) + "\n"
+    gap_json = json.dumps({"command": "fig_shape_population --summarize-only",
+                           "networks": str(networks) if networks else None,
+                           "gaps": gaps}, indent=1)  # fmt: skip
+
+    def _write_gaps(tmp: str) -> None:
+        Path(tmp).write_text(gap_json)
+
+    atomic_write(folder / "shape_population_gaps.json", _write_gaps)
 
     def _write(tmp: str) -> None:
         Path(tmp).write_text(text)

@@ -232,3 +232,41 @@ def test_networks_bad_chunk_exits_2(tmp_path, capsys):
     )
     assert "--chunk" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_shape_gaps_hand_case():
+    # two mappings on 3 shapes: the flow curves are linear in log t, so the budget's
+    # IoU is the hand-interpolated value; the Adam gaps are the per-shape differences
+    def rec(shape, lo, hi):
+        return {"shape": shape, "iou_uniform_centred": [lo, hi],
+                "iou_near_surface_centred": [lo / 2, hi / 2]}  # fmt: skip
+
+    shapes = ("s1", "s2", "s3")
+    results = {
+        "basic": {"times": [1.0, 100.0], "budget_time": 10.0,
+                  "per_shape": [rec(s, 0.2, 0.4) for s in shapes]},
+        "positional": {"times": [1.0, 100.0], "budget_time": 10.0,
+                       "per_shape": [rec(s, 0.0, 0.2 + 0.1 * i)
+                                     for i, s in enumerate(shapes)]},
+    }  # fmt: skip
+    runs = [
+        {"kind": "adam", "mapping": m, "shape": s, "iou_uniform": u,
+         "iou_near_surface": u / 2}
+        for m, us in (("basic", (0.5, 0.6, 0.7)), ("positional", (0.9, 0.9, 0.95)))
+        for s, u in zip(shapes, us, strict=True)
+    ] + [{"kind": "sgd", "mapping": "basic", "shape": "s1", "iou_uniform": 0.0,
+          "iou_near_surface": 0.0}]  # fmt: skip
+    gaps = fig_shape_population.shape_gaps(results, runs)
+    by = {(g["source"], g["pair"], g["key"]): g for g in gaps}
+    adam = by[("Adam networks", "positional - basic", "iou_uniform")]
+    assert adam["differences"] == pytest.approx({"s1": 0.4, "s2": 0.3, "s3": 0.25})
+    assert adam["mean"] == pytest.approx(0.95 / 3, rel=1e-12)
+    assert adam["agrees"] and adam["resolved"]  # t: 0.317 +- 4.30 * 0.044 > 0
+    # budget t = 10: halfway in log t, positional (0.1, 0.15, 0.2) - basic 0.3
+    bud = by[("flow at budget", "positional - basic", "iou_uniform")]
+    assert bud["mean"] == pytest.approx(-0.15, rel=1e-12)
+    assert not bud["agrees"]
+    last = by[("flow at t = 1e2", "positional - basic", "iou_near_surface")]
+    assert last["differences"] == pytest.approx({"s1": -0.1, "s2": -0.05, "s3": 0.0})
+    # the SGD run never enters; mappings without data give no pair
+    assert {g["pair"] for g in gaps} == {"positional - basic"}
