@@ -1123,7 +1123,10 @@ def plot(data: dict, path: str | Path) -> None:
     """Per-image loss per method; NTK vs network curves (relative), 2 images a set."""
     from ..io import agg_subplots, save_figure
 
-    fig, axes = agg_subplots(1, 2, figsize=(13, 4.6), squeeze=False)
+    fig, axes = agg_subplots(
+        1, 2, figsize=(14, 5.2), squeeze=False, gridspec_kw={"wspace": 0.45}
+    )
+    fig.subplots_adjust(bottom=0.2)
     ax = axes[0][0]
     loss = data["scores"]["per_image"]
     names = list(loss)
@@ -1136,7 +1139,7 @@ def plot(data: dict, path: str | Path) -> None:
     ax.set_xticks(range(len(names)), [n[:12] for n in names], rotation=60, fontsize=7)
     ax.set_ylabel("held-out PSNR lost vs best network sigma (dB)")
     if methods:
-        ax.legend(fontsize=6, ncol=2)
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.set_title("loss per image and method", fontsize=10)
     ax = axes[0][1]
     few = [n for n in names if data["set_of"][n] == "natural"][:2]
@@ -1159,6 +1162,10 @@ def plot(data: dict, path: str | Path) -> None:
         if sug:
             p = np.asarray([sug[f"{g:g}"] for g in sig])
             ax.semilogx(sig, p - p.max(), ":", color=f"C{k}", label="suggest (t_B)")
+    shown = sorted({float(g) for n in few for g in data["curves"][n]["sigmas"]})
+    if shown:
+        ax.set_xticks(shown, [f"{g:g}" for g in shown], fontsize=7)
+        ax.set_xticks([], minor=True)
     ax.set_xlabel("sigma (cycles per 512 px)")
     ax.set_ylabel("PSNR − its max over sigma (dB)")
     if names:
