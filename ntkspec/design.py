@@ -481,7 +481,12 @@ def suggest_scale(
     t = 1e4 is the budget at which the NTK curve peaks at the networks' sigma (t = 1e2
     peaks at 2, 1e3 at 4); see ``figures/design/calibration.json`` for the curves at
     every budget tried. It was *not* fitted on the validation images of the
-    ``scale_suggestion`` study.
+    ``scale_suggestion`` study. It does not transfer to small images trained briefly:
+    on 128^2 crops of 12 images with 2000 Adam steps (CPU, ``figures/validation/
+    suggest_cpu128``), this default loses to a fixed sigma chosen on the other images
+    by 0.56 dB (95 % interval over images [0.21, 0.91]), while the budget chosen on
+    the other images, t = 178, comes within 0.11 dB [-0.02, 0.23]; see the guide page
+    "Choosing the mapping scale". Pass ``times`` when your images or budget differ.
 
     Args:
         arch: the architecture (the NTK of which is used), e.g. ``ReluMLP(4)``.
