@@ -438,7 +438,8 @@ PAPER_PAIRS = (("gaussian", "positional"), ("positional", "basic"),
 def shape_gaps(results: dict, runs: list) -> list:
     """Paired gaps over shapes for the paper's pairs, per source and IoU kind.
 
-    Sources: the Adam networks (``runs``, one seed: each shape's IoU), the flow at the
+    Sources: the Adam and the SGD networks (``runs``, one seed: each shape's IoU; a
+    kind gives pairs only where both mappings ran on some shape), the flow at the
     SGD budget and at the last computed time (``results[m]["per_shape"]``). A gap
     "a - b" is :func:`ntkspec.verdicts.paired_gap` over the shapes where both mappings
     have a value (the shapes are the "images"), so it is resolved only when its 95 %
@@ -472,13 +473,17 @@ def shape_gaps(results: dict, runs: list) -> list:
                     for k in ("iou_uniform", "iou_near_surface")}}
                 for rec in r["per_shape"]]  # fmt: skip
 
-    sources = {
-        "Adam networks": lambda n: [
+    def network_runs(kind):
+        return lambda n: [
             {"image": r["shape"], "seed": r.get("seed", 0), **r}
-            for r in runs if r.get("kind") == "adam" and r.get("mapping") == n
-        ],
+            for r in runs if r.get("kind") == kind and r.get("mapping") == n
+        ]  # fmt: skip
+
+    sources = {
+        "Adam networks": network_runs("adam"),
+        "SGD networks": network_runs("sgd"),
         "flow at budget": budget_runs,
-    }  # fmt: skip
+    }
     if results:
         last = _sci(next(iter(results.values()))["times"][-1])
         sources[f"flow at t = {last}"] = lambda n: flow_runs(n, -1)
@@ -495,6 +500,60 @@ def shape_gaps(results: dict, runs: list) -> list:
                 out.append({"source": source, "pair": f"{a} - {b}", "key": key,
                             "agrees": bool(g["mean"] > 0), **g})  # fmt: skip
     return out
+
+
+def follow_gaps(results: dict, runs: list, kind: str = "sgd") -> list:
+    """Does a kind of network follow the flow? Network minus flow at its own time.
+
+    For each mapping, :func:`ntkspec.verdicts.paired_gap` of the runs' IoU against the
+    flow's IoU at the time :func:`place_networks` gives each run (SGD: steps x lr;
+    Adam: the loss-matched time), paired over the shapes where that time lies inside
+    the computed times. A resolved gap says the networks leave the flow. Returns one
+    dict per (mapping, key) with ``kind``, ``mapping``, ``key`` and the gap's fields.
+    """
+    from ntkspec import verdicts
+
+    out = []
+    for name in ORDER:
+        if name not in results:
+            continue
+        placed = [m for m in place_networks(results[name], name, runs)
+                  if m["kind"] == kind]  # fmt: skip
+        for key in ("iou_uniform", "iou_near_surface"):
+            both = [m for m in placed if m[f"flow_{key}"] is not None]
+            if not both:
+                continue
+            net = [{"image": m["shape"], "seed": 0, key: m[key]} for m in both]
+            flow = [{"image": m["shape"], "seed": 0, key: m[f"flow_{key}"]}
+                    for m in both]  # fmt: skip
+            g = verdicts.paired_gap(net, flow, key=key)
+            out.append({"kind": kind, "mapping": name, "key": key, **g})
+    return out
+
+
+def _follow_lines(follow: list) -> list:
+    from ntkspec import verdicts
+
+    lines = [
+        "",
+        "Does the network follow the flow at its own time? Network IoU minus the "
+        "flow's IoU there, paired over shapes (95 % t and BCa intervals; resolved: the "
+        "networks leave the flow):",
+        "",
+        "| kind | mapping | uniform | near-surface |",
+        "|---|---|---|---|",
+    ]
+    rows: dict = {}
+    for g in follow:
+        rows.setdefault((g["kind"], g["mapping"]), {})[g["key"]] = g
+    for (kind, name), cells in rows.items():
+        lines.append(
+            f"| {kind} | {name} | "
+            + " | ".join(verdicts.format_gap(cells[k], digits=3) if k in cells else "-"
+                         for k in ("iou_uniform", "iou_near_surface"))
+            + " |"
+        )  # fmt: skip
+    return lines
 
 
 def _gap_lines(gaps: list) -> list:
@@ -616,6 +675,9 @@ def summarize(folder, grid_table=None, networks=None) -> str:
     gaps = shape_gaps(results, runs)
     if gaps:
         lines += _gap_lines(gaps)
+    follow = follow_gaps(results, runs)
+    if follow:
+        lines += _follow_lines(follow)
     if runs:
         placed = {n: dict(r, networks=place_networks(r, n, runs))
                   for n, r in results.items()}  # fmt: skip
@@ -623,7 +685,8 @@ def summarize(folder, grid_table=None, networks=None) -> str:
     text = "\n".join(lines) + "\n"
     gap_json = json.dumps({"command": "fig_shape_population --summarize-only",
                            "networks": str(networks) if networks else None,
-                           "gaps": gaps}, indent=1)  # fmt: skip
+                           "gaps": gaps, "sgd_minus_flow": follow},
+                          indent=1)  # fmt: skip
 
     def _write_gaps(tmp: str) -> None:
         Path(tmp).write_text(gap_json)

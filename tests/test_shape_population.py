@@ -270,3 +270,43 @@ def test_shape_gaps_hand_case():
     assert last["differences"] == pytest.approx({"s1": -0.1, "s2": -0.05, "s3": 0.0})
     # the SGD run never enters; mappings without data give no pair
     assert {g["pair"] for g in gaps} == {"positional - basic"}
+
+
+def test_follow_gaps_hand_case():
+    # SGD runs at flow time 10 on a flow linear in log t between t = 1 and 100: the
+    # flow there is the midpoint, so the gaps are hand-computed differences; a run
+    # placed past the computed times is left out, and Adam runs never enter
+    shapes = ("s1", "s2", "s3")
+    results = {
+        m: {"times": [1.0, 100.0], "budget_time": 10.0,
+            "per_shape": [{"shape": s, "iou_uniform_centred": [0.2, 0.4],
+                           "iou_near_surface_centred": [0.1, 0.3],
+                           "residual_mse_centred": [0.2, 0.1]} for s in shapes]}
+        for m in ("basic", "positional")
+    }  # fmt: skip
+    runs = [
+        {"kind": "sgd", "mapping": "basic", "shape": s, "iou_uniform": u,
+         "iou_near_surface": 0.2, "flow_time": 10.0}
+        for s, u in zip(shapes, (0.35, 0.32, 0.31), strict=True)
+    ] + [
+        {"kind": "sgd", "mapping": "positional", "shape": "s1", "iou_uniform": 0.9,
+         "iou_near_surface": 0.9, "flow_time": 1e3},
+        {"kind": "adam", "mapping": "basic", "shape": "s1", "iou_uniform": 0.9,
+         "iou_near_surface": 0.9, "residual_mse": 0.15},
+    ]  # fmt: skip
+    follow = fig_shape_population.follow_gaps(results, runs)
+    by = {(g["mapping"], g["key"]): g for g in follow}
+    assert set(by) == {("basic", "iou_uniform"), ("basic", "iou_near_surface")}
+    uni = by[("basic", "iou_uniform")]
+    assert uni["differences"] == pytest.approx({"s1": 0.05, "s2": 0.02, "s3": 0.01})
+    assert uni["mean"] == pytest.approx(0.08 / 3, rel=1e-12)
+    assert uni["n"] == 3
+    # near-surface: 0.2 - 0.2 on every shape, no spread
+    near = by[("basic", "iou_near_surface")]
+    assert near["mean"] == pytest.approx(0.0, abs=1e-15)
+    # the SGD networks give pairs of mappings only where both ran
+    gaps = fig_shape_population.shape_gaps(results, runs)
+    sgd = [g for g in gaps if g["source"] == "SGD networks"]
+    assert [g["differences"] for g in sgd if g["key"] == "iou_uniform"] == [
+        pytest.approx({"s1": 0.9 - 0.35})
+    ]
