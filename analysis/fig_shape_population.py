@@ -140,7 +140,7 @@ def place_networks(result: dict, name: str, runs: list) -> list:
                 else None
             )
         keep = ("kind", "shape", "iou_uniform", "iou_near_surface")
-        out.append({k: run_[k] for k in keep} | m)
+        out.append({k: run_[k] for k in keep} | {"seed": run_.get("seed", 0)} | m)
     return out
 
 
@@ -523,8 +523,8 @@ def follow_gaps(results: dict, runs: list, kind: str = "sgd") -> list:
             both = [m for m in placed if m[f"flow_{key}"] is not None]
             if not both:
                 continue
-            net = [{"image": m["shape"], "seed": 0, key: m[key]} for m in both]
-            flow = [{"image": m["shape"], "seed": 0, key: m[f"flow_{key}"]}
+            net = [{"image": m["shape"], "seed": m["seed"], key: m[key]} for m in both]
+            flow = [{"image": m["shape"], "seed": m["seed"], key: m[f"flow_{key}"]}
                     for m in both]  # fmt: skip
             g = verdicts.paired_gap(net, flow, key=key)
             out.append({"kind": kind, "mapping": name, "key": key, **g})

@@ -45,6 +45,11 @@ background::
     nohup nice -n 19 python -m analysis.shape_networks_fresh --batch 4096 \\
         --steps 2000 --out figures/shapes/networks_fresh_cpu > run.log 2>&1 &
 
+``--seeds K`` trains every run at seeds 0..K-1: seed k offsets the keys of the
+network's initialisation and of the training points by ``k * SEED_STRIDE``, with the
+mapping (its Gaussian draw) fixed; seed 0 is the run without the option, so a folder
+gains seeds by a later call.
+
 Full size (``analysis/gpu_run.sh --shapes``): 32,768 points, 10,000 steps.
 ``--quick``: a tiny width and budget into ``figures/shapes/networks_fresh/quick``
 (git-ignored), seconds.
@@ -185,7 +190,17 @@ def _eval(net, params, solid, points, kind: str) -> dict:
     }
 
 
-def run_one(kind, name, mapping, solid, s_index, args) -> dict:
+#: Seed k draws the network's initialisation and the training points from keys
+#: offset by k * SEED_STRIDE (seed 0: the keys of the first committed runs).
+SEED_STRIDE = 1000
+
+
+def run_name(kind: str, mapping: str, shape: str, seed: int = 0) -> str:
+    """The run's file name (seed 0 keeps the name of the first committed runs)."""
+    return f"{kind}_{mapping}_{shape}" + (f"_seed{seed}" if seed else "") + ".json"
+
+
+def run_one(kind, name, mapping, solid, s_index, args, seed: int = 0) -> dict:
     import jax
     import jax.numpy as jnp
     import optax
@@ -196,7 +211,7 @@ def run_one(kind, name, mapping, solid, s_index, args) -> dict:
 
     arch = ntkspec.ReluMLP(8, width=args.width, **ARCH_KW)
     net = networks.mlp(arch, mapping, args.width, output=None, initialization="stax")
-    params = net.init(jax.random.PRNGKey(10 + s_index))
+    params = net.init(jax.random.PRNGKey(10 + s_index + SEED_STRIDE * seed))
     batch, steps = args.batch, args.steps
     extra = {}
     if kind == "adam":
@@ -228,7 +243,7 @@ def run_one(kind, name, mapping, solid, s_index, args) -> dict:
         loss,
         opt,
         params,
-        jax.random.PRNGKey(100 + s_index),
+        jax.random.PRNGKey(100 + s_index + SEED_STRIDE * seed),
         batch=batch,
         steps=steps,
         chunk=args.chunk,
@@ -239,6 +254,7 @@ def run_one(kind, name, mapping, solid, s_index, args) -> dict:
         "kind": kind,
         "mapping": name,
         "shape": solid.name,
+        "seed": seed,
         "iou_uniform": u["iou"],
         "iou_near_surface": n["iou"],
         "residual_mse": u["residual_mse"],
@@ -271,6 +287,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sgd-lr-factor", type=float, default=0.5)
     p.add_argument("--kinds", default="adam,sgd")
     p.add_argument(
+        "--seeds", type=int, default=1, help="seeds per run (network init, points)"
+    )
+    p.add_argument(
         "--chunk", type=int, default=100, help="steps per jitted lax.scan call"
     )
     args = p.parse_args(argv)
@@ -298,6 +317,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.chunk < 1:
         print(f"error: --chunk must be >= 1; got {args.chunk}", file=sys.stderr)
         return 2
+    if args.seeds < 1:
+        print(f"error: --seeds must be >= 1; got {args.seeds}", file=sys.stderr)
+        return 2
     maps = fresh_mappings(0)
     names = [m for m in args.mappings.split(",") if m]
     unknown = sorted(set(names) - set(maps))
@@ -310,9 +332,10 @@ def main(argv: list[str] | None = None) -> int:
     plan = []
     for kind in args.kinds.split(","):
         count = args.shapes if kind == "adam" else args.sgd_shapes
-        for s_index, solid in enumerate(solids[:count]):
-            for name in names:
-                plan.append((kind, name, s_index, solid))
+        for seed in range(args.seeds):
+            for s_index, solid in enumerate(solids[:count]):
+                for name in names:
+                    plan.append((kind, name, s_index, solid, seed))
     # a resumed folder must hold runs of this budget only (never mix budgets)
     for done in sorted((out / "runs").glob("*.json")):
         rec = json.loads(done.read_text())
@@ -327,16 +350,16 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     started = time.perf_counter()
     runs = []
-    for kind, name, s_index, solid in plan:
-        path = out / "runs" / f"{kind}_{name}_{solid.name}.json"
+    for kind, name, s_index, solid, seed in plan:
+        path = out / "runs" / run_name(kind, name, solid.name, seed)
         if path.exists():
             runs.append(json.loads(path.read_text()))
             continue
-        rec = run_one(kind, name, maps[name], solid, s_index, args)
+        rec = run_one(kind, name, maps[name], solid, s_index, args, seed)
         write_json(path, rec)
         runs.append(rec)
         print(
-            f"{kind} {name} {solid.name}: IoU {rec['iou_uniform']:.3f} / "
+            f"{kind} {name} {solid.name} seed {seed}: IoU {rec['iou_uniform']:.3f} / "
             f"{rec['iou_near_surface']:.3f} ({rec['train_seconds']} s)",
             flush=True,
         )

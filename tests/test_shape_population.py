@@ -71,6 +71,19 @@ def test_networks_then_population_quick(tmp_path, capsys):
     tiny = [*tiny.split(), "--eval-points", "2048", "--mc", "24"]
     assert shape_networks_fresh.main(["--out", str(nets), *tiny]) == 2
     assert "trained at" in capsys.readouterr().err
+    # --seeds 2 adds seed 1 beside the seed-0 runs, from other keys
+    argv = ["--quick", "--out", str(nets), "--kinds", "adam"]
+    stamp = (nets / "runs" / runs[0]).stat().st_mtime_ns
+    assert shape_networks_fresh.main([*argv, "--seeds", "0"]) == 2
+    assert "--seeds" in capsys.readouterr().err
+    assert shape_networks_fresh.main([*argv, "--seeds", "2"]) == 0
+    assert (nets / "runs" / runs[0]).stat().st_mtime_ns == stamp
+    seed0 = json.loads((nets / "runs" / runs[0]).read_text())
+    seed1 = json.loads(
+        (nets / "runs" / "adam_gaussian_bumpy_sphere_seed1.json").read_text()
+    )
+    assert (seed0["seed"], seed1["seed"]) == (0, 1)
+    assert seed1["residual_mse"] != seed0["residual_mse"]
 
 
 def budget_in(result):
