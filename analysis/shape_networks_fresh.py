@@ -1,7 +1,8 @@
 """Occupancy networks on fresh uniform points, for the population flow (issue 25).
 
 Two kinds of run, each one JSON file under ``OUT/runs/`` written atomically when it
-finishes (a later call skips the finished runs, so a cut-off run resumes):
+finishes (a later call skips the finished runs, so a cut-off run resumes; the
+summary ``OUT/shape_networks_fresh.json`` lists every run in the folder):
 
 * ``adam``: the ``3d_shape_occupancy`` notebook's network, 8 x 256 ReLU MLP with a
   logit output (jax ``stax`` initialisation), sigmoid binary cross-entropy, Adam at
@@ -349,20 +350,19 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 2
     started = time.perf_counter()
-    runs = []
     for kind, name, s_index, solid, seed in plan:
         path = out / "runs" / run_name(kind, name, solid.name, seed)
         if path.exists():
-            runs.append(json.loads(path.read_text()))
             continue
         rec = run_one(kind, name, maps[name], solid, s_index, args, seed)
         write_json(path, rec)
-        runs.append(rec)
         print(
             f"{kind} {name} {solid.name} seed {seed}: IoU {rec['iou_uniform']:.3f} / "
             f"{rec['iou_near_surface']:.3f} ({rec['train_seconds']} s)",
             flush=True,
         )
+    # the summary lists every run in the folder, those of earlier calls included
+    runs = [json.loads(p.read_text()) for p in sorted((out / "runs").glob("*.json"))]
     full = args.steps == 10_000 and args.batch == 32_768 and args.width == 256
     summary = {
         "device": str(jax.devices()[0]),

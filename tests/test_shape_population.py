@@ -84,6 +84,11 @@ def test_networks_then_population_quick(tmp_path, capsys):
     )
     assert (seed0["seed"], seed1["seed"]) == (0, 1)
     assert seed1["residual_mse"] != seed0["residual_mse"]
+    # the summary lists every run in the folder, the SGD run of the first call too
+    summary = json.loads((nets / "shape_networks_fresh.json").read_text())
+    assert sorted((r["kind"], r.get("seed", 0)) for r in summary["runs"]) == [
+        ("adam", 0), ("adam", 1), ("sgd", 0)
+    ]  # fmt: skip
 
 
 def budget_in(result):
