@@ -675,7 +675,7 @@ def summarize(folder, grid_table=None, networks=None) -> str:
     gaps = shape_gaps(results, runs)
     if gaps:
         lines += _gap_lines(gaps)
-    follow = follow_gaps(results, runs)
+    follow = follow_gaps(results, runs, "sgd") + follow_gaps(results, runs, "adam")
     if follow:
         lines += _follow_lines(follow)
     if runs:
@@ -685,7 +685,7 @@ def summarize(folder, grid_table=None, networks=None) -> str:
     text = "\n".join(lines) + "\n"
     gap_json = json.dumps({"command": "fig_shape_population --summarize-only",
                            "networks": str(networks) if networks else None,
-                           "gaps": gaps, "sgd_minus_flow": follow},
+                           "gaps": gaps, "network_minus_flow": follow},
                           indent=1)  # fmt: skip
 
     def _write_gaps(tmp: str) -> None:
