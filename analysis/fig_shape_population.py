@@ -115,12 +115,13 @@ def place_networks(result: dict, name: str, runs: list) -> list:
     interpolated log-log, because the Gram's eigenpairs behind
     ``loss_matching.loss_matched_time`` are not formed on the Krylov path); SGD runs:
     their recorded steps x lr. The flow's IoU at that time is interpolated linearly
-    in log t between the computed times (centred, threshold 0).
+    in log t between the computed times (centred, threshold 0). Collapsed runs are
+    not placed.
     """
     times = np.asarray(result["times"], float)
     out = []
     for run_ in runs:
-        if run_.get("mapping") != name:
+        if run_.get("mapping") != name or run_.get("collapsed"):
             continue
         rec = next(
             (r for r in result["per_shape"] if r["shape"] == run_["shape"]), None
@@ -672,6 +673,7 @@ def summarize(folder, grid_table=None, networks=None) -> str:
             )  # fmt: skip
     if not any_run:
         lines.append("| (no network runs given) | - | - | - | - | - |")
+    lines += collapsed_lines(runs)
     gaps = shape_gaps(results, runs)
     if gaps:
         lines += _gap_lines(gaps)
@@ -698,6 +700,18 @@ def summarize(folder, grid_table=None, networks=None) -> str:
 
     atomic_write(folder / "shape_population.md", _write)
     return text
+
+
+def collapsed_lines(runs: list) -> list:
+    """Markdown lines listing the collapsed runs with their causes (none: [])."""
+    lost = [r for r in runs if r.get("collapsed")]
+    if not lost:
+        return []
+    return ["", "Collapsed runs, left out of every mean and gap (cause):"] + [
+        f"- {r['kind']} {r['mapping']} {r['shape']} seed {r.get('seed', 0)}: "
+        f"{r['cause']}"
+        for r in lost
+    ]
 
 
 def _fmt_times(times, count: int) -> str:

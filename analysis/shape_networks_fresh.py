@@ -20,7 +20,10 @@ summary ``OUT/shape_networks_fresh.json`` lists every run in the folder):
   grid, by power iteration), on one shape. Its flow time is
   ``steps x lr`` (``ntkspec.population.sgd_flow_time``).
 
-Each run records the IoU on 2^18 uniform and near-surface points (logit > 0, i.e.
+A run whose output on the evaluation points is non-finite (a diverged run) or constant
+is recorded as collapsed, with its cause and no scores; ``fig_shape_population`` lists
+it and leaves it out of every mean and gap. Each run records the IoU on 2^18 uniform
+and near-surface points (logit > 0, i.e.
 probability > 0.5; SGD: output > 0), and the population residual that places it on the
 flow's time axis: ``mean((sigmoid(z) - y)^2)`` (Adam; the linearised BCE residual, equal
 to the centred flow's residual, ``ntkspec.population``) or ``mean((z - (4 y - 2))^2)``
@@ -174,6 +177,15 @@ def _eval(net, params, solid, points, kind: str) -> dict:
         ]
     ).astype(np.float64)
     occ = shapes.occupancy(solid, points)
+    bad = int(np.count_nonzero(~np.isfinite(z)))
+    if bad or np.ptp(z) == 0.0:
+        # collapsed (the brief's rule: constant or non-finite output): no score
+        cause = (
+            f"non-finite output on {bad} of {z.size} points (diverged)"
+            if bad
+            else f"constant output {z[0]:.3g}"
+        )
+        return {"iou": None, "residual_mse": None, "collapsed": True, "cause": cause}
     if kind == "adam":
         prob = 1.0 / (1.0 + np.exp(-z))
         return {
@@ -251,19 +263,25 @@ def run_one(kind, name, mapping, solid, s_index, args, seed: int = 0) -> dict:
     )
     uniform, near = eval_points(solid, args.eval_points, args.mc)
     u, n = (_eval(net, params, solid, p, kind) for p in (uniform, near))
+    collapsed = u.get("collapsed", False) or n.get("collapsed", False)
+    if collapsed:
+        scores = {"collapsed": True, "cause": u.get("cause") or n.get("cause")}
+    elif kind == "adam":
+        scores = {"collapsed": False, "bce": u["bce"]}
+    else:
+        scores = {
+            "collapsed": False,
+            "residual_mse_centred_units": u["residual_mse_centred_units"],
+        }
     return {
         "kind": kind,
         "mapping": name,
         "shape": solid.name,
         "seed": seed,
-        "iou_uniform": u["iou"],
-        "iou_near_surface": n["iou"],
-        "residual_mse": u["residual_mse"],
-        **(
-            {"bce": u["bce"]}
-            if kind == "adam"
-            else {"residual_mse_centred_units": u["residual_mse_centred_units"]}
-        ),
+        "iou_uniform": None if collapsed else u["iou"],
+        "iou_near_surface": None if collapsed else n["iou"],
+        "residual_mse": None if collapsed else u["residual_mse"],
+        **scores,
         **extra,
         "steps": steps,
         "batch": batch,
@@ -356,9 +374,14 @@ def main(argv: list[str] | None = None) -> int:
             continue
         rec = run_one(kind, name, maps[name], solid, s_index, args, seed)
         write_json(path, rec)
+        score = (
+            f"collapsed: {rec['cause']}"
+            if rec["collapsed"]
+            else f"IoU {rec['iou_uniform']:.3f} / {rec['iou_near_surface']:.3f}"
+        )
         print(
-            f"{kind} {name} {solid.name} seed {seed}: IoU {rec['iou_uniform']:.3f} / "
-            f"{rec['iou_near_surface']:.3f} ({rec['train_seconds']} s)",
+            f"{kind} {name} {solid.name} seed {seed}: {score} "
+            f"({rec['train_seconds']} s)",
             flush=True,
         )
     # the summary lists every run in the folder, those of earlier calls included

@@ -328,3 +328,59 @@ def test_follow_gaps_hand_case():
     assert [g["differences"] for g in sgd if g["key"] == "iou_uniform"] == [
         pytest.approx({"s1": 0.9 - 0.35})
     ]
+
+
+class _FakeNet:
+    def __init__(self, outputs):
+        self.outputs = outputs
+
+    def apply(self, params, x):
+        return np.asarray(self.outputs(np.asarray(x)))[:, None]
+
+
+@pytest.mark.parametrize(
+    ("outputs", "cause"),
+    [
+        (lambda x: np.where(x[:, 0] > 0, np.nan, 1.0), "non-finite output on"),
+        (lambda x: np.full(len(x), 0.25), "constant output 0.25"),
+    ],
+)
+def test_collapsed_network_is_recorded_not_scored(outputs, cause):
+    from ntkspec import shapes
+
+    solid = shapes.shape_set(0)[0]
+    points = shapes.uniform_points(512, seed=0)
+    for kind in ("adam", "sgd"):
+        rec = shape_networks_fresh._eval(_FakeNet(outputs), None, solid, points, kind)
+        assert rec["collapsed"] and rec["iou"] is None
+        assert rec["cause"].startswith(cause)
+    # a varying finite output is scored
+    ok = shape_networks_fresh._eval(
+        _FakeNet(lambda x: x[:, 0]), None, solid, points, "sgd"
+    )
+    assert "collapsed" not in ok and 0.0 <= ok["iou"] <= 1.0
+
+
+def test_collapsed_run_is_listed_and_left_out():
+    # a collapsed SGD run is never placed, never in a gap, and listed with its cause
+    shapes_ = ("s1", "s2")
+    result = {"times": [1.0, 100.0], "budget_time": 10.0,
+              "per_shape": [{"shape": s, "iou_uniform_centred": [0.2, 0.4],
+                             "iou_near_surface_centred": [0.1, 0.3]}
+                            for s in shapes_]}  # fmt: skip
+    runs = [
+        {"kind": "sgd", "mapping": "basic", "shape": "s1", "iou_uniform": 0.5,
+         "iou_near_surface": 0.2, "flow_time": 10.0, "collapsed": False},
+        {"kind": "sgd", "mapping": "basic", "shape": "s2", "iou_uniform": None,
+         "iou_near_surface": None, "flow_time": 10.0, "collapsed": True,
+         "cause": "non-finite output on 3 of 8 points (diverged)"},
+    ]  # fmt: skip
+    placed = fig_shape_population.place_networks(result, "basic", runs)
+    assert [m["shape"] for m in placed] == ["s1"]
+    follow = fig_shape_population.follow_gaps({"basic": result}, runs)
+    assert all(g["n"] == 1 for g in follow)
+    assert follow[0]["differences"] == pytest.approx({"s1": 0.2})
+    assert fig_shape_population.collapsed_lines(runs)[-1] == (
+        "- sgd basic s2 seed 0: non-finite output on 3 of 8 points (diverged)"
+    )
+    assert fig_shape_population.collapsed_lines(runs[:1]) == []
