@@ -532,54 +532,42 @@ def follow_gaps(results: dict, runs: list, kind: str = "sgd") -> list:
     return out
 
 
-def _follow_lines(follow: list) -> list:
+def _gap_table(gaps: list, intro: str, columns: tuple, headers: tuple) -> list:
+    """Markdown lines: ``intro``, then one row per ``columns`` key pair of ``gaps``
+    (headed ``headers``), with the uniform and near-surface gaps side by side."""
     from ntkspec import verdicts
 
-    lines = [
-        "",
-        "Does the network follow the flow at its own time? Network IoU minus the "
-        "flow's IoU there, paired over shapes (95 % t and BCa intervals; resolved: the "
-        "networks leave the flow):",
-        "",
-        "| kind | mapping | uniform | near-surface |",
-        "|---|---|---|---|",
-    ]
+    lines = ["", intro, "", f"| {headers[0]} | {headers[1]} | uniform | near-surface |",
+             "|---|---|---|---|"]  # fmt: skip
     rows: dict = {}
-    for g in follow:
-        rows.setdefault((g["kind"], g["mapping"]), {})[g["key"]] = g
-    for (kind, name), cells in rows.items():
+    for g in gaps:
+        rows.setdefault((g[columns[0]], g[columns[1]]), {})[g["key"]] = g
+    for (first, second), cells in rows.items():
         lines.append(
-            f"| {kind} | {name} | "
+            f"| {first} | {second} | "
             + " | ".join(verdicts.format_gap(cells[k], digits=3) if k in cells else "-"
                          for k in ("iou_uniform", "iou_near_surface"))
             + " |"
         )  # fmt: skip
     return lines
+
+
+def _follow_lines(follow: list) -> list:
+    intro = (
+        "Does the network follow the flow at its own time? Network IoU minus the "
+        "flow's IoU there, paired over shapes (95 % t and BCa intervals; resolved: the "
+        "networks leave the flow):"
+    )
+    return _gap_table(follow, intro, ("kind", "mapping"), ("kind", "mapping"))
 
 
 def _gap_lines(gaps: list) -> list:
-    from ntkspec import verdicts
-
-    lines = [
-        "",
+    intro = (
         "Paired gaps over shapes (IoU, a - b; 95 % t and BCa bootstrap intervals over "
         "the shapes; each pair is ordered as the paper orders it, so a positive, "
-        "resolved gap reproduces the paper):",
-        "",
-        "| source | a - b | uniform | near-surface |",
-        "|---|---|---|---|",
-    ]
-    rows: dict = {}
-    for g in gaps:
-        rows.setdefault((g["source"], g["pair"]), {})[g["key"]] = g
-    for (source, pair), cells in rows.items():
-        lines.append(
-            f"| {source} | {pair} | "
-            + " | ".join(verdicts.format_gap(cells[k], digits=3) if k in cells else "-"
-                         for k in ("iou_uniform", "iou_near_surface"))
-            + " |"
-        )  # fmt: skip
-    return lines
+        "resolved gap reproduces the paper):"
+    )
+    return _gap_table(gaps, intro, ("source", "pair"), ("source", "a - b"))
 
 
 def summarize(folder, grid_table=None, networks=None) -> str:
