@@ -384,3 +384,22 @@ def test_collapsed_run_is_listed_and_left_out():
         "- sgd basic s2 seed 0: non-finite output on 3 of 8 points (diverged)"
     )
     assert fig_shape_population.collapsed_lines(runs[:1]) == []
+
+
+def test_sgd_divergence_quick(tmp_path, capsys):
+    from analysis import sgd_divergence
+
+    out = tmp_path / "div"
+    argv = ["--quick", "--mapping", "gaussian", "--shape", "bumpy_sphere"]
+    assert sgd_divergence.main([*argv, "--out", str(out)]) == 0
+    rec = json.loads((out / "gaussian_bumpy_sphere_seed0.json").read_text())
+    assert len(rec["batch_loss"]) == len(rec["grad_norm"]) == 4
+    assert rec["diverged_at_step"] is None
+    assert [e["step"] for e in rec["ntk_top"]] == [0, 2, 4]
+    # lr = 0.5 / lambda_max(K/N); the finite network's kernel at init is of that scale
+    assert rec["learning_rate"] == pytest.approx(0.5 / rec["lambda_max_T"], rel=1e-12)
+    assert 0.0 < rec["ntk_top"][0]["lr_times_lambda"] < 2.0
+    # bad input: one line, exit 2, nothing written
+    bad = tmp_path / "bad"
+    assert sgd_divergence.main(["--quick", "--shape", "cube", "--out", str(bad)]) == 2
+    assert "--shape" in capsys.readouterr().err and not bad.exists()
