@@ -168,7 +168,7 @@ def eval_points(solid, num_points: int, mc: int) -> tuple:
 def _eval(net, params, solid, points, kind: str) -> dict:
     import jax.numpy as jnp
 
-    from ntkspec import shapes
+    from ntkspec import shapes, verdicts
 
     z = np.concatenate(
         [
@@ -177,9 +177,9 @@ def _eval(net, params, solid, points, kind: str) -> dict:
         ]
     ).astype(np.float64)
     occ = shapes.occupancy(solid, points)
-    bad = int(np.count_nonzero(~np.isfinite(z)))
-    if bad or np.ptp(z) == 0.0:
-        # collapsed (the brief's rule: constant or non-finite output): no score
+    if verdicts.output_collapse(z) is not None:
+        # collapsed (constant or non-finite output): no score
+        bad = int(np.count_nonzero(~np.isfinite(z)))
         cause = (
             f"non-finite output on {bad} of {z.size} points (diverged)"
             if bad

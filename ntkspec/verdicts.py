@@ -54,6 +54,7 @@ __all__ = [
     "THEORY_MARGIN",
     "constant_psnrs",
     "collapse_verdict",
+    "output_collapse",
     "mark_runs",
     "image_means",
     "mean_interval",
@@ -164,15 +165,9 @@ def collapse_verdict(
             raise ValueError(f"{name} must be >= 0; got {v}")
     value = float(psnr_heldout)
     if prediction is not None:
-        p = np.asarray(prediction, np.float64)
-        if not np.all(np.isfinite(p)):
-            return True, "non-finite output (the run diverged)"
-        p2 = p.reshape(len(p), -1)
-        spread = np.ptp(p2, axis=0)
-        scale = np.maximum(1.0, np.abs(p2).max(axis=0))
-        if np.all(spread <= constant_rtol * scale):
-            values = ", ".join(f"{v:.4g}" for v in p2[0])
-            return True, f"constant output ({values}) over all evaluation pixels"
+        cause = output_collapse(prediction, constant_rtol=constant_rtol)
+        if cause is not None:
+            return True, cause
     if not math.isfinite(value):
         return True, f"non-finite PSNR ({value}): the run diverged"
     if prediction is None:
@@ -192,6 +187,25 @@ def collapse_verdict(
             f"same budget predicts {theory_psnr:.2f} dB"
         )
     return False, None
+
+
+def output_collapse(prediction, *, constant_rtol: float = CONSTANT_RTOL) -> str | None:
+    """The cause when an output collapsed by itself (non-finite, or constant), or None.
+
+    ``prediction``: the run's output on the evaluation points, (m,) or (m, c). An
+    output is constant when every channel's spread (max - min) is at most
+    ``constant_rtol`` times max(1, its largest magnitude).
+    """
+    p = np.asarray(prediction, np.float64)
+    if not np.all(np.isfinite(p)):
+        return "non-finite output (the run diverged)"
+    p2 = p.reshape(len(p), -1)
+    spread = np.ptp(p2, axis=0)
+    scale = np.maximum(1.0, np.abs(p2).max(axis=0))
+    if np.all(spread <= constant_rtol * scale):
+        values = ", ".join(f"{v:.4g}" for v in p2[0])
+        return f"constant output ({values}) over all evaluation pixels"
+    return None
 
 
 def _label(name: str) -> str:

@@ -153,3 +153,15 @@ def test_committed_gpu_table_is_corrected():
     ct = json.loads((root / "figures/ct/ct_table.json").read_text())
     net = ct["verdicts"]["table"]["phantoms"]["none"]["networks"]
     assert net["summary"]["n"] == 0 and all(r["collapsed"] for r in net["runs"])
+
+
+def test_output_collapse_hand_cases():
+    from ntkspec.verdicts import output_collapse
+
+    assert output_collapse(np.array([0.1, 0.2, np.nan])).startswith("non-finite")
+    assert output_collapse(np.full((4, 3), 0.5)).startswith("constant output (0.5, ")
+    # a spread of 1e-7 on values of size 1 is within the 1e-6 relative tolerance
+    assert output_collapse(np.array([1.0, 1.0 + 1e-7])) is not None
+    assert output_collapse(np.array([1.0, 1.0 + 1e-5])) is None
+    # one varying channel is enough not to be constant
+    assert output_collapse(np.array([[0.0, 1.0], [0.0, 2.0]])) is None
